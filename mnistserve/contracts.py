@@ -1,0 +1,144 @@
+"""File contracts shared by training and serving: paths, schemas, checksums, atomic writes.
+
+This module must stay free of torch: the service imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+COMPARISON_SCHEMA = "mnistserve.comparison/1"
+MANIFEST_SCHEMA = "mnistserve.manifest/1"
+
+# The one model contract: every trained and exported model takes this and returns (N, 10) scores.
+INPUT_NAME = "input"
+OUTPUT_NAME = "scores"
+INPUT_SHAPE = ("N", 1, 28, 28)
+NUM_CLASSES = 10
+INPUT_SPEC: dict[str, Any] = {
+    "name": INPUT_NAME,
+    "shape": list(INPUT_SHAPE),
+    "dtype": "float32",
+    "range": [0.0, 1.0],
+    "layout": "NCHW, white digit on black, MNIST-centred",
+}
+OUTPUT_SPEC: dict[str, Any] = {"name": OUTPUT_NAME, "shape": ["N", NUM_CLASSES], "dtype": "float32"}
+
+# Metric keys every comparison row carries (the table, /models and the manifest read these).
+METRIC_KEYS = (
+    "accuracy",
+    "macro_f1",
+    "test_loss",
+    "train_seconds",
+    "images_per_second",
+    "parameters",
+)
+
+
+def repo_root() -> Path:
+    """Directory holding `exported/` and `runs/`: $MNISTSERVE_HOME, else the current directory."""
+    return Path(os.environ.get("MNISTSERVE_HOME", ".")).resolve()
+
+
+def default_runs_dir() -> Path:
+    """Where training writes its runs."""
+    return repo_root() / "runs"
+
+
+def default_exported_dir() -> Path:
+    """Where the exporter writes and the service reads."""
+    env = os.environ.get("MNISTSERVE_EXPORTED")
+    return Path(env).resolve() if env else repo_root() / "exported"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers see either the old or the new content, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomically write `obj` as indented JSON."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file, raising ValueError that names the file when it does not parse."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def validate_manifest(manifest: Any) -> dict[str, Any]:
+    """Check the manifest's shape; raise ValueError naming the first problem."""
+    if not isinstance(manifest, dict):
+        raise ValueError("manifest must be a JSON object")
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise ValueError(f"manifest schema is {manifest.get('schema')!r}, expected {MANIFEST_SCHEMA!r}")
+    models = manifest.get("models")
+    if not isinstance(models, dict) or not models:
+        raise ValueError("manifest has no models")
+    for name, entry in models.items():
+        for key in ("file", "sha256", "shipped", "max_batch", "metrics"):
+            if key not in entry:
+                raise ValueError(f"manifest entry {name!r} lacks {key!r}")
+        if Path(entry["file"]).name != entry["file"]:
+            raise ValueError(f"manifest entry {name!r} names a file outside exported/: {entry['file']!r}")
+    if manifest.get("default") not in models:
+        raise ValueError(f"manifest default {manifest.get('default')!r} is not among its models")
+    return manifest
+
+
+def comparison_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flat table rows (one per model) of a stored comparison."""
+    rows = []
+    for entry in comparison.get("models", []):
+        row = {"model": entry["model"], "status": entry.get("status", "ok")}
+        row.update({k: entry.get("metrics", {}).get(k) for k in METRIC_KEYS})
+        row["pretrained"] = entry.get("pretrained", False)
+        row["profile"] = comparison.get("profile")
+        if entry.get("status") == "failed":
+            row["error"] = entry.get("error")
+        rows.append(row)
+    return rows
+
+
+def comparison_markdown(comparison: dict[str, Any]) -> str:
+    """The comparison as a Markdown table."""
+    head = "| model | accuracy | macro-F1 | test loss | train s | images/s | parameters | pretrained | profile |"
+    lines = [head, "|" + "---|" * 9]
+    for r in comparison_rows(comparison):
+        if r["status"] != "ok":
+            lines.append(f"| {r['model']} | failed: {r.get('error', '')} | | | | | | | {r['profile']} |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['test_loss']:.4f} "
+            f"| {r['train_seconds']:.1f} | {r['images_per_second']:.0f} | {r['parameters']:,} "
+            f"| {'yes' if r['pretrained'] else 'no'} | {r['profile']} |"
+        )
+    return "\n".join(lines) + "\n"

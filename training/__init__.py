@@ -1,0 +1,1 @@
+"""Training side of mnistserve: data, models, the loop, reports and the ONNX exporter (imports torch)."""

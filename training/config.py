@@ -1,0 +1,74 @@
+"""One frozen dataclass per run configuration; the CLI only maps its options onto it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from training.models import get_spec
+
+PROFILE_CHOICES = ("smoke", "cpu", "gpu", "auto")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides one model's training run."""
+
+    model: str
+    profile: str  # smoke | cpu | gpu (auto is resolved before this is built)
+    device: str  # cpu | cuda | cuda:N
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int = 0
+    train_subset: int | None = None
+    eval_subset: int | None = None
+    augment: bool = True
+    freeze_epochs: int = 0
+    label_smoothing: float = 0.0
+    weights: str = "auto"  # transfer models: auto | imagenet | none | PATH
+    amp: bool = False  # bf16 autocast (CUDA only)
+    channels_last: bool = False
+    build: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready hyperparameters for the stored comparison."""
+        return dataclasses.asdict(self)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> cuda when available, else cpu; otherwise checked as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_profile(profile: str, device: str) -> str:
+    """'auto' -> gpu on CUDA, else cpu."""
+    if profile not in PROFILE_CHOICES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILE_CHOICES)}")
+    if profile == "auto":
+        return "gpu" if device.startswith("cuda") else "cpu"
+    return profile
+
+
+def make_config(model: str, profile: str, device: str, **overrides: Any) -> TrainConfig:
+    """The registered settings of `model` under `profile`, with CLI overrides (None = keep) applied."""
+    hp = get_spec(model).hparams(profile)
+    on_gpu = device.startswith("cuda")
+    values = {**dataclasses.asdict(hp), "amp": on_gpu, "channels_last": on_gpu}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("epochs", "batch_size"):
+        if values[key] < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {values[key]}")
+    if values["lr"] <= 0:
+        raise ValueError(f"--lr must be positive, got {values['lr']}")
+    return TrainConfig(model=model, profile=profile, device=device, **values)

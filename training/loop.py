@@ -1,0 +1,216 @@
+"""The training loop as plain functions: `train_one_epoch`, `evaluate`, `fit`."""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.config import TrainConfig
+from training.data import Split
+
+OnBatch = Callable[[int], None]
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch produced."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+    lr: float
+
+
+@dataclass
+class EvalResult:
+    """Loss, accuracy, predictions and softmax-free scores over one split."""
+
+    loss: float
+    accuracy: float
+    predictions: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class FitResult:
+    """History, the best epoch (by validation accuracy), its weights and timing."""
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    best_state: dict | None = None
+    train_seconds: float = 0.0
+    images_seen: int = 0
+    step_seconds: float = 0.0
+
+    def to_state(self) -> dict:
+        """Plain tensors and numbers only, so checkpoints load with `weights_only=True`."""
+        return {
+            "history": [vars(r) for r in self.history], "best_epoch": self.best_epoch,
+            "best_state": self.best_state, "train_seconds": self.train_seconds,
+            "images_seen": self.images_seen, "step_seconds": self.step_seconds,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "FitResult":
+        """Inverse of `to_state`."""
+        return cls(**{**state, "history": [EpochRecord(**r) for r in state["history"]]})
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> the model contract's float32 (N, 1, 28, 28) in [0, 1]."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+def random_affine(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Batched augmentation on the device: rotation +-10 deg, scale +-10 %, shift +-2 px."""
+    n = x.shape[0]
+    r = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1
+    angle, scale, shift = r[:, 0] * math.radians(10), 1 + 0.1 * r[:, 1], r[:, 2:] * (2 / 14)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+
+
+def model_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """A model's own loss when it defines one (Faster R-CNN's detection losses), else cross-entropy."""
+    if hasattr(model, "loss"):
+        return model.loss(x, y)
+    return F.cross_entropy(model(x).float(), y, label_smoothing=label_smoothing)
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    """bf16 autocast on CUDA (no loss scaler needed), plain float32 on the CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
+
+
+def train_one_epoch(
+    model: nn.Module,
+    split: Split,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    on_batch: OnBatch | None = None,
+) -> tuple[float, int]:
+    """One pass over `split` (already on the device) in shuffled batches; returns (mean loss, images)."""
+    model.train()
+    device = split.images.device
+    order = torch.randperm(len(split), device=device, generator=generator)
+    total, seen = torch.zeros((), device=device), 0
+    for start in range(0, len(order), cfg.batch_size):
+        idx = order[start : start + cfg.batch_size]
+        x, y = to_input(split.images[idx]), split.labels[idx]
+        if cfg.augment:
+            x = random_affine(x, generator)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(cfg, device):
+            loss = model_loss(model, x, y, cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.detach() * len(idx)  # stays on the device: no sync per batch
+        seen += len(idx)
+        if on_batch:
+            on_batch(len(idx))
+    return float(total) / max(seen, 1), seen
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, batch_size: int | None = None) -> EvalResult:
+    """Loss (the model's own when it has one), accuracy and predictions over `split`."""
+    model.eval()
+    device = split.images.device
+    preds, loss_sum = [], torch.zeros((), device=device)
+    bs = batch_size or max(cfg.batch_size, 256)
+    for start in range(0, len(split), bs):
+        x, y = to_input(split.images[start : start + bs]), split.labels[start : start + bs]
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(cfg, device):
+            scores = model(x).float()
+            loss = model.loss(x, y) if hasattr(model, "loss") else F.cross_entropy(scores, y)
+        loss_sum += loss.float() * len(y)
+        preds.append(scores.argmax(1))
+    predictions = torch.cat(preds).cpu().numpy()
+    labels = split.labels.cpu().numpy()
+    return EvalResult(float(loss_sum) / len(split), float((predictions == labels).mean()), predictions, labels)
+
+
+def set_frozen(model: nn.Module, frozen: bool) -> None:
+    """Freeze or thaw a transfer model's pretrained feature extractor (no-op for other models)."""
+    for p in getattr(model, "feature_parameters", lambda: [])():
+        p.requires_grad_(not frozen)
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Save a checkpoint dict atomically (tmp file + rename)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def fit(
+    model: nn.Module,
+    train: Split,
+    val: Split,
+    cfg: TrainConfig,
+    *,
+    on_batch: OnBatch | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: dict | None = None,
+) -> FitResult:
+    """Train for cfg.epochs with AdamW and a one-cycle schedule, keeping the best-validation weights."""
+    device = train.images.device
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
+    result, first_epoch, best_acc = FitResult(), 1, -1.0
+    if resume:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["lr_scheduler"])
+        generator.set_state(resume["generator"].to("cpu") if device.type == "cpu" else resume["generator"])
+        result = FitResult.from_state(resume["fit"])
+        first_epoch = resume["epoch"] + 1
+        best_acc = max((r.val_accuracy for r in result.history), default=-1.0)
+    start = time.perf_counter() - result.train_seconds
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        set_frozen(model, epoch <= cfg.freeze_epochs)
+        t0 = time.perf_counter()
+        train_loss, seen = train_one_epoch(model, train, optimizer, scheduler, cfg, generator, on_batch)
+        result.step_seconds += time.perf_counter() - t0
+        result.images_seen += seen
+        ev = evaluate(model, val, cfg)
+        record = EpochRecord(epoch, train_loss, ev.loss, ev.accuracy, time.perf_counter() - t0, scheduler.get_last_lr()[0])
+        result.history.append(record)
+        if ev.accuracy > best_acc:
+            best_acc, result.best_epoch = ev.accuracy, epoch
+            result.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        result.train_seconds = time.perf_counter() - start
+        if checkpoint_dir is not None:
+            # The epoch's full state, so that `train --resume` continues from here.
+            save_checkpoint(checkpoint_dir / "last.pt", {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "lr_scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                "epoch": epoch, "fit": result.to_state(), "args": cfg.to_dict(),
+            })
+        if on_epoch:
+            on_epoch(record)
+    set_frozen(model, False)
+    return result

@@ -1,0 +1,96 @@
+"""Model registry: `name -> builder`, each architecture in its own module, with its per-profile settings."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+PROFILES = ("smoke", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Hparams:
+    """Training settings of one model under one profile."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 1e-4
+    train_subset: int | None = None  # first N training images; None = all 50,000
+    eval_subset: int | None = None  # first N validation/test images; None = all (smoke only)
+    augment: bool = True  # batched random affine on the device
+    freeze_epochs: int = 0  # epochs with the pretrained feature extractor frozen
+    label_smoothing: float = 0.0
+    build: dict[str, Any] = field(default_factory=dict)  # keyword arguments for the builder
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered architecture: its builder, per-profile settings and what the exporter must know."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    profiles: dict[str, Hparams]
+    summary: str
+    loss_kind: str = "cross-entropy"
+    transfer: bool = False  # accepts `weights=` (imagenet | none | auto | PATH)
+    export_batch: int | None = None  # fixed ONNX batch size; None = dynamic batch axis
+
+    def hparams(self, profile: str) -> Hparams:
+        """Settings for `profile`, with an error naming the choices."""
+        if profile not in self.profiles:
+            raise ValueError(f"unknown profile {profile!r} for {self.name}; choose from {sorted(self.profiles)}")
+        return self.profiles[profile]
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+# One module per architecture; importing it registers it. The order is the comparison's order.
+_MODULES = ("cnn", "faster_rcnn", "vgg16", "alexnet", "vit")
+
+
+def register_model(
+    name: str, *, profiles: dict[str, Hparams], summary: str, **spec: Any
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator that registers a builder under `name`."""
+    missing = set(PROFILES) - set(profiles)
+    if missing:
+        raise ValueError(f"model {name!r} lacks settings for profiles {sorted(missing)}")
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelSpec(name=name, builder=builder, profiles=profiles, summary=summary, **spec)
+        return builder
+
+    return wrap
+
+
+def _load_all() -> None:
+    for module in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{module}":
+                raise
+
+
+def model_names() -> list[str]:
+    """Registered architecture names, in comparison order."""
+    _load_all()
+    return [m for m in _MODULES if m in _REGISTRY] + sorted(set(_REGISTRY) - set(_MODULES))
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec registered under `name`; ValueError listing the known names otherwise."""
+    _load_all()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the architecture registered under `name`."""
+    return get_spec(name).builder(**kwargs)

@@ -1,0 +1,47 @@
+"""A compact CNN: two conv stages with batch norm, then a small classifier head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from training.models import Hparams, register_model
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    # bias=False: the batch norm right after supplies the shift.
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class CNN(nn.Module):
+    """conv-conv-pool, conv-conv-pool, linear-linear; width sets the channel count of the first stage."""
+
+    def __init__(self, *, width: int = 16, hidden: int = 128, dropout: float = 0.25) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _block(1, w), _block(w, 2 * w), nn.MaxPool2d(2),  # (N, 2w, 14, 14)
+            _block(2 * w, 4 * w), _block(4 * w, 4 * w), nn.MaxPool2d(2),  # (N, 4w, 7, 7)
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * w * 49, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 28, 28) in [0, 1] -> (N, 10) scores."""
+        return self.head(self.features((x - 0.1307) / 0.3081))  # MNIST mean/std
+
+
+@register_model(
+    "cnn",
+    summary="4-layer CNN with batch norm",
+    profiles={
+        "smoke": Hparams(epochs=1, batch_size=64, lr=3e-3, train_subset=512, eval_subset=256),
+        "cpu": Hparams(epochs=4, batch_size=128, lr=4e-3, build={"width": 16}),
+        "gpu": Hparams(epochs=15, batch_size=256, lr=4e-3, label_smoothing=0.05, build={"width": 32, "hidden": 256}),
+    },
+)
+def cnn(*, width: int = 16, hidden: int = 128, dropout: float = 0.25) -> nn.Module:
+    """Build the CNN."""
+    return CNN(width=width, hidden=hidden, dropout=dropout)
