@@ -185,7 +185,7 @@ def fit(
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["lr_scheduler"])
-        generator.set_state(resume["generator"].to("cpu") if device.type == "cpu" else resume["generator"])
+        generator.set_state(resume["generator"].cpu())  # generator states are CPU byte tensors
         result = FitResult.from_state(resume["fit"])
         first_epoch = resume["epoch"] + 1
         best_acc = max((r.val_accuracy for r in result.history), default=-1.0)

@@ -37,7 +37,7 @@ class CNN(nn.Module):
     "cnn",
     summary="4-layer CNN with batch norm",
     profiles={
-        "smoke": Hparams(epochs=1, batch_size=64, lr=3e-3, train_subset=512, eval_subset=256),
+        "smoke": Hparams(epochs=2, batch_size=64, lr=3e-3, train_subset=1024, eval_subset=256),
         "cpu": Hparams(epochs=4, batch_size=128, lr=4e-3, build={"width": 16}),
         "gpu": Hparams(epochs=15, batch_size=256, lr=4e-3, label_smoothing=0.05, build={"width": 32, "hidden": 256}),
     },

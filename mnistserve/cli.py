@@ -1,0 +1,224 @@
+"""The `mnistserve` command line: train, compare, export and inspect the data."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mnistserve.contracts import comparison_markdown, comparison_rows, default_exported_dir, default_runs_dir, read_json
+from training.models import model_names
+
+app = typer.Typer(help="Train, compare, export and serve five MNIST architectures.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+data_app = typer.Typer(help="The MNIST data set.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+# Wide enough for the comparison table when piped (rich falls back to 80 columns there).
+console = Console(width=None if sys.stdout.isatty() else 150)
+
+ModelName = Enum("ModelName", {n: n for n in model_names()}, type=str)  # choices come from the registry
+
+
+class Profile(str, Enum):
+    auto = "auto"
+    smoke = "smoke"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error naming the problem and return the exit to raise (code 2)."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+class RichReporter:
+    """Draws one progress bar per model and prints each epoch's validation figures."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.task = progress, None
+
+    def model_started(self, cfg, total_batches: int) -> None:
+        console.print(f"[bold]{cfg.model}[/]: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr}, "
+                      f"train images {cfg.train_subset or 50000}, build {cfg.build}", highlight=False)
+        self.task = self.progress.add_task(cfg.model, total=total_batches)
+
+    def batch(self, n: int) -> None:
+        self.progress.advance(self.task)
+
+    def epoch(self, record) -> None:
+        self.progress.console.print(
+            f"  epoch {record.epoch}: train loss {record.train_loss:.4f}, val loss {record.val_loss:.4f}, "
+            f"val acc {100 * record.val_accuracy:.2f}% ({record.seconds:.1f}s)", highlight=False)
+
+    def model_finished(self, entry: dict) -> None:
+        if entry["status"] == "ok":
+            m = entry["metrics"]
+            msg = (f"[green]{entry['model']}[/]: test accuracy {100 * m['accuracy']:.2f}%, macro-F1 {m['macro_f1']:.4f}, "
+                   f"{m['train_seconds']:.1f}s, pretrained: {'yes' if entry['pretrained'] else 'no'} ({entry['weights']})")
+        else:
+            msg = f"[red]{entry['model']} failed[/]: {entry['error']}"
+        self.progress.console.print(msg, highlight=False)
+
+
+def print_comparison(comparison: dict, fmt: Format) -> None:
+    """Print a stored comparison as a rich table, JSON or Markdown."""
+    if fmt is Format.json:
+        typer.echo(json.dumps(comparison, indent=2))
+        return
+    if fmt is Format.markdown:
+        typer.echo(comparison_markdown(comparison))
+        return
+    table = Table(title=f"run {comparison['run_id']} ({comparison['profile']} profile, {comparison['device']})")
+    for col in ("model", "accuracy", "macro-F1", "test loss", "train s", "images/s", "parameters", "pretrained", "profile"):
+        table.add_column(col, justify="left" if col in ("model", "pretrained", "profile") else "right")
+    for r in comparison_rows(comparison):
+        if r["status"] != "ok":
+            table.add_row(r["model"], f"[red]failed: {r.get('error', '')}[/]", *[""] * 6, r["profile"])
+            continue
+        table.add_row(r["model"], f"{100 * r['accuracy']:.2f}%", f"{r['macro_f1']:.4f}", f"{r['test_loss']:.4f}",
+                      f"{r['train_seconds']:.1f}", f"{r['images_per_second']:.0f}", f"{r['parameters']:,}",
+                      "yes" if r["pretrained"] else "no", r["profile"])
+    console.print(table)
+
+
+@app.command()
+def train(
+    model: Annotated[Optional[list[ModelName]], typer.Option("--model", "-m", help="Architecture to train (repeatable).")] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Train every registered architecture.")] = False,
+    profile: Annotated[Profile, typer.Option(help="smoke (seconds), cpu (2-core sized), gpu (the full lab), auto.")] = Profile.auto,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the profile's epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Override the profile's batch size.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Override the profile's peak learning rate.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    weights: Annotated[Optional[str], typer.Option(help="VGG16/AlexNet: auto, imagenet, none or a state-dict PATH.")] = None,
+    freeze_epochs: Annotated[Optional[int], typer.Option(help="VGG16/AlexNet: epochs with the feature extractor frozen.")] = None,
+    runs_dir: Annotated[Optional[Path], typer.Option(help="Where runs are stored [default: ./runs].")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="A directory with MNIST IDX files.")] = None,
+    resume: Annotated[bool, typer.Option(help="Finish the latest interrupted run from its last finished epoch.")] = False,
+) -> None:
+    """Train models, evaluate them on the official test split and store the comparison."""
+    from training.config import resolve_device, resolve_profile
+    from training.data import DataUnavailable, load_mnist
+    from training.report import write_report
+    from training.run import RunRequest, latest_incomplete_run, publish_latest, run_training
+
+    runs_dir = runs_dir or default_runs_dir()
+    resume_dir = latest_incomplete_run(runs_dir) if resume else None
+    if resume and resume_dir is None:
+        raise fail(f"--resume: no interrupted run under {runs_dir}")
+    names = model_names() if all_models else [m.value for m in model or []]
+    if not names and not resume:
+        raise fail("choose models with --model NAME (repeatable) or --all; known: " + ", ".join(model_names()))
+    try:
+        dev = resolve_device(device)
+        prof = resolve_profile(profile.value, dev)
+        req = RunRequest(models=tuple(dict.fromkeys(names)), profile=prof, device=dev, seed=seed, epochs=epochs,
+                         batch_size=batch_size, lr=lr, weights=weights, freeze_epochs=freeze_epochs)
+        data = load_mnist(data_dir)
+    except (ValueError, DataUnavailable) as exc:
+        raise fail(str(exc))
+    target = f"resuming {resume_dir.name}" if resume_dir else f"{', '.join(req.models)} on {dev}"
+    console.print(f"[bold]mnistserve train[/]: {target}, profile [bold]{prof}[/], data from {data.source}", highlight=False)
+    columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            run_dir = run_training(req, data, runs_dir, RichReporter(progress), resume_dir=resume_dir)
+    except ValueError as exc:
+        raise fail(str(exc))
+    comparison = read_json(run_dir / "comparison.json")
+    report = write_report(comparison, run_dir, command=" ".join(["mnistserve", *map(shlex.quote, sys.argv[1:])]))
+    publish_latest(runs_dir, run_dir)  # only a complete run replaces the last good comparison
+    print_comparison(comparison, Format.table)
+    console.print(f"report: {report}", highlight=False)
+    if any(e["status"] != "ok" for e in comparison["models"]):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def compare(
+    run: Annotated[Optional[Path], typer.Option(help="A run directory [default: runs/latest].")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table, json or markdown.")] = Format.table,
+    runs_dir: Annotated[Optional[Path], typer.Option(help="Where runs are stored [default: ./runs].")] = None,
+) -> None:
+    """Print the stored comparison of the latest (or a given) run."""
+    from training.run import resolve_run
+
+    try:
+        run_dir = resolve_run(runs_dir or default_runs_dir(), run)
+        comparison = read_json(run_dir / "comparison.json")
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc))
+    print_comparison(comparison, fmt)
+
+
+@app.command()
+def export(
+    run: Annotated[Optional[Path], typer.Option(help="A run directory [default: runs/latest].")] = None,
+    model: Annotated[Optional[list[ModelName]], typer.Option("--model", "-m", help="Export only these (repeatable).")] = None,
+    top: Annotated[Optional[int], typer.Option(help="Keep the K best architectures by test accuracy.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output directory [default: ./exported].")] = None,
+    runs_dir: Annotated[Optional[Path], typer.Option(help="Where runs are stored [default: ./runs].")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="A directory with MNIST IDX files.")] = None,
+) -> None:
+    """Export each architecture's best checkpoint to ONNX, verify it and write the manifest."""
+    from training.data import DataUnavailable, load_mnist
+    from training.export import ExportError, export_run
+    from training.run import resolve_run
+
+    if top is not None and top < 1:
+        raise fail(f"--top must be at least 1, got {top}")
+    try:
+        run_dir = resolve_run(runs_dir or default_runs_dir(), run)
+        data = load_mnist(data_dir)
+        manifest = export_run(run_dir, out or default_exported_dir(), data, models=[m.value for m in model or []] or None,
+                              top=top, log=lambda msg: console.print(msg, highlight=False))
+    except (FileNotFoundError, ValueError, DataUnavailable, ExportError) as exc:
+        raise fail(str(exc))
+    table = Table(title=f"exported (default: {manifest['default']})")
+    for col in ("model", "shipped", "size MB", "max |diff|", "ONNX accuracy", "ms @1", "ms/img @64"):
+        table.add_column(col)
+    for name, e in manifest["models"].items():
+        table.add_row(name, "yes" if e["shipped"] else "no (too large for git)", f"{e['size_bytes'] / 1e6:.1f}",
+                      f"{e['parity']['max_abs_diff']:.2e}", f"{100 * e['onnx_accuracy']:.2f}%",
+                      f"{e['latency_ms']['batch1']:.2f}", f"{e['latency_ms']['batch64_per_image']:.3f}")
+    console.print(table)
+
+
+@data_app.command("info")
+def data_info(
+    data_dir: Annotated[Optional[Path], typer.Option(help="A directory with MNIST IDX files.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """Where MNIST comes from, its sizes, class counts and checksum."""
+    from training.data import DataUnavailable, load_mnist
+
+    try:
+        info = load_mnist(data_dir).info()
+    except (DataUnavailable, ValueError) as exc:
+        raise fail(str(exc))
+    if fmt is Format.json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    for key in ("source", "cache_dir", "sizes", "test_class_counts", "test_labels_sha256"):
+        console.print(f"[bold]{key:>18}[/]: {info[key]}", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,186 @@
+"""Export each architecture's best checkpoint to ONNX, verify it, and write `exported/manifest.json`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from mnistserve.contracts import (
+    INPUT_NAME, INPUT_SPEC, MANIFEST_SCHEMA, OUTPUT_NAME, OUTPUT_SPEC, atomic_write_json, read_json, sha256_file,
+)
+from training.data import MnistData
+from training.environment import git_revision
+from training.loop import to_input
+from training.models import build_model, get_spec
+
+OPSET = 18
+PARITY_IMAGES = 1000
+SHIP_LIMIT_BYTES = 20 * 1024 * 1024  # larger files stay out of git and are marked "not shipped"
+
+
+class ExportError(RuntimeError):
+    """An export that failed a check; nothing in the output directory was changed."""
+
+
+def load_checkpoint(run_dir: Path, entry: dict) -> torch.nn.Module:
+    """Rebuild a model from its best-validation checkpoint (tensors only: weights_only=True)."""
+    ckpt = torch.load(run_dir / entry["checkpoint"], map_location="cpu", weights_only=True)
+    model = build_model(ckpt["name"], **ckpt["build"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+def to_onnx(model: torch.nn.Module, path: Path, batch: int | None) -> None:
+    """Export with named input/output; dynamic batch axis unless `batch` fixes it."""
+    dummy = torch.rand(batch or 2, 1, 28, 28)
+    dynamic = None if batch else {INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(model, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def run_onnx(session: ort.InferenceSession, x: np.ndarray, batch: int | None, chunk: int = 256) -> np.ndarray:
+    """Scores for all of `x`, in chunks (or one by one for a fixed batch of one)."""
+    step = batch or chunk
+    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + step]})[0] for i in range(0, len(x), step)])
+
+
+@torch.no_grad()
+def run_torch(model: torch.nn.Module, x: torch.Tensor, batch: int | None, chunk: int = 256) -> np.ndarray:
+    """PyTorch scores for all of `x`, batched the same way as ONNX."""
+    step = batch or chunk
+    return torch.cat([model(x[i : i + step]) for i in range(0, len(x), step)]).numpy()
+
+
+def check_parity(torch_scores: np.ndarray, onnx_scores: np.ndarray, relative: bool) -> dict:
+    """Identical predictions and a small score difference (absolute 1e-4, or 1e-3 relative)."""
+    diff = float(np.abs(torch_scores - onnx_scores).max())
+    scale = float(np.abs(torch_scores).max()) or 1.0
+    equal = bool((torch_scores.argmax(1) == onnx_scores.argmax(1)).all())
+    limit = 1e-3 * scale if relative else 1e-4
+    return {"images": len(torch_scores), "max_abs_diff": diff, "max_rel_diff": diff / scale,
+            "limit": limit, "relative": relative, "predictions_equal": equal, "ok": equal and diff <= limit}
+
+
+def measure_latency(session: ort.InferenceSession, batch: int | None, repeats: int = 30) -> dict:
+    """Median ms per call at batch 1, and per image at batch 64 (where the batch axis is dynamic)."""
+    def median_ms(x: np.ndarray) -> float:
+        session.run(None, {INPUT_NAME: x})  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            session.run(None, {INPUT_NAME: x})
+            times.append(time.perf_counter() - t0)
+        return 1000 * float(np.median(times))
+
+    one = median_ms(np.random.rand(1, 1, 28, 28).astype(np.float32))
+    many = median_ms(np.random.rand(64, 1, 28, 28).astype(np.float32)) / 64 if batch is None else one
+    return {"batch1": one, "batch64_per_image": many, "provider": session.get_providers()[0]}
+
+
+def choose(comparison: dict, models: list[str] | None, top: int | None) -> list[dict]:
+    """The comparison rows to export: completed ones, filtered by name, best `top` by test accuracy."""
+    ok = [e for e in comparison["models"] if e.get("status") == "ok"]
+    if models:
+        unknown = sorted(set(models) - {e["model"] for e in ok})
+        if unknown:
+            raise ValueError(f"not trained successfully in this run: {', '.join(unknown)}; "
+                             f"available: {', '.join(e['model'] for e in ok)}")
+        ok = [e for e in ok if e["model"] in models]
+    ok.sort(key=lambda e: e["metrics"]["accuracy"], reverse=True)
+    if not ok:
+        raise ValueError("the run has no successfully trained model to export")
+    return ok[:top] if top else ok
+
+
+def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: Callable[[str], None]) -> dict:
+    """Export, check and measure one model into `staging`; return its manifest entry."""
+    name, spec = entry["model"], get_spec(entry["model"])
+    model = load_checkpoint(run_dir, entry)
+    path = staging / f"{name}.onnx"
+    if spec.export_batch:
+        log(f"{name}: exporting with a fixed batch of {spec.export_batch} (its graph does not take a dynamic batch)")
+    to_onnx(model, path, spec.export_batch)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = to_input(data.test.images[:PARITY_IMAGES])
+    parity = check_parity(run_torch(model, x, spec.export_batch), run_onnx(session, x.numpy(), spec.export_batch),
+                          relative=spec.loss_kind != "cross-entropy")
+    if not parity["ok"]:
+        raise ExportError(f"{name}: onnxruntime disagrees with PyTorch on {PARITY_IMAGES} test images: {parity}")
+    scores = run_onnx(session, to_input(data.test.images).numpy(), spec.export_batch)
+    onnx_accuracy = float((scores.argmax(1) == data.test.labels.numpy()).mean())
+    latency = measure_latency(session, spec.export_batch)
+    log(f"{name}: parity max |diff| {parity['max_abs_diff']:.2e}, ONNX accuracy {100 * onnx_accuracy:.2f}%, "
+        f"{latency['batch1']:.2f} ms at batch 1")
+    info = {
+        "model": name, "run_id": run_dir.name, "metrics": entry["metrics"], "pretrained": entry["pretrained"],
+        "weights": entry.get("weights", "none"), "profile": entry["hyperparameters"]["profile"],
+        "opset": OPSET, "max_batch": spec.export_batch, "parity": parity, "onnx_accuracy": onnx_accuracy,
+        "latency_ms": latency, "summary": spec.summary,
+    }
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {"mnistserve": json.dumps(info), "model": name, "input": json.dumps(INPUT_SPEC)})
+    onnx.save(proto, str(path))
+    size = path.stat().st_size
+    return {**info, "file": path.name, "sha256": sha256_file(path), "size_bytes": size,
+            "shipped": size <= SHIP_LIMIT_BYTES}
+
+
+def commit(staging: Path, out_dir: Path, manifest: dict, comparison: dict) -> None:
+    """Move verified files into place, the manifest last; drop files the new manifest no longer names."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    old = read_json(out_dir / "manifest.json") if (out_dir / "manifest.json").exists() else {"models": {}}
+    for entry in manifest["models"].values():
+        (staging / entry["file"]).replace(out_dir / entry["file"])
+    atomic_write_json(out_dir / "comparison.json", comparison)
+    # Files too large for git are named in the manifest but kept out of commits.
+    ignored = [e["file"] for e in manifest["models"].values() if not e["shipped"]]
+    (out_dir / ".gitignore").write_text("".join(f"/{f}\n" for f in ignored))
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    keep = {e["file"] for e in manifest["models"].values()}
+    for entry in old.get("models", {}).values():
+        if entry.get("file") not in keep:
+            (out_dir / Path(entry.get("file", "")).name).unlink(missing_ok=True)
+
+
+def export_run(run_dir: Path, out_dir: Path, data: MnistData, *, models: list[str] | None = None,
+               top: int | None = None, log: Callable[[str], None] = print) -> dict:
+    """Export the chosen models of a run; on any failure the previous `out_dir` is left as it was."""
+    comparison = read_json(run_dir / "comparison.json")
+    chosen = choose(comparison, models, top)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))  # same filesystem: moves are renames
+    try:
+        entries = {}
+        for entry in chosen:
+            try:
+                entries[entry["model"]] = export_one(run_dir, entry, staging, data, log)
+            except (RuntimeError, ValueError, onnx.checker.ValidationError) as exc:
+                raise ExportError(f"{entry['model']}: export failed: {exc}") from exc
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run_id": comparison["run_id"], "git_revision": git_revision(),
+            "winner": chosen[0]["model"],  # the overall winner by test accuracy
+            # What the service answers with when no model is named: the winner if git carries it.
+            "default": next((n for n, e in entries.items() if e["shipped"]), chosen[0]["model"]),
+            "input": INPUT_SPEC, "output": OUTPUT_SPEC,
+            "models": entries,
+        }
+        commit(staging, out_dir, manifest, comparison)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,29 @@
+"""AlexNet (torchvision's definition) as a transfer model: ImageNet features, a 10-way head."""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models import AlexNet_Weights
+from torchvision.models import alexnet as tv_alexnet
+
+from training.models import Hparams, register_model
+from training.models._transfer import build_transfer
+
+MIN_SIZE = 63  # the 11x11/4 stem and three 3x3/2 max-pools leave nothing of a smaller input
+
+
+@register_model(
+    "alexnet",
+    summary="AlexNet (torchvision), ImageNet weights when available, 10-way head",
+    transfer=True,
+    profiles={
+        "smoke": Hparams(epochs=1, batch_size=64, lr=1e-4, train_subset=512, eval_subset=256, build={"image_size": 64}),
+        "cpu": Hparams(epochs=3, batch_size=128, lr=2e-4, build={"image_size": 64}),
+        "gpu": Hparams(epochs=6, batch_size=256, lr=1e-4, freeze_epochs=1, label_smoothing=0.05,
+                       build={"image_size": 224}),
+    },
+)
+def alexnet(*, weights: str = "auto", image_size: int = 64) -> nn.Module:
+    """Build AlexNet; `weights` is auto | imagenet | none | PATH."""
+    return build_transfer(tv_alexnet, AlexNet_Weights.IMAGENET1K_V1, weights=weights, image_size=image_size,
+                          min_size=MIN_SIZE)

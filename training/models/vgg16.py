@@ -1,0 +1,29 @@
+"""VGG16 (torchvision's definition, no batch norm) as a transfer model: ImageNet features, a 10-way head."""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models import VGG16_Weights
+from torchvision.models import vgg16 as tv_vgg16
+
+from training.models import Hparams, register_model
+from training.models._transfer import build_transfer
+
+MIN_SIZE = 32  # five 2x2 max-pools: a smaller input would pool below 1 px
+
+
+@register_model(
+    "vgg16",
+    summary="VGG16 (torchvision), ImageNet weights when available, 10-way head",
+    transfer=True,
+    profiles={
+        "smoke": Hparams(epochs=1, batch_size=32, lr=1e-4, train_subset=512, eval_subset=256, build={"image_size": 32}),
+        "cpu": Hparams(epochs=2, batch_size=64, lr=2e-4, train_subset=20_000, build={"image_size": 32}),
+        "gpu": Hparams(epochs=4, batch_size=128, lr=1e-4, freeze_epochs=1, label_smoothing=0.05,
+                       build={"image_size": 224}),
+    },
+)
+def vgg16(*, weights: str = "auto", image_size: int = 32) -> nn.Module:
+    """Build VGG16; `weights` is auto | imagenet | none | PATH."""
+    return build_transfer(tv_vgg16, VGG16_Weights.IMAGENET1K_V1, weights=weights, image_size=image_size,
+                          min_size=MIN_SIZE)
