@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -131,6 +132,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,  # how Python 3's protocol-2 pickles spell bytes; runs no code
     }
 
     def find_class(self, module: str, name: str):  # noqa: D102 - pickle API

@@ -22,6 +22,30 @@ class WeightsUnavailable(RuntimeError):
     """The requested pretrained weights could not be loaded; the message says what was tried."""
 
 
+class FixedAdaptivePool(nn.Module):
+    """AdaptiveAvgPool2d for one known input size, as ops the legacy ONNX exporter handles (same numbers)."""
+
+    def __init__(self, in_size: int, out_size: int) -> None:
+        super().__init__()
+        self.in_size, self.out_size = in_size, out_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        i, o = self.in_size, self.out_size
+        if o % i == 0:  # e.g. a 1x1 map pooled "up" to 7x7: every output cell averages one input cell
+            return F.interpolate(x, scale_factor=o // i, mode="nearest") if o != i else x
+        if i % o == 0:
+            return F.avg_pool2d(x, i // o)
+        return F.adaptive_avg_pool2d(x, o)
+
+
+def _exportable_pool(net: nn.Module, image_size: int) -> None:
+    """Swap the net's adaptive pool for `FixedAdaptivePool`: the exporter rejects adaptive pooling of small maps."""
+    with torch.no_grad():
+        size = net.features(torch.zeros(1, 3, image_size, image_size)).shape[-1]
+    out = net.avgpool.output_size
+    net.avgpool = FixedAdaptivePool(size, out[0] if isinstance(out, tuple) else out)
+
+
 class TransferNet(nn.Module):
     """Resize to `image_size`, repeat to 3 channels, ImageNet-normalise, then the torchvision net (10-way head)."""
 
@@ -83,6 +107,7 @@ def build_transfer(
     if image_size < min_size:
         raise ValueError(f"image_size={image_size} is too small for this architecture; it needs at least {min_size}")
     net = make_net()  # torchvision's own definition and init
+    _exportable_pool(net, image_size)
     head = net.classifier[6]
     net.classifier[6] = nn.Linear(head.in_features, 10)
     tag = f"imagenet:{imagenet.name}"

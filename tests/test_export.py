@@ -1,0 +1,84 @@
+"""The exporter: a verified ONNX file per model, the manifest, atomic replacement, checksums."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from mnistserve.contracts import read_json, sha256_file, validate_manifest
+from training import export as E
+
+
+@pytest.fixture(scope="module")
+def exported(smoke_runs, mnist, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exported")
+    manifest = E.export_run(smoke_runs / "latest", out, mnist, log=lambda m: None)
+    return out, manifest
+
+
+def test_manifest_describes_a_verified_file(exported):
+    out, manifest = exported
+    assert validate_manifest(read_json(out / "manifest.json")) == manifest
+    entry = manifest["models"]["cnn"]
+    assert manifest["default"] == "cnn" and entry["shipped"] is True and entry["max_batch"] is None
+    assert entry["sha256"] == sha256_file(out / entry["file"]) and entry["size_bytes"] == (out / entry["file"]).stat().st_size
+    assert entry["parity"]["images"] == 1000 and entry["parity"]["predictions_equal"]
+    assert entry["parity"]["max_abs_diff"] < 1e-4
+    assert 0.0 < entry["onnx_accuracy"] <= 1.0 and entry["latency_ms"]["batch1"] > 0
+    assert read_json(out / "comparison.json")["run_id"] == manifest["run_id"]
+    assert not list(out.glob(".staging-*"))
+
+
+def test_onnx_file_takes_any_batch_and_carries_metadata(exported, mnist):
+    out, manifest = exported
+    proto = onnx.load(str(out / "cnn.onnx"))
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props["model"] == "cnn" and '"onnx_accuracy"' in props["mnistserve"]
+    session = ort.InferenceSession(str(out / "cnn.onnx"), providers=["CPUExecutionProvider"])
+    for n in (1, 3, 64):
+        x = mnist.test.images[:n].numpy()[:, None].astype(np.float32) / 255
+        assert session.run(["scores"], {"input": x})[0].shape == (n, 10)
+
+
+def test_tampered_file_is_detected_by_checksum(exported, tmp_path):
+    out, manifest = exported
+    copy = tmp_path / "cnn.onnx"
+    data = bytearray((out / "cnn.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    assert sha256_file(copy) != manifest["models"]["cnn"]["sha256"]
+
+
+def test_failed_export_leaves_previous_exported_intact(exported, smoke_runs, mnist, monkeypatch):
+    out, _ = exported
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    monkeypatch.setattr(E, "check_parity", lambda *a, **k: {"ok": False, "max_abs_diff": 1.0})
+    with pytest.raises(E.ExportError, match="disagrees"):
+        E.export_run(smoke_runs / "latest", out, mnist, log=lambda m: None)
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before and not list(out.glob(".staging-*"))
+
+
+def test_choose_filters_and_ranks():
+    comparison = {"models": [
+        {"model": "a", "status": "ok", "metrics": {"accuracy": 0.97}},
+        {"model": "b", "status": "ok", "metrics": {"accuracy": 0.99}},
+        {"model": "c", "status": "failed", "error": "OOM"},
+    ]}
+    assert [e["model"] for e in E.choose(comparison, None, None)] == ["b", "a"]
+    assert [e["model"] for e in E.choose(comparison, None, 1)] == ["b"]
+    with pytest.raises(ValueError, match="not trained successfully in this run: c"):
+        E.choose(comparison, ["c"], None)
+
+
+def test_parity_check_limits():
+    a = np.zeros((4, 10), np.float32)
+    a[:, 3] = 5.0
+    assert E.check_parity(a, a + 5e-5, relative=False)["ok"]
+    assert not E.check_parity(a, a + 5e-4, relative=False)["ok"]
+    assert E.check_parity(a, a + 4e-3, relative=True)["ok"]  # 1e-3 of the largest score (5.0)
+    flipped = a.copy()
+    flipped[0, 7] = 6.0
+    assert not E.check_parity(a, flipped, relative=True)["predictions_equal"]

@@ -1,0 +1,145 @@
+"""The training contract: config, loop pieces, the stored comparison, interruption and resume, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mnistserve.cli import app
+from mnistserve.contracts import COMPARISON_SCHEMA, read_json
+from training.config import make_config, resolve_device, resolve_profile
+from training.loop import random_affine, to_input
+from training.run import RunRequest, latest_incomplete_run, publish_latest, run_training
+
+runner = CliRunner()
+
+
+def test_to_input_follows_the_model_contract():
+    x = to_input(torch.full((3, 28, 28), 255, dtype=torch.uint8))
+    assert x.shape == (3, 1, 28, 28) and x.dtype == torch.float32 and float(x.max()) == 1.0
+
+
+def test_random_affine_keeps_shape_range_and_ink():
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 10:18, 12:16] = 1.0
+    y = random_affine(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.35)  # moved and scaled, not lost
+    assert not torch.equal(y, x)
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ValueError, match="known models: cnn"):
+        make_config("resnet", "cpu", "cpu")
+    with pytest.raises(ValueError, match="unknown profile"):
+        resolve_profile("fast", "cpu")
+    with pytest.raises(ValueError, match="--epochs must be at least 1"):
+        make_config("cnn", "cpu", "cpu", epochs=0)
+    assert make_config("cnn", "cpu", "cpu", epochs=None).epochs >= 1  # None keeps the profile's value
+    assert resolve_profile("auto", "cpu") == "cpu" and resolve_profile("auto", "cuda") == "gpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda")
+
+
+def test_smoke_run_stores_a_complete_comparison(smoke_runs):
+    comparison = read_json(smoke_runs / "latest" / "comparison.json")
+    assert comparison["schema"] == COMPARISON_SCHEMA and comparison["complete"] is True
+    assert comparison["profile"] == "smoke" and comparison["data"]["test_labels_sha256"]
+    assert set(comparison["versions"]) >= {"python", "torch", "torchvision"}
+    (entry,) = comparison["models"]
+    m = entry["metrics"]
+    assert entry["status"] == "ok" and entry["pretrained"] is False
+    assert 0.5 < m["accuracy"] <= 1.0  # a few batches already learn far above chance (10%)
+    assert 0.0 < m["macro_f1"] <= 1.0 and m["test_loss"] > 0 and m["images_per_second"] > 0
+    assert m["parameters"] == sum(p.numel() for p in __import__("training.models", fromlist=["x"]).build_model("cnn").parameters())
+    cm = entry["confusion_matrix"]
+    assert len(cm) == 10 and sum(map(sum, cm)) == m["test_images"]
+    assert sum(cm[i][i] for i in range(10)) == round(m["accuracy"] * m["test_images"])
+    assert [h["epoch"] for h in entry["history"]] == list(range(1, entry["hyperparameters"]["epochs"] + 1))
+    assert (smoke_runs / "latest" / entry["checkpoint"]).is_file()
+    ckpt = torch.load(smoke_runs / "latest" / entry["checkpoint"], weights_only=True)
+    assert ckpt["name"] == "cnn" and ckpt["epoch"] == m["best_epoch"]
+
+
+class Interrupt:
+    """A reporter that presses Ctrl-C after `after` batches."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+
+    def model_started(self, cfg, total):
+        pass
+
+    def batch(self, n):
+        self.after -= 1
+        if self.after < 0:
+            raise KeyboardInterrupt
+
+    def epoch(self, record):
+        pass
+
+    def model_finished(self, entry):
+        pass
+
+
+def test_interrupted_run_keeps_latest_and_resumes(tmp_path, mnist):
+    req = RunRequest(models=("cnn",), profile="smoke", device="cpu")
+    good = run_training(req, mnist, tmp_path)
+    publish_latest(tmp_path, good)
+    before = (tmp_path / "latest" / "comparison.json").read_bytes()
+    batches_per_epoch = 1024 // 64
+    with pytest.raises(KeyboardInterrupt):  # dies in epoch 2, after epoch 1's checkpoint
+        run_training(req, mnist, tmp_path, reporter=Interrupt(batches_per_epoch + 3))
+    assert (tmp_path / "latest" / "comparison.json").read_bytes() == before
+    broken = latest_incomplete_run(tmp_path)
+    assert broken is not None and broken != good and (broken / "cnn" / "last.pt").is_file()
+    result = runner.invoke(app, ["train", "--resume", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "latest").resolve() == broken.resolve()
+    entry = read_json(broken / "comparison.json")["models"][0]
+    assert [h["epoch"] for h in entry["history"]] == [1, 2] and not (broken / "cnn" / "last.pt").exists()
+
+
+def test_cli_train_compare_and_report(tmp_path):
+    result = runner.invoke(app, ["train", "--model", "cnn", "--profile", "smoke", "--device", "cpu",
+                                 "--runs-dir", str(tmp_path), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and "cnn" in result.output
+    latest = tmp_path / "latest"
+    for name in ("report.md", "accuracy_vs_time.png", "validation_curves.png", "confusion_cnn.png"):
+        assert (latest / name).is_file(), name
+    assert (latest / "accuracy_vs_time.png").read_bytes()[:4] == b"\x89PNG"
+    as_json = runner.invoke(app, ["compare", "--runs-dir", str(tmp_path), "--format", "json"])
+    assert json.loads(as_json.output)["seed"] == 3
+    as_md = runner.invoke(app, ["compare", "--runs-dir", str(tmp_path), "--format", "markdown"])
+    assert as_md.output.startswith("| model | accuracy |") and "| cnn |" in as_md.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train"], "choose models with --model"),
+    (["train", "--model", "cnn", "--epochs", "0", "--profile", "smoke"], "--epochs must be at least 1"),
+    (["train", "--resume"], "no interrupted run"),
+    (["compare"], "train first"),
+    (["export"], "train first"),
+])
+def test_cli_errors_are_messages_not_tracebacks(tmp_path, args, message):
+    result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_cli_rejects_unknown_model_listing_choices(tmp_path):
+    result = runner.invoke(app, ["train", "--model", "resnet", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "cnn" in result.output
+
+
+def test_data_info_json():
+    result = runner.invoke(app, ["data", "info", "--format", "json"])
+    info = json.loads(result.output)
+    assert info["sizes"] == {"train": 50000, "val": 10000, "test": 10000}

@@ -1,0 +1,133 @@
+"""Faster R-CNN (torchvision) trained to detect the digit's ink box; class scores come from its detections."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops import MultiScaleRoIAlign
+
+from training.models import Hparams, register_model
+
+NUM_CLASSES = 10
+SCORE_EPS = 1e-4  # floor under log(): a class without any detection gets log(1e-4), never -inf
+
+
+def boxes_from_ink(images: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
+    """(N, 1, H, W) in [0, 1] -> (N, 4) xyxy pixel-edge box around pixels > threshold; no ink -> the whole image."""
+    n, _, h, w = images.shape
+    ink = images[:, 0] > threshold  # (N, H, W)
+    cols, rows = ink.any(1), ink.any(2)  # (N, W), (N, H)
+    # argmax of a bool row finds its first True; on the flipped row, the last one.
+    x0, y0 = cols.int().argmax(1), rows.int().argmax(1)
+    x1, y1 = w - cols.flip(1).int().argmax(1), h - rows.flip(1).int().argmax(1)
+    boxes = torch.stack([x0, y0, x1, y1], 1).to(images.dtype)  # (N, 4)
+    full = torch.tensor([0, 0, w, h], dtype=images.dtype, device=images.device)
+    return torch.where(cols.any(1, keepdim=True), boxes, full)
+
+
+def detections_to_scores(scores: torch.Tensor, labels: torch.Tensor, eps: float = SCORE_EPS) -> torch.Tensor:
+    """One image's detections (D,), (D,) with labels 1..10 -> (10,) scores log(best score of that digit + eps).
+
+    log keeps the order of the detection scores, and softmax over the row gives each digit's best score
+    divided by their sum; with no detection at all every digit gets log(eps), a uniform row.
+    """
+    digits = torch.arange(1, NUM_CLASSES + 1, device=labels.device)
+    hit = (labels[:, None] == digits).to(scores.dtype) * scores[:, None]  # (D, 10)
+    best = torch.cat([scores.new_zeros(1, NUM_CLASSES), hit]).amax(0)  # (10,); the zero row covers D = 0
+    return torch.log(best + eps)
+
+
+@contextmanager
+def _mode(module: nn.Module, training: bool) -> Iterator[None]:
+    """Run `module` in train or eval mode for a while, then restore it."""
+    was = module.training
+    module.train(training)
+    try:
+        yield
+    finally:
+        module.train(was)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    # GroupNorm, not BatchNorm: no running statistics, so `loss` may flip the detector to train mode under eval.
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(8, cout), nn.ReLU(inplace=True))
+
+
+def _backbone(width: int) -> nn.Sequential:
+    """Five 3x3 convs, stride 4 overall: a 56 px image gives a 14x14 feature map with 2*width channels."""
+    w = width
+    net = nn.Sequential(_conv(1, w), _conv(w, w, 2), _conv(w, 2 * w), _conv(2 * w, 2 * w, 2), _conv(2 * w, 2 * w))
+    net.out_channels = 2 * w  # what FasterRCNN reads to size the RPN and RoI heads
+    return net
+
+
+class DigitDetector(nn.Module):
+    """A Faster R-CNN behind the model contract: forward gives (N, 10) scores, loss the summed detection losses."""
+
+    def __init__(self, detector: FasterRCNN, ink_threshold: float = 0.2) -> None:
+        super().__init__()
+        self.detector = detector
+        self.ink_threshold = ink_threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 28, 28) in [0, 1] -> (N, 10) scores from the detections (see `detections_to_scores`)."""
+        with _mode(self.detector, False):
+            detections = self.detector(list(x))
+        return torch.stack([detections_to_scores(d["scores"], d["labels"]) for d in detections])
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Sum of the RPN and box-head losses against one ink box per image, labelled digit + 1 (0 = background)."""
+        boxes = boxes_from_ink(x, self.ink_threshold)
+        targets = [{"boxes": b[None], "labels": (label + 1)[None]} for b, label in zip(boxes, y)]
+        with _mode(self.detector, True):  # also under evaluate's no_grad, so validation reports the same loss
+            losses = self.detector(list(x), targets)
+        return sum(losses.values())
+
+
+def build_detector(*, width: int = 32, image_size: int = 56, representation: int = 128) -> DigitDetector:
+    """A small Faster R-CNN sized for a digit on a 28 px canvas, upsampled to `image_size`."""
+    scale = image_size / 28
+    # Ink boxes span about 4-20 px wide and 14-20 px tall at 28 px; anchors are tall or square.
+    sizes = tuple(round(s * scale) for s in (10, 16, 24))
+    anchors = AnchorGenerator(sizes=(sizes,), aspect_ratios=((1.0, 2.0),))
+    roi_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
+    channels = 2 * width
+    detector = FasterRCNN(
+        _backbone(width),
+        min_size=image_size, max_size=image_size, size_divisible=8,  # no padding to 32: 56 stays 56
+        image_mean=[0.1307], image_std=[0.3081],  # MNIST statistics on the 1-channel input
+        rpn_anchor_generator=anchors,
+        # One object per image: a few proposals are plenty (the defaults are 2000/1000).
+        rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=20,
+        rpn_pre_nms_top_n_test=50, rpn_post_nms_top_n_test=10,
+        rpn_batch_size_per_image=64,
+        box_roi_pool=roi_pool,
+        box_head=TwoMLPHead(channels * 7 * 7, representation),
+        box_predictor=FastRCNNPredictor(representation, NUM_CLASSES + 1),
+        box_batch_size_per_image=32,
+        # Keep every class's candidate (no 0.05 cut), so each digit gets a score from its best box.
+        box_score_thresh=0.0, box_detections_per_img=50,
+    )
+    return DigitDetector(detector)
+
+
+@register_model(
+    "faster_rcnn",
+    summary="Faster R-CNN (torchvision) on ink boxes, small GroupNorm backbone at 56 px; scores from detections",
+    loss_kind="detection (sum of Faster R-CNN losses)",
+    export_batch=1,  # torchvision's detector loops over the images in Python: the trace fixes the batch
+    profiles={
+        "smoke": Hparams(epochs=1, batch_size=32, lr=2e-3, train_subset=512, eval_subset=256, build={"width": 16}),
+        "cpu": Hparams(epochs=3, batch_size=64, lr=2e-3, train_subset=20_000, build={"width": 32}),
+        "gpu": Hparams(epochs=12, batch_size=128, lr=2e-3, build={"width": 64, "image_size": 84, "representation": 256}),
+    },
+)
+def faster_rcnn(*, width: int = 32, image_size: int = 56, representation: int = 128) -> nn.Module:
+    """Build the Faster R-CNN digit detector."""
+    return build_detector(width=width, image_size=image_size, representation=representation)
