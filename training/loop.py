@@ -28,8 +28,9 @@ class EpochRecord:
     train_loss: float
     val_loss: float
     val_accuracy: float
-    seconds: float
+    seconds: float  # the whole epoch, validation included
     lr: float
+    train_seconds: float = 0.0  # the training steps alone
 
 
 @dataclass
@@ -194,10 +195,12 @@ def fit(
         set_frozen(model, epoch <= cfg.freeze_epochs)
         t0 = time.perf_counter()
         train_loss, seen = train_one_epoch(model, train, optimizer, scheduler, cfg, generator, on_batch)
-        result.step_seconds += time.perf_counter() - t0
+        step_time = time.perf_counter() - t0
+        result.step_seconds += step_time
         result.images_seen += seen
         ev = evaluate(model, val, cfg)
-        record = EpochRecord(epoch, train_loss, ev.loss, ev.accuracy, time.perf_counter() - t0, scheduler.get_last_lr()[0])
+        record = EpochRecord(epoch, train_loss, ev.loss, ev.accuracy, time.perf_counter() - t0,
+                             scheduler.get_last_lr()[0], step_time)
         result.history.append(record)
         if ev.accuracy > best_acc:
             best_acc, result.best_epoch = ev.accuracy, epoch
