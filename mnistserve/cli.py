@@ -142,6 +142,10 @@ def train(
             run_dir = run_training(req, data, runs_dir, RichReporter(progress), resume_dir=resume_dir)
     except ValueError as exc:
         raise fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: the last complete comparison is untouched; "
+                      "continue with `mnistserve train --resume`", highlight=False)
+        raise typer.Exit(code=130)
     comparison = read_json(run_dir / "comparison.json")
     report = write_report(comparison, run_dir, command=" ".join(["mnistserve", *map(shlex.quote, sys.argv[1:])]))
     publish_latest(runs_dir, run_dir)  # only a complete run replaces the last good comparison

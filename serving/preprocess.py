@@ -101,6 +101,8 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
         raise TooLarge(f"image rejected as a decompression bomb: {exc}") from None
     except MemoryError:
         raise TooLarge("image too large to decode") from None
+    except Image.UnidentifiedImageError:
+        raise BadInput("not an image: no image format recognises these bytes") from None
     except Exception as exc:  # Pillow's plugins raise many kinds; each means "not a usable image"
         raise BadInput(f"not a readable image: {type(exc).__name__}: {exc}"[:300]) from None
     return image

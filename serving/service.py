@@ -350,7 +350,7 @@ def _decode_many(images: list[ImageInput]) -> np.ndarray:
         except ServingError as exc:
             exc.args = (f"images[{i}]: {exc}",)
             raise
-    return np.concatenate(arrays)
+    return np.stack(arrays)  # (N, 1, 28, 28)
 
 
 # -- GET routes: a Starlette app mounted on the service, reading the same instance -------------------

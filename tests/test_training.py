@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -143,3 +148,24 @@ def test_data_info_json():
     result = runner.invoke(app, ["data", "info", "--format", "json"])
     info = json.loads(result.output)
     assert info["sizes"] == {"train": 50000, "val": 10000, "test": 10000}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_killed_train_leaves_the_last_comparison_untouched(tmp_path, smoke_runs, sig):
+    runs = tmp_path / "runs"
+    shutil.copytree(smoke_runs, runs, symlinks=True)
+    before = (runs / "latest" / "comparison.json").read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "mnistserve", "train", "--model", "cnn", "--profile", "smoke",
+                             "--epochs", "3", "--device", "cpu", "--runs-dir", str(runs)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(runs.glob("*/cnn/last.pt")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until the first epoch's checkpoint exists: then kill mid-run
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert b"Traceback" not in err
+    assert (runs / "latest" / "comparison.json").read_bytes() == before
+    result = runner.invoke(app, ["train", "--resume", "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    assert read_json(runs / "latest" / "comparison.json")["models"][0]["status"] == "ok"

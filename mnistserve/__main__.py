@@ -1,0 +1,5 @@
+"""`python -m mnistserve` is the `mnistserve` command."""
+
+from mnistserve.cli import app
+
+app()
