@@ -113,6 +113,8 @@ def _grey(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         values = np.asarray(image, dtype=np.float32)
         return values / 257.0 if values.max(initial=0) > 255 else values
+    if image.mode == "LAB":
+        return np.asarray(image.getchannel("L"), dtype=np.float32)
     if image.mode == "F":
         values = np.nan_to_num(np.asarray(image, dtype=np.float32))
         return values * 255.0 if values.max(initial=0) <= 1.0 else np.clip(values, 0, 255)
@@ -204,7 +206,11 @@ def _centre(box: np.ndarray) -> np.ndarray:
 
 def from_image(image: Image.Image) -> np.ndarray:
     """A decoded image -> (1, 28, 28) float32 in [0, 1], MNIST-style."""
-    return _centre(_fit_box(_ink(_grey(image))))[None].astype(np.float32)
+    try:
+        grey = _grey(image)
+    except (ValueError, OSError, TypeError) as exc:  # a mode Pillow cannot convert to luminance
+        raise BadInput(f"unsupported image mode {image.mode}: {exc}") from None
+    return _centre(_fit_box(_ink(grey)))[None].astype(np.float32)
 
 
 def from_bytes(data: bytes, *, max_pixels: int) -> np.ndarray:

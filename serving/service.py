@@ -18,6 +18,7 @@ How the pieces fit:
     (`self.to_async.classify`), so BentoML's dispatcher merges concurrent requests into one run.
   * The GET routes live in a small Starlette app mounted with `@bentoml.asgi_app`; they read the
     same service instance (`bentoml.get_current_service()`).
+  * /docs.json is BentoML's document completed with the other input forms, examples and GET routes.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import logging
 import statistics
 import time
 from collections import defaultdict
-from functools import partial
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
+import aiohttp
 import anyio.to_thread
 import bentoml
 import numpy as np
@@ -49,10 +51,13 @@ from serving.latency import LatencyBook
 from serving.preprocess import BadInput, ServingError, TooLarge, Unavailable, decode_base64, from_array, from_bytes
 from serving.store import ModelStore, ServedModel, softmax
 
+log = logging.getLogger("mnistserve.service")
+logging.getLogger("mnistserve").setLevel(logging.INFO)  # BentoML leaves the root at WARNING: show what is served
 SETTINGS = Settings.from_env()
 MODEL_HELP = "model name from GET /models; default: the manifest's default"
 IMAGE_HELP = "base64 image bytes (PNG, JPEG, ...), a data: URL allowed; or send `pixels`"
 PIXELS_HELP = "28x28 array of 0-255, white digit on black (MNIST style); or send `image_base64`"
+CLIENT_ATTEMPTS = 3  # calls of `classify` through the service's own client, see `_classify`
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Row = Annotated[list[Unit], Field(min_length=28, max_length=28)]
 
@@ -154,6 +159,47 @@ def digit(probabilities: np.ndarray) -> dict[str, Any]:
     }
 
 
+# -- GET routes: a Starlette app mounted on the service, reading the same instance -------------------
+
+
+def _service() -> MNISTService:
+    return bentoml.get_current_service()  # the instance BentoML created in this worker
+
+
+async def models_route(_: Request) -> Response:
+    return JSONResponse(_service().models_info())
+
+
+async def latency_route(_: Request) -> Response:
+    return JSONResponse(_service().latency_info())
+
+
+async def comparison_route(request: Request) -> Response:
+    comparison = _service().store.comparison
+    fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "markdown"):
+        return error_response(BadInput(f"format must be json or markdown, not {fmt[:40]!r}"))
+    if comparison is None:
+        return JSONResponse({"error": "no comparison.json in the exported directory", "status": 404}, 404)
+    if fmt == "json":
+        return JSONResponse(comparison)
+    try:
+        table = comparison_markdown(comparison)
+    except (KeyError, TypeError, ValueError) as exc:  # our stored file is at fault, not the client
+        return JSONResponse({"error": f"comparison.json cannot be rendered: {exc!r}", "status": 500}, 500)
+    return PlainTextResponse(table, media_type="text/markdown; charset=utf-8")
+
+
+GET_APP = Starlette(
+    routes=[
+        Route("/models", models_route, methods=["GET"]),
+        Route("/comparison", comparison_route, methods=["GET"]),
+        Route("/latency", latency_route, methods=["GET"]),
+    ]
+)
+
+
+@bentoml.asgi_app(GET_APP, path="/", name="mnistserve-get")
 @bentoml.service(name="mnistserve", traffic={"timeout": SETTINGS.timeout_s})
 class MNISTService:
     """Handwritten-digit recognition with the models in exported/ (ONNX Runtime)."""
@@ -164,6 +210,7 @@ class MNISTService:
         self.latency = LatencyBook(SETTINGS.latency_window)
 
     def __is_ready__(self) -> bool:
+        """BentoML's /readyz hook: ready while at least one model is served."""
         return bool(self.store.models)
 
     @bentoml.api(route="/predict")
@@ -221,7 +268,9 @@ class MNISTService:
             self.latency.add(served.name, "batch_size", len(x) if served.max_batch is None else served.max_batch)
             self.latency.request(served.name, ms, (time.perf_counter() - start) * 1000)
             rows = [Digit(**digit(p)) for p in softmax(logits)]
-            return BatchPrediction(model=served.name, version=served.version, inference_ms=round(ms, 4), predictions=rows)
+            return BatchPrediction(
+                model=served.name, version=served.version, inference_ms=round(ms, 4), predictions=rows
+            )
         except ServingError as exc:
             return error_response(exc)
 
@@ -247,9 +296,14 @@ class MNISTService:
                 for i in indices:
                     out[i] = ModelScores(model=name, status=exc.status, error=str(exc))
                 continue
+            except Exception as exc:  # one model failing must not fail the other requests of the batch
+                log.exception("inference of %s failed", name)
+                for i in indices:
+                    out[i] = ModelScores(model=name, status=500, error=f"inference of {name} failed: {exc}")
+                continue
             size = len(indices) if served.max_batch is None else min(len(indices), served.max_batch)
             self.latency.add(name, "batch_size", size)
-            for row, i in zip(logits, indices):
+            for row, i in zip(logits, indices, strict=True):
                 out[i] = ModelScores(model=name, logits=row.tolist(), inference_ms=round(ms, 4), batch_size=size)
         return out
 
@@ -286,12 +340,19 @@ class MNISTService:
     async def _classify(self, pairs: list[tuple[str, np.ndarray]]) -> list[ModelScores]:
         """Run (model, (1, 28, 28) input) pairs through the batchable `classify`."""
         items = [ModelInput(model=name, input=x[0].tolist()) for name, x in pairs]
-        try:
-            results = await self.to_async.classify(items)
-        except bentoml.exceptions.BentoMLException as exc:
-            if getattr(exc, "error_code", None) == 503:
-                raise Unavailable(f"the inference queue is full, try again: {exc}") from None
-            raise
+        for attempt in range(CLIENT_ATTEMPTS):
+            try:
+                results = await self.to_async.classify(items)
+                break
+            except bentoml.exceptions.BentoMLException as exc:
+                if getattr(exc, "error_code", None) == 503:
+                    raise Unavailable(f"the inference queue is full, try again: {exc}") from None
+                raise
+            except (aiohttp.ClientConnectionError, RuntimeError):
+                # BentoML 1.4's client renews its session every 100 calls and closes the old one
+                # under the calls still in flight (bentoml/BentoML#5540); `classify` is pure, so resend.
+                if attempt == CLIENT_ATTEMPTS - 1:
+                    raise
         results = [r if isinstance(r, ModelScores) else ModelScores.model_validate(r) for r in results]
         for r in results:
             if r.error is not None:
@@ -331,7 +392,8 @@ class MNISTService:
         return {
             "window": self.latency.window,
             "models": {
-                name: {"live": self.latency.summary(name), "exported": m.entry.get("latency_ms"), "provider": m.provider}
+                name: {"live": self.latency.summary(name), "exported": m.entry.get("latency_ms"),
+                       "provider": m.provider}
                 for name, m in self.store.models.items()
             },
         }
@@ -351,43 +413,6 @@ def _decode_many(images: list[ImageInput]) -> np.ndarray:
             exc.args = (f"images[{i}]: {exc}",)
             raise
     return np.stack(arrays)  # (N, 1, 28, 28)
-
-
-# -- GET routes: a Starlette app mounted on the service, reading the same instance -------------------
-
-
-def _service() -> MNISTService:
-    return bentoml.get_current_service()
-
-
-async def models_route(_: Request) -> Response:
-    return JSONResponse(_service().models_info())
-
-
-async def latency_route(_: Request) -> Response:
-    return JSONResponse(_service().latency_info())
-
-
-async def comparison_route(request: Request) -> Response:
-    comparison = _service().store.comparison
-    fmt = request.query_params.get("format", "json")
-    if fmt not in ("json", "markdown"):
-        return error_response(BadInput(f"format must be json or markdown, not {fmt[:40]!r}"))
-    if comparison is None:
-        return JSONResponse({"error": "no comparison.json in the exported directory", "status": 404}, 404)
-    if fmt == "json":
-        return JSONResponse(comparison)
-    return PlainTextResponse(comparison_markdown(comparison), media_type="text/markdown; charset=utf-8")
-
-
-GET_APP = Starlette(
-    routes=[
-        Route("/models", models_route, methods=["GET"]),
-        Route("/comparison", comparison_route, methods=["GET"]),
-        Route("/latency", latency_route, methods=["GET"]),
-    ]
-)
-MNISTService.mount_asgi_app(GET_APP, path="/", name="mnistserve-get")
 
 
 # -- InputGate: every POST body passes here before BentoML parses it ---------------------------------
@@ -467,7 +492,9 @@ async def _as_json(scope: dict, body: bytes) -> tuple[dict, bytes]:
                   or (media in ("", "application/x-www-form-urlencoded") and body.startswith(IMAGE_MAGIC))):
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         image = base64.b64encode(body).decode()
-        payload: dict[str, Any] = {"images": [{"image_base64": image}]} if field == "images" else {"image_base64": image}
+        payload: dict[str, Any] = {"image_base64": image}
+        if field == "images":
+            payload = {"images": [payload]}
         if "model" in query and scope["path"] != "/predict_all":
             payload["model"] = query["model"][0]
     elif field and media == "multipart/form-data":
@@ -501,7 +528,7 @@ async def _form_payload(scope: dict, body: bytes, field: str) -> dict[str, Any]:
             except ValueError:
                 raise BadInput("pixels must be a JSON 28x28 array") from None
         if any(not isinstance(f, UploadFile) for f in files) or isinstance(model, UploadFile):
-            raise BadInput(f"`{field}` must be a file upload (curl -F {field}=@digit.png) and `model` a text field")
+            raise BadInput(f"`{field}` must be a file upload (curl -F {field}=@digit.png), `model` a text field")
         encoded = [base64.b64encode(await f.read()).decode() for f in files]
         if field == "images":
             payload["images"] = [{"image_base64": e} for e in encoded]
@@ -533,11 +560,12 @@ _SKIPPED = {"faster_rcnn": "file faster_rcnn.onnx is missing (not shipped: too l
 _METRICS = {"accuracy": 0.9912, "macro_f1": 0.9911, "test_loss": 0.028, "train_seconds": 96.4,
             "images_per_second": 1510.0, "parameters": 460362}
 _LIVE = {"count": 1520, "window": 1000, "mean": 0.52, "p50": 0.44, "p90": 0.81, "p99": 1.9, "max": 3.1}
+# Request examples leave `model` out, so that "Try it out" works whatever the manifest serves.
 EXAMPLES: dict[str, tuple[Any, Any]] = {  # route -> (JSON request, 200 response)
-    "/predict": ({"image_base64": SAMPLE_PNG, "model": "cnn"}, _PREDICTION),
+    "/predict": ({"image_base64": SAMPLE_PNG}, _PREDICTION),
     "/predict_all": ({"image_base64": SAMPLE_PNG}, {"predictions": [_PREDICTION], "skipped": _SKIPPED}),
     "/predict_batch": (
-        {"images": [{"image_base64": SAMPLE_PNG}, {"image_base64": SAMPLE_PNG}], "model": "cnn"},
+        {"images": [{"image_base64": SAMPLE_PNG}, {"image_base64": SAMPLE_PNG}]},
         {"model": "cnn", "version": "3f2a9c1b7d4e", "inference_ms": 0.6,
          "predictions": [{k: _PREDICTION[k] for k in ("digit", "probabilities", "top3")}] * 2},
     ),
@@ -547,7 +575,7 @@ EXAMPLES: dict[str, tuple[Any, Any]] = {  # route -> (JSON request, 200 response
           "error": None, "inference_ms": 0.38, "batch_size": 4}],
     ),
     "/latency/benchmark": (
-        {"model": "cnn", "runs": 100, "batch_size": 1},
+        {"runs": 100, "batch_size": 1},
         {"model": "cnn", "provider": "CPUExecutionProvider", "runs": 100, "batch_size": 1, "mean_ms": 0.31,
          "p50_ms": 0.29, "p90_ms": 0.37, "p99_ms": 0.52, "images_per_second": 3225.8},
     ),
@@ -563,12 +591,13 @@ ERRORS = {
     503: "no model can be served, or the inference queue is full",
 }
 _GET = {
-    "/models": ("Served models with their stored metrics, checksum and provider; skipped models with the reason.", {
+    "/models": ("Served models with stored metrics, checksum and provider; skipped models with the reason.", {
         "default": "cnn", "run_id": "20250101-120000", "providers_available": ["CPUExecutionProvider"],
         "models": [{"name": "cnn", "version": "3f2a9c1b7d4e", "provider": "CPUExecutionProvider", "device": "cpu",
                     "batching": "dynamic", "file": "cnn.onnx", "sha256": "3f2a9c1b7d4e...", "metrics": _METRICS,
                     "pretrained": False, "profile": "cpu", "latency_ms": {"batch1": 0.3, "batch64_per_image": 0.05}}],
-        "skipped": [{"name": "faster_rcnn", "reason": _SKIPPED["faster_rcnn"], "shipped": False, "metrics": _METRICS}]}),
+        "skipped": [{"name": "faster_rcnn", "reason": _SKIPPED["faster_rcnn"], "shipped": False,
+                     "metrics": _METRICS}]}),
     "/comparison": ("The stored training comparison (exported/comparison.json); `?format=markdown` gives a table.",
                     {"schema": "mnistserve.comparison/1", "profile": "cpu",
                      "models": [{"model": "cnn", "status": "ok", "pretrained": False, "metrics": _METRICS}]}),

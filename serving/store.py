@@ -145,7 +145,9 @@ class ModelStore:
         data = path.read_bytes()  # hash and load the same bytes: no window for a swap in between
         digest = hashlib.sha256(data).hexdigest()
         if digest != entry["sha256"]:
-            raise SkipModel(f"checksum mismatch: manifest {entry['sha256'][:12]}, file {digest[:12]} (corrupt or altered)")
+            raise SkipModel(
+                f"checksum mismatch: manifest {entry['sha256'][:12]}, file {digest[:12]} (corrupt or altered)"
+            )
         providers = [CUDA, CPU] if self.use_cuda else [CPU]
         try:
             session = _open_session(data, providers, self.threads)
