@@ -20,9 +20,12 @@ def mnist():
 @pytest.fixture(scope="session")
 def smoke_runs(tmp_path_factory, mnist):
     """A runs/ directory holding one complete smoke-profile CNN run (runs/latest points at it)."""
+    from mnistserve.contracts import read_json
+    from training.report import write_report
     from training.run import RunRequest, publish_latest, run_training
 
     runs = tmp_path_factory.mktemp("runs")
     run_dir = run_training(RunRequest(models=("cnn",), profile="smoke", device="cpu"), mnist, runs)
+    write_report(read_json(run_dir / "comparison.json"), run_dir, command="pytest smoke run")
     publish_latest(runs, run_dir)
     return runs

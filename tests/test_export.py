@@ -29,6 +29,8 @@ def test_manifest_describes_a_verified_file(exported):
     assert 0.0 < entry["onnx_accuracy"] <= 1.0 and entry["latency_ms"]["batch1"] > 0
     assert read_json(out / "comparison.json")["run_id"] == manifest["run_id"]
     assert not list(out.glob(".staging-*"))
+    assert "plots/accuracy_vs_time.png" in manifest["plots"] and "plots/confusion_cnn.png" in manifest["plots"]
+    assert all((out / p).read_bytes()[:4] == b"\x89PNG" for p in manifest["plots"])
 
 
 def test_onnx_file_takes_any_batch_and_carries_metadata(exported, mnist):

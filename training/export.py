@@ -146,6 +146,14 @@ def commit(staging: Path, out_dir: Path, manifest: dict, comparison: dict) -> No
     for entry in manifest["models"].values():
         (staging / entry["file"]).replace(out_dir / entry["file"])
     atomic_write_json(out_dir / "comparison.json", comparison)
+    plots = out_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    fresh = {png.name for png in staging.glob("*.png")}
+    for stale in plots.glob("*.png"):
+        if stale.name not in fresh:
+            stale.unlink()
+    for png in staging.glob("*.png"):  # the run's report plots, for the service's page
+        png.replace(plots / png.name)
     # Files too large for git are named in the manifest but kept out of commits.
     ignored = [e["file"] for e in manifest["models"].values() if not e["shipped"]]
     (out_dir / ".gitignore").write_text("".join(f"/{f}\n" for f in ignored))
@@ -170,6 +178,8 @@ def export_run(run_dir: Path, out_dir: Path, data: MnistData, *, models: list[st
                 entries[entry["model"]] = export_one(run_dir, entry, staging, data, log)
             except (RuntimeError, ValueError, onnx.checker.ValidationError) as exc:
                 raise ExportError(f"{entry['model']}: export failed: {exc}") from exc
+        for png in run_dir.glob("*.png"):
+            shutil.copyfile(png, staging / png.name)
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -179,6 +189,7 @@ def export_run(run_dir: Path, out_dir: Path, data: MnistData, *, models: list[st
             "default": next((n for n, e in entries.items() if e["shipped"]), chosen[0]["model"]),
             "input": INPUT_SPEC, "output": OUTPUT_SPEC,
             "models": entries,
+            "plots": sorted(f"plots/{p.name}" for p in staging.glob("*.png")),
         }
         commit(staging, out_dir, manifest, comparison)
         return manifest
