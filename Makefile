@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup train serve test test-all bench build clean
+.PHONY: setup train serve test test-all bench build clean browser
 
 setup: $(STAMP)
 
@@ -32,6 +32,17 @@ test-all: setup
 
 build: setup
 	$(BIN)/bentoml build
+
+# Headless Chromium for tests/test_ui.py, from Debian; without it the browser test skips, so a failure only warns.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "browser: /usr/bin/chromium and /usr/bin/chromedriver are installed"; \
+	else \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+		{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			chromium chromium-driver; } \
+		|| echo "browser: could not install chromium and chromium-driver; the browser test will skip"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache

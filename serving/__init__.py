@@ -1,7 +1,9 @@
 """The MNIST service: ONNX models from `exported/`, served by BentoML. Never imports torch or `training`.
 
 Modules: `preprocess` (bytes or arrays -> (1, 28, 28) float32, errors that carry an HTTP status),
-`store` (manifest, checksums, onnxruntime sessions), `latency` (rolling figures), `service` (HTTP).
+`store` (manifest, checksums, onnxruntime sessions), `latency` (rolling figures), `service` (the BentoML
+service and its typed POST APIs), `gate` (ASGI middleware: multipart and raw bodies, size limits), `routes`
+(GET routes, the /ui page and plots), `openapi` (the completed /docs.json).
 
 Configuration, read from the environment when the service starts:
 

@@ -1,71 +1,59 @@
 """HTTP API of the MNIST models, on BentoML 1.4. Configuration: MNISTSERVE_* variables, see `serving`.
 
     POST /predict            one image -> digit, ten probabilities, top-3, model, version, inference ms
-    POST /predict_all        one image -> every served model's answer
+    POST /predict_all        one image -> every served model's answer, and the 28x28 input they received
     POST /predict_batch      several images, one model -> one answer each, in one onnxruntime run
     POST /classify           low level: preprocessed 28x28 inputs in [0, 1] -> logits (adaptive batching)
     GET  /models             served models (metrics, checksum, provider) and skipped ones (reason)
     GET  /comparison         the stored training comparison; ?format=markdown for a table
     GET  /latency            live rolling latency per model beside the latency measured at export
+    GET  /plots, /plots/<name>.png   the training report's plots copied into exported/plots
+    GET  /ui                 a web page: draw a digit and watch every served model answer
     POST /latency/benchmark  time N inferences here (403 unless MNISTSERVE_ENABLE_BENCHMARK=1)
     BentoML's own: GET / (Swagger UI), /docs.json, /livez, /readyz, /metrics
 
 How the pieces fit:
-  * The POST routes are typed `@bentoml.api` methods taking JSON. `InputGate`, an ASGI middleware,
-    turns a multipart upload or a raw image body into that JSON, enforces the body limit (413), and
-    answers 415 for forms that BentoML's own parsers would turn into a 500.
+  * The POST routes are typed `@bentoml.api` methods taking JSON (this module). `InputGate`, an ASGI
+    middleware (`serving.gate`), turns a multipart upload or a raw image body into that JSON, enforces
+    the body limit (413), and answers 415 for forms that BentoML's own parsers would turn into a 500.
   * Single-image requests reach the batchable `classify` through the service's own client
     (`self.to_async.classify`), so BentoML's dispatcher merges concurrent requests into one run.
-  * The GET routes live in a small Starlette app mounted with `@bentoml.asgi_app`; they read the
-    same service instance (`bentoml.get_current_service()`).
-  * /docs.json is BentoML's document completed with the other input forms, examples and GET routes.
+  * The GET routes and the web page (`serving.routes`, files in `serving/static`) live in a small
+    Starlette app mounted with `@bentoml.asgi_app`; they read the same service instance
+    (`bentoml.get_current_service()`).
+  * /docs.json (`serving.openapi`) is BentoML's document completed with the other input forms,
+    examples and GET routes; InputGate serves it.
 """
 
 from __future__ import annotations
 
-import base64
-import inspect
-import json
 import logging
 import statistics
 import time
 from collections import defaultdict
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 import aiohttp
 import anyio.to_thread
 import bentoml
 import numpy as np
-import onnxruntime as ort
 from pydantic import BaseModel, Field
-from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
-from mnistserve.contracts import comparison_markdown, default_exported_dir
+from mnistserve.contracts import default_exported_dir
 from serving import Settings
+from serving.gate import InputGate, error_response
 from serving.latency import LatencyBook
+from serving.openapi import IMAGE_HELP, MODEL_HELP, PIXELS_HELP, openapi_document
 from serving.preprocess import BadInput, ServingError, TooLarge, Unavailable, decode_base64, from_array, from_bytes
+from serving.routes import GET_APP
 from serving.store import ModelStore, ServedModel, softmax
 
 log = logging.getLogger("mnistserve.service")
 logging.getLogger("mnistserve").setLevel(logging.INFO)  # BentoML leaves the root at WARNING: show what is served
 SETTINGS = Settings.from_env()
-MODEL_HELP = "model name from GET /models; default: the manifest's default"
-IMAGE_HELP = "base64 image bytes (PNG, JPEG, ...), a data: URL allowed; or send `pixels`"
-PIXELS_HELP = "28x28 array of 0-255, white digit on black (MNIST style); or send `image_base64`"
 CLIENT_ATTEMPTS = 3  # calls of `classify` through the service's own client, see `_classify`
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Row = Annotated[list[Unit], Field(min_length=28, max_length=28)]
-
-
-class UnsupportedMedia(ServingError):
-    """A request body in a form this route does not read."""
-
-    status = 415
 
 
 class Forbidden(ServingError):
@@ -102,6 +90,9 @@ class BatchPrediction(BaseModel):
 class AllPredictions(BaseModel):
     predictions: list[Prediction] = Field(description="one per served model")
     skipped: dict[str, str] = Field(description="models not served, with the reason")
+    input_28x28: list[list[int]] = Field(
+        description="the 28x28 image every model received, 0-255, white digit on black: what preprocessing made"
+    )
 
 
 class ImageInput(BaseModel):
@@ -135,11 +126,6 @@ class Benchmark(BaseModel):
     images_per_second: float
 
 
-def error_response(exc: ServingError) -> JSONResponse:
-    """The JSON error body every route answers with."""
-    return JSONResponse({"error": str(exc), "status": exc.status}, status_code=exc.status)
-
-
 def decode_one(image_base64: str | None, pixels: list[list[float]] | None) -> np.ndarray:
     """Exactly one of the two JSON forms -> (1, 28, 28) float32."""
     if (image_base64 is None) == (pixels is None):
@@ -157,46 +143,6 @@ def digit(probabilities: np.ndarray) -> dict[str, Any]:
         "probabilities": [round(float(p), 6) for p in probabilities],
         "top3": [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order],
     }
-
-
-# -- GET routes: a Starlette app mounted on the service, reading the same instance -------------------
-
-
-def _service() -> MNISTService:
-    return bentoml.get_current_service()  # the instance BentoML created in this worker
-
-
-async def models_route(_: Request) -> Response:
-    return JSONResponse(_service().models_info())
-
-
-async def latency_route(_: Request) -> Response:
-    return JSONResponse(_service().latency_info())
-
-
-async def comparison_route(request: Request) -> Response:
-    comparison = _service().store.comparison
-    fmt = request.query_params.get("format", "json")
-    if fmt not in ("json", "markdown"):
-        return error_response(BadInput(f"format must be json or markdown, not {fmt[:40]!r}"))
-    if comparison is None:
-        return JSONResponse({"error": "no comparison.json in the exported directory", "status": 404}, 404)
-    if fmt == "json":
-        return JSONResponse(comparison)
-    try:
-        table = comparison_markdown(comparison)
-    except (KeyError, TypeError, ValueError) as exc:  # our stored file is at fault, not the client
-        return JSONResponse({"error": f"comparison.json cannot be rendered: {exc!r}", "status": 500}, 500)
-    return PlainTextResponse(table, media_type="text/markdown; charset=utf-8")
-
-
-GET_APP = Starlette(
-    routes=[
-        Route("/models", models_route, methods=["GET"]),
-        Route("/comparison", comparison_route, methods=["GET"]),
-        Route("/latency", latency_route, methods=["GET"]),
-    ]
-)
 
 
 @bentoml.asgi_app(GET_APP, path="/", name="mnistserve-get")
@@ -245,7 +191,8 @@ class MNISTService:
             x = await anyio.to_thread.run_sync(decode_one, image_base64, pixels)
             results = await self._classify([(name, x) for name in self.store.models])
             answers = [self._answer(self.store.models[r.model], r, start) for r in results]
-            return AllPredictions(predictions=answers, skipped=self.store.skipped)
+            seen = np.rint(x[0] * 255).astype(np.uint8).tolist()  # (28, 28): what the models received
+            return AllPredictions(predictions=answers, skipped=self.store.skipped, input_28x28=seen)
         except ServingError as exc:
             return error_response(exc)
 
@@ -371,37 +318,6 @@ class MNISTService:
             batch_size=scores.batch_size, **digit(probabilities),
         )
 
-    def models_info(self) -> dict[str, Any]:
-        """GET /models."""
-        keys = ("file", "sha256", "size_bytes", "shipped", "opset", "metrics", "pretrained", "weights", "profile",
-                "parity", "onnx_accuracy", "latency_ms")
-        served = [
-            {"name": m.name, "version": m.version, "provider": m.provider, "device": _device(m.provider),
-             "batching": "dynamic" if m.max_batch is None else f"max {m.max_batch} per run",
-             **{k: m.entry.get(k) for k in keys}}
-            for m in self.store.models.values()
-        ]
-        entries = self.store.manifest["models"]
-        skipped = [{"name": n, "reason": r, "shipped": entries[n].get("shipped"), "metrics": entries[n].get("metrics")}
-                   for n, r in self.store.skipped.items()]
-        return {"default": self.store.default, "run_id": self.store.manifest.get("run_id"),
-                "providers_available": ort.get_available_providers(), "models": served, "skipped": skipped}
-
-    def latency_info(self) -> dict[str, Any]:
-        """GET /latency."""
-        return {
-            "window": self.latency.window,
-            "models": {
-                name: {"live": self.latency.summary(name), "exported": m.entry.get("latency_ms"),
-                       "provider": m.provider}
-                for name, m in self.store.models.items()
-            },
-        }
-
-
-def _device(provider: str) -> str:
-    return provider.removesuffix("ExecutionProvider").lower()
-
 
 def _decode_many(images: list[ImageInput]) -> np.ndarray:
     """(N, 1, 28, 28) from /predict_batch's images; an error names the image."""
@@ -415,237 +331,9 @@ def _decode_many(images: list[ImageInput]) -> np.ndarray:
     return np.stack(arrays)  # (N, 1, 28, 28)
 
 
-# -- InputGate: every POST body passes here before BentoML parses it ---------------------------------
-
-IMAGE_FIELDS = {"/predict": "image", "/predict_all": "image", "/predict_batch": "images"}
-IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF", b"qoif")
-
-
-class InputGate:
-    """ASGI middleware: the body limit, multipart and raw image bodies turned into the typed APIs'
-    JSON, 415 for form bodies elsewhere, and the completed OpenAPI document at /docs.json."""
-
-    def __init__(self, app: Any, *, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        if scope["method"] == "GET" and scope["path"] == "/docs.json":
-            return await JSONResponse(openapi_document())(scope, receive, send)
-        if scope["method"] != "POST":
-            return await self.app(scope, receive, send)
-        try:
-            body = await _read_body(scope, receive, self.max_body_bytes)
-            scope, body = await _as_json(scope, body)
-        except ServingError as exc:
-            return await error_response(exc)(scope, receive, send)
-        await self.app(scope, _replay(body, receive), send)
-
-
-def _header(scope: dict, name: bytes) -> str | None:
-    return next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name), None)
-
-
-def _replay(body: bytes, receive: Any) -> Any:
-    sent = False
-
-    async def replay() -> dict:
-        nonlocal sent
-        if sent:
-            return await receive()  # after the body: wait for the disconnect, as the server would
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
-
-
-async def _disconnected() -> dict:
-    return {"type": "http.disconnect"}
-
-
-async def _read_body(scope: dict, receive: Any, limit: int) -> bytes:
-    """The whole body, or TooLarge as soon as it (or its Content-Length) passes `limit`."""
-    declared = _header(scope, b"content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-        raise TooLarge(f"request body is {int(declared)} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise BadInput("client disconnected")
-        chunks.append(message.get("body", b""))
-        size += len(chunks[-1])
-        if size > limit:
-            raise TooLarge(f"request body is over the limit of {limit} bytes")
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _as_json(scope: dict, body: bytes) -> tuple[dict, bytes]:
-    """Multipart and raw image bodies of the image routes -> JSON; other form bodies -> 415."""
-    field = IMAGE_FIELDS.get(scope["path"])
-    media = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-    is_form = media in ("multipart/form-data", "application/x-www-form-urlencoded")
-    if field and (media.startswith("image/") or media == "application/octet-stream"
-                  or (media in ("", "application/x-www-form-urlencoded") and body.startswith(IMAGE_MAGIC))):
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        image = base64.b64encode(body).decode()
-        payload: dict[str, Any] = {"image_base64": image}
-        if field == "images":
-            payload = {"images": [payload]}
-        if "model" in query and scope["path"] != "/predict_all":
-            payload["model"] = query["model"][0]
-    elif field and media == "multipart/form-data":
-        payload = await _form_payload(scope, body, field)
-    elif is_form:
-        raise UnsupportedMedia(f"{scope['path']} takes application/json" + (
-            "" if field is None else ", multipart/form-data or a raw image body (Content-Type image/*)"))
-    else:
-        return scope, body
-    data = json.dumps(payload).encode()
-    headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"content-type", b"content-length")]
-    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    return {**scope, "headers": headers}, data
-
-
-async def _form_payload(scope: dict, body: bytes, field: str) -> dict[str, Any]:
-    """A multipart upload (`image` or `images` files, `model` and optional `pixels` fields) -> JSON."""
-    request = Request(scope, _replay(body, _disconnected))
-    try:
-        form = await request.form(max_files=SETTINGS.max_batch_images + 1, max_fields=64)
-    except Exception as exc:  # malformed multipart: Starlette and python-multipart raise several kinds
-        raise BadInput(f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
-    try:
-        payload: dict[str, Any] = {}
-        model, pixels, files = form.get("model"), form.get("pixels"), form.getlist(field)
-        if isinstance(model, str) and scope["path"] != "/predict_all":
-            payload["model"] = model
-        if isinstance(pixels, str):
-            try:
-                payload["pixels"] = json.loads(pixels)
-            except ValueError:
-                raise BadInput("pixels must be a JSON 28x28 array") from None
-        if any(not isinstance(f, UploadFile) for f in files) or isinstance(model, UploadFile):
-            raise BadInput(f"`{field}` must be a file upload (curl -F {field}=@digit.png), `model` a text field")
-        encoded = [base64.b64encode(await f.read()).decode() for f in files]
-        if field == "images":
-            payload["images"] = [{"image_base64": e} for e in encoded]
-        elif len(encoded) > 1:
-            raise BadInput("send one file in `image`; POST /predict_batch takes several")
-        elif encoded:
-            payload["image_base64"] = encoded[0]
-        elif "pixels" not in payload:
-            raise BadInput("the multipart body has no `image` file")
-        return payload
-    finally:
-        await form.close()
-
-
-MNISTService.add_asgi_middleware(InputGate, max_body_bytes=SETTINGS.max_body_bytes)
-
-
-# -- /docs.json: BentoML's document, completed with the other input forms, examples and GET routes -----
-
-SAMPLE_PNG = (  # a 28x28 "7", so that "Try it out" works as is
-    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAQ0lEQVR42mNgGEqAEcb4j0WUCauW//gkGdGMRdGG01iEHA5jcUkiaSRNJ7JG"
-    "knSiaCRFJ6pGEnSiaSRe53+s8TCYAAAkIQohNgkS4QAAAABJRU5ErkJggg=="
+MNISTService.add_asgi_middleware(
+    InputGate,
+    max_body_bytes=SETTINGS.max_body_bytes,
+    max_files=SETTINGS.max_batch_images + 1,
+    docs=lambda: openapi_document(MNISTService),
 )
-_PROBS = [0.0001, 0.0003, 0.0012, 0.0021, 0.0001, 0.0002, 0.0, 0.9871, 0.0004, 0.0085]
-_PREDICTION = {"digit": 7, "probabilities": _PROBS, "top3": [{"digit": 7, "probability": 0.9871},
-               {"digit": 9, "probability": 0.0085}, {"digit": 3, "probability": 0.0021}],
-               "model": "cnn", "version": "3f2a9c1b7d4e", "inference_ms": 0.41, "batch_size": 3}
-_SKIPPED = {"faster_rcnn": "file faster_rcnn.onnx is missing (not shipped: too large for git)"}
-_METRICS = {"accuracy": 0.9912, "macro_f1": 0.9911, "test_loss": 0.028, "train_seconds": 96.4,
-            "images_per_second": 1510.0, "parameters": 460362}
-_LIVE = {"count": 1520, "window": 1000, "mean": 0.52, "p50": 0.44, "p90": 0.81, "p99": 1.9, "max": 3.1}
-# Request examples leave `model` out, so that "Try it out" works whatever the manifest serves.
-EXAMPLES: dict[str, tuple[Any, Any]] = {  # route -> (JSON request, 200 response)
-    "/predict": ({"image_base64": SAMPLE_PNG}, _PREDICTION),
-    "/predict_all": ({"image_base64": SAMPLE_PNG}, {"predictions": [_PREDICTION], "skipped": _SKIPPED}),
-    "/predict_batch": (
-        {"images": [{"image_base64": SAMPLE_PNG}, {"image_base64": SAMPLE_PNG}]},
-        {"model": "cnn", "version": "3f2a9c1b7d4e", "inference_ms": 0.6,
-         "predictions": [{k: _PREDICTION[k] for k in ("digit", "probabilities", "top3")}] * 2},
-    ),
-    "/classify": (
-        {"items": [{"model": "cnn", "input": [[0.0] * 28] * 28}]},
-        [{"model": "cnn", "logits": [-3.1, 0.2, 1.4, 0.9, -2.2, 0.5, -1.0, 6.3, -0.4, 1.1], "status": 200,
-          "error": None, "inference_ms": 0.38, "batch_size": 4}],
-    ),
-    "/latency/benchmark": (
-        {"runs": 100, "batch_size": 1},
-        {"model": "cnn", "provider": "CPUExecutionProvider", "runs": 100, "batch_size": 1, "mean_ms": 0.31,
-         "p50_ms": 0.29, "p90_ms": 0.37, "p99_ms": 0.52, "images_per_second": 3225.8},
-    ),
-}
-_ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}}
-ERRORS = {
-    400: "not an image, a truncated image, or an array of the wrong shape or range",
-    403: "switched off by configuration",
-    404: "unknown model (the message names the served ones)",
-    413: "body, image or batch over the configured limit",
-    415: "a body form this route does not read",
-    422: "the image has no ink",
-    503: "no model can be served, or the inference queue is full",
-}
-_GET = {
-    "/models": ("Served models with stored metrics, checksum and provider; skipped models with the reason.", {
-        "default": "cnn", "run_id": "20250101-120000", "providers_available": ["CPUExecutionProvider"],
-        "models": [{"name": "cnn", "version": "3f2a9c1b7d4e", "provider": "CPUExecutionProvider", "device": "cpu",
-                    "batching": "dynamic", "file": "cnn.onnx", "sha256": "3f2a9c1b7d4e...", "metrics": _METRICS,
-                    "pretrained": False, "profile": "cpu", "latency_ms": {"batch1": 0.3, "batch64_per_image": 0.05}}],
-        "skipped": [{"name": "faster_rcnn", "reason": _SKIPPED["faster_rcnn"], "shipped": False,
-                     "metrics": _METRICS}]}),
-    "/comparison": ("The stored training comparison (exported/comparison.json); `?format=markdown` gives a table.",
-                    {"schema": "mnistserve.comparison/1", "profile": "cpu",
-                     "models": [{"model": "cnn", "status": "ok", "pretrained": False, "metrics": _METRICS}]}),
-    "/latency": ("Per model: live rolling figures (inference and whole-request ms, batch sizes) beside the "
-                 "latency measured at export.", {"window": 1000, "models": {"cnn": {
-                     "live": {"inference_ms": _LIVE, "request_ms": _LIVE, "batch_size": _LIVE},
-                     "exported": {"batch1": 0.3, "batch64_per_image": 0.05}, "provider": "CPUExecutionProvider"}}}),
-}
-_OPENAPI: dict[str, Any] = {}
-
-
-def _json_example(example: Any) -> dict[str, Any]:
-    return {"application/json": {"schema": {"type": "object"}, "example": example}}
-
-
-def openapi_document() -> dict[str, Any]:
-    """The service's OpenAPI document, completed; built once."""
-    if _OPENAPI:
-        return _OPENAPI
-    spec = MNISTService.openapi_spec.asdict()
-    errors = {str(code): {"description": text, "content": {"application/json": {"schema": _ERROR}}}
-              for code, text in ERRORS.items()}
-    for path, (request, response) in EXAMPLES.items():
-        post = spec["paths"][path]["post"]
-        post["description"] = inspect.cleandoc(post.get("description", ""))
-        post["requestBody"]["content"]["application/json"]["example"] = request
-        post["responses"] = {"200": post["responses"].get(200) or post["responses"]["200"], **errors}
-        post["responses"]["200"]["content"]["application/json"]["example"] = response
-        field = IMAGE_FIELDS.get(path)
-        if field is None:
-            continue
-        upload = {"type": "string", "format": "binary"}
-        form = {field: upload if field == "image" else {"type": "array", "items": upload}}
-        if path != "/predict_all":
-            form["model"] = {"type": "string", "example": "cnn"}
-            post["parameters"] = [{"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
-                                   "description": "with a raw image body: " + MODEL_HELP}]
-        content = post["requestBody"]["content"]
-        content["multipart/form-data"] = {"schema": {"type": "object", "properties": form, "required": [field]}}
-        content["image/png"] = content["image/jpeg"] = {"schema": upload}
-    for path, (text, example) in _GET.items():
-        get: dict[str, Any] = {"tags": ["Service APIs"], "description": text,
-                               "responses": {"200": {"description": "OK", "content": _json_example(example)}}}
-        if path == "/comparison":
-            get["parameters"] = [{"name": "format", "in": "query", "required": False,
-                                  "schema": {"type": "string", "enum": ["json", "markdown"], "default": "json"}}]
-            get["responses"]["200"]["content"]["text/markdown"] = {"schema": {"type": "string"}}
-            get["responses"]["404"] = errors["404"] | {"description": "no comparison.json was exported"}
-        spec["paths"][path] = {"get": get}
-    _OPENAPI.update(spec)
-    return _OPENAPI

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from torch import nn
 from mnistserve.contracts import (
     COMPARISON_SCHEMA,
     MANIFEST_SCHEMA,
+    read_json,
     sha256_file,
     validate_manifest,
 )
@@ -128,6 +130,24 @@ def write_exported(directory: Path, net: nn.Module) -> dict:
     ]}
     (directory / "comparison.json").write_text(json.dumps(comparison))
     return manifest
+
+
+PLOTS = ("accuracy_vs_time.png", "confusion_mlp.png")  # listed in the manifest's "plots"
+UNLISTED_PLOT = "unlisted.png"  # in exported/plots but not in the manifest: never served
+
+
+def add_plots(directory: Path) -> list[str]:
+    """exported/plots with small PNG charts, as the exporter copies them; returns the manifest's "plots"."""
+    folder = directory / "plots"
+    folder.mkdir(exist_ok=True)
+    for i, name in enumerate((*PLOTS, UNLISTED_PLOT)):
+        image = Image.new("RGB", (240, 160), "white")
+        draw = ImageDraw.Draw(image)
+        draw.rectangle([30, 10, 230, 130], outline="black")
+        draw.line([(30, 120 - 10 * i), (90, 60), (150, 40), (230, 30 + 5 * i)], fill=(47, 111, 223), width=3)
+        draw.text((34, 138), name, fill="black")
+        image.save(folder / name, "PNG", optimize=True)
+    return [f"plots/{name}" for name in PLOTS]
 
 
 # -- drawn test images --------------------------------------------------------------------------------
@@ -258,5 +278,23 @@ def server(exported_dir, tmp_path_factory):
     env = {"MNISTSERVE_ENABLE_BENCHMARK": "1", "MNISTSERVE_MAX_PIXELS": "1000000", "MNISTSERVE_MAX_BATCH_IMAGES": "8",
            "MNISTSERVE_MAX_BATCH_SIZE": "16", "MNISTSERVE_MAX_LATENCY_MS": "20000"}
     running = start_server(exported_dir, tmp_path_factory.mktemp("bentoml-home"), env=env)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def exported_with_plots(exported_dir, tmp_path_factory) -> Path:
+    """A copy of exported_dir whose manifest lists plots in exported/plots (the web page shows them)."""
+    directory = tmp_path_factory.mktemp("exported-plots")
+    shutil.copytree(exported_dir, directory, dirs_exist_ok=True)
+    manifest = read_json(directory / "manifest.json")
+    manifest["plots"] = add_plots(directory) + ["plots/missing.png", "plots/../manifest.json", "../mlp.onnx"]
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def ui_server(exported_with_plots, tmp_path_factory):
+    running = start_server(exported_with_plots, tmp_path_factory.mktemp("bentoml-home-ui"))
     yield running
     running.stop()

@@ -171,6 +171,9 @@ def test_health_metrics_index_and_docs(http):
     assert {"multipart/form-data", "image/png", "image/jpeg"} <= forms
     for path in ("/models", "/comparison", "/latency"):
         assert docs["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert "(./ui)" in docs["info"]["description"] and {"/ui", "/plots", "/plots/{name}"} <= set(docs["paths"])
+    example = docs["paths"]["/predict_all"]["post"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert len(example["input_28x28"]) == 28
 
 
 def test_predict_answers_with_digit_probabilities_top3_and_version(http, exported_dir):
@@ -235,6 +238,9 @@ def test_predict_all_answers_for_every_served_model(http):
     np.testing.assert_allclose(dynamic, one_by_one, atol=1e-5)
     assert set(body["skipped"]) == {"tampered", "garbage", "faster_rcnn"}
     assert http.post("/predict_all", content=SEVEN, headers={"Content-Type": "image/png"}).status_code == 200
+    seen = np.asarray(body["input_28x28"])  # what the models received, for the web page
+    assert seen.shape == (28, 28) and seen.dtype.kind == "i" and seen.min() == 0 and seen.max() == 255
+    np.testing.assert_array_equal(seen, np.rint(from_bytes(SEVEN, max_pixels=10**7)[0] * 255))
 
 
 def test_predict_batch_takes_files_or_json(http):

@@ -1,0 +1,153 @@
+"""The GET routes: a small Starlette app that the service mounts with `@bentoml.asgi_app`.
+
+    GET /models, /comparison, /latency   JSON read from the service instance of this worker
+                                         (`models_info`, `latency_info`, the stored comparison)
+    GET /plots                           the exported plots (the manifest's `plots` whose file exists)
+    GET /plots/<name>.png                one of them; any other name is 404, nothing outside exported/plots
+    GET /ui, /ui/<file>                  the web page, from serving/static (no build step, no CDN)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bentoml
+import onnxruntime as ort
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from mnistserve.contracts import comparison_markdown
+from serving.gate import error_response
+from serving.preprocess import BadInput, ServingError
+
+if TYPE_CHECKING:
+    from serving.service import MNISTService
+
+STATIC = Path(__file__).resolve().parent / "static"
+STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.is_file()) if STATIC.is_dir() else frozenset()
+NO_CACHE = {"Cache-Control": "no-cache"}  # the page changes with the service; revalidate, never go stale
+
+
+class NotFound(ServingError):
+    """A GET of a plot or page file that is not there."""
+
+    status = 404
+
+
+def _service() -> MNISTService:
+    return bentoml.get_current_service()  # the instance BentoML created in this worker
+
+
+def models_info(service: MNISTService) -> dict[str, Any]:
+    """GET /models: served models with what the manifest says of them, skipped ones with the reason."""
+    keys = ("file", "sha256", "size_bytes", "shipped", "opset", "metrics", "pretrained", "weights", "profile",
+            "parity", "onnx_accuracy", "latency_ms")
+    store = service.store
+    served = [
+        {"name": m.name, "version": m.version, "provider": m.provider,
+         "device": m.provider.removesuffix("ExecutionProvider").lower(),
+         "batching": "dynamic" if m.max_batch is None else f"max {m.max_batch} per run",
+         **{k: m.entry.get(k) for k in keys}}
+        for m in store.models.values()
+    ]
+    entries = store.manifest["models"]
+    skipped = [{"name": n, "reason": r, "shipped": entries[n].get("shipped"), "metrics": entries[n].get("metrics")}
+               for n, r in store.skipped.items()]
+    return {"default": store.default, "run_id": store.manifest.get("run_id"),
+            "providers_available": ort.get_available_providers(), "models": served, "skipped": skipped}
+
+
+def latency_info(service: MNISTService) -> dict[str, Any]:
+    """GET /latency: live rolling figures per served model beside those measured at export."""
+    book = service.latency
+    return {
+        "window": book.window,
+        "models": {
+            name: {"live": book.summary(name), "exported": m.entry.get("latency_ms"), "provider": m.provider}
+            for name, m in service.store.models.items()
+        },
+    }
+
+
+async def models_route(_: Request) -> Response:
+    return JSONResponse(models_info(_service()))
+
+
+async def latency_route(_: Request) -> Response:
+    return JSONResponse(latency_info(_service()))
+
+
+async def comparison_route(request: Request) -> Response:
+    comparison = _service().store.comparison
+    fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "markdown"):
+        return error_response(BadInput(f"format must be json or markdown, not {fmt[:40]!r}"))
+    if comparison is None:
+        return JSONResponse({"error": "no comparison.json in the exported directory", "status": 404}, 404)
+    if fmt == "json":
+        return JSONResponse(comparison)
+    try:
+        table = comparison_markdown(comparison)
+    except (KeyError, TypeError, ValueError) as exc:  # our stored file is at fault, not the client
+        return JSONResponse({"error": f"comparison.json cannot be rendered: {exc!r}", "status": 500}, 500)
+    return PlainTextResponse(table, media_type="text/markdown; charset=utf-8")
+
+
+def exported_plots() -> dict[str, Path]:
+    """name -> file of every PNG the manifest lists under plots/ that exists inside exported/plots."""
+    store = _service().store
+    folder = (store.directory / "plots").resolve()
+    listed = store.manifest.get("plots")
+    found = {}
+    for entry in listed if isinstance(listed, list) else []:
+        if not isinstance(entry, str) or not entry.startswith("plots/") or not entry.endswith(".png"):
+            continue
+        name = entry.removeprefix("plots/")
+        path = (folder / name).resolve()
+        if "/" not in name and path.parent == folder and path.is_file():  # no subfolders, no links out
+            found[name] = path
+    return found
+
+
+async def plots_route(_: Request) -> Response:
+    return JSONResponse({"plots": [f"plots/{name}" for name in exported_plots()]})
+
+
+async def plot_route(request: Request) -> Response:
+    name = request.path_params["name"]
+    path = exported_plots().get(name)
+    if path is None:
+        return error_response(NotFound(f"no exported plot named {name[:80]!r}; GET /plots lists them"))
+    return FileResponse(path, media_type="image/png", headers=NO_CACHE)
+
+
+async def ui_route(_: Request) -> Response:
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=NO_CACHE)
+
+
+async def ui_slash_route(_: Request) -> Response:
+    return RedirectResponse("../ui", status_code=308)  # relative, so the page also works behind a path prefix
+
+
+async def static_route(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in STATIC_FILES:  # a fixed list: no path from a request ever reaches the file system
+        return error_response(NotFound(f"no file {name[:80]!r} in the web page"))
+    return FileResponse(STATIC / name, headers=NO_CACHE)
+
+
+GET_APP = Starlette(
+    routes=[
+        Route("/models", models_route, methods=["GET"]),
+        Route("/comparison", comparison_route, methods=["GET"]),
+        Route("/latency", latency_route, methods=["GET"]),
+        Route("/plots", plots_route, methods=["GET"]),
+        Route("/plots/{name}", plot_route, methods=["GET"]),
+        Route("/ui", ui_route, methods=["GET"]),
+        Route("/ui/", ui_slash_route, methods=["GET"]),
+        Route("/ui/{name}", static_route, methods=["GET"]),
+    ]
+)
