@@ -430,3 +430,6 @@ def test_bentoml_build_packs_the_models_without_torch(exported_dir, tmp_path):
     assert (bento / "src" / "exported" / "manifest.json").is_file()
     assert (bento / "src" / "serving" / "service.py").is_file() and not (bento / "src" / "training").exists()
     assert "BENTOML_DO_NOT_TRACK" in dockerfile or "BENTOML_DO_NOT_TRACK" in (bento / "bento.yaml").read_text()
+    # The container runs the service as BentoML's unprivileged user, never root.
+    users = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0"), users
