@@ -140,7 +140,7 @@ async def _form_payload(scope: dict, body: bytes, field: str, max_files: int) ->
         if isinstance(pixels, str):
             try:
                 payload["pixels"] = json.loads(pixels)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's limit
                 raise BadInput("pixels must be a JSON 28x28 array") from None
         if any(not isinstance(f, UploadFile) for f in files) or isinstance(model, UploadFile):
             raise BadInput(f"`{field}` must be a file upload (curl -F {field}=@digit.png), `model` a text field")

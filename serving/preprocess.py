@@ -204,10 +204,24 @@ def _centre(box: np.ndarray) -> np.ndarray:
     return frame
 
 
+WORK_SIDE = 512  # the digit ends up 20 px tall: larger images are box-reduced first
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """Box-reduce a large image before any float maths (a 4096x4096 RGBA would need ~1 GB as float32)."""
+    factor = -(-max(image.size) // WORK_SIDE)
+    if factor <= 1:
+        return image
+    try:
+        return image.reduce(factor)  # box average: thin strokes fade but stay
+    except (ValueError, OSError, NotImplementedError):
+        return image  # a mode Pillow cannot reduce: take the slow path
+
+
 def from_image(image: Image.Image) -> np.ndarray:
     """A decoded image -> (1, 28, 28) float32 in [0, 1], MNIST-style."""
     try:
-        grey = _grey(image)
+        grey = _grey(_shrink(image))
     except (ValueError, OSError, TypeError) as exc:  # a mode Pillow cannot convert to luminance
         raise BadInput(f"unsupported image mode {image.mode}: {exc}") from None
     return _centre(_fit_box(_ink(grey)))[None].astype(np.float32)
