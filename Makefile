@@ -30,6 +30,10 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest -q -m ''
 
+bench: setup
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
+	benchmarks/bench.sh
+
 build: setup
 	$(BIN)/bentoml build
 
