@@ -117,8 +117,8 @@ def build_transfer(
             state = imagenet.get_state_dict(progress=True, check_hash=True, weights_only=True)
         except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
             where = Path(torch.hub.get_dir()) / "checkpoints" / Path(imagenet.url).name
-            msg = (f"ImageNet weights {imagenet} unavailable: not usable at {where} and the download from "
-                   f"{imagenet.url} failed ({exc}). Place the file there, pass weights=PATH, or weights='none'.")
+            msg = (f"ImageNet weights {imagenet} unavailable ({exc}); torchvision reads {where} and downloads it "
+                   f"from {imagenet.url} when missing. Place the file there, pass weights=PATH, or weights='none'.")
             if weights == "imagenet":
                 raise WeightsUnavailable(msg) from exc
             warnings.warn(f"{msg} Training from scratch instead.", stacklevel=3)

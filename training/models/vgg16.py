@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 from torchvision.models import VGG16_Weights
 from torchvision.models import vgg16 as tv_vgg16
@@ -18,12 +20,13 @@ MIN_SIZE = 32  # five 2x2 max-pools: a smaller input would pool below 1 px
     transfer=True,
     profiles={
         "smoke": Hparams(epochs=1, batch_size=32, lr=1e-4, train_subset=512, eval_subset=256, build={"image_size": 32}),
-        "cpu": Hparams(epochs=2, batch_size=64, lr=2e-4, train_subset=20_000, build={"image_size": 32}),
+        # From scratch (no ImageNet weights offline) at ~50 images/s on 2 cores: one pass over 32k images.
+        "cpu": Hparams(epochs=1, batch_size=128, lr=3e-4, train_subset=32_000, augment=False, build={"image_size": 32}),
         "gpu": Hparams(epochs=4, batch_size=128, lr=1e-4, freeze_epochs=1, label_smoothing=0.05,
                        build={"image_size": 224}),
     },
 )
-def vgg16(*, weights: str = "auto", image_size: int = 32) -> nn.Module:
-    """Build VGG16; `weights` is auto | imagenet | none | PATH."""
-    return build_transfer(tv_vgg16, VGG16_Weights.IMAGENET1K_V1, weights=weights, image_size=image_size,
-                          min_size=MIN_SIZE)
+def vgg16(*, weights: str = "auto", image_size: int = 32, dropout: float = 0.5) -> nn.Module:
+    """Build VGG16; `weights` is auto | imagenet | none | PATH; `dropout` is torchvision's classifier dropout."""
+    return build_transfer(partial(tv_vgg16, dropout=dropout), VGG16_Weights.IMAGENET1K_V1, weights=weights,
+                          image_size=image_size, min_size=MIN_SIZE)
