@@ -80,7 +80,10 @@ def test_parity_check_limits():
     a[:, 3] = 5.0
     assert E.check_parity(a, a + 5e-5, relative=False)["ok"]
     assert not E.check_parity(a, a + 5e-4, relative=False)["ok"]
-    assert E.check_parity(a, a + 4e-3, relative=True)["ok"]  # 1e-3 of the largest score (5.0)
+    assert E.check_parity(a, a + 0.5, relative=True)["ok"]  # a shift leaves the probabilities as they were
+    lifted = a.copy()
+    lifted[:, 0] = 1.0  # class 0's probability rises from ~0.7% to ~1.8%
+    assert not E.check_parity(a, lifted, relative=True)["ok"]
     flipped = a.copy()
     flipped[0, 7] = 6.0
     assert not E.check_parity(a, flipped, relative=True)["predictions_equal"]
