@@ -134,8 +134,9 @@ def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: 
                           relative=spec.loss_kind != "cross-entropy")
     if not parity["ok"]:
         raise ExportError(f"{name}: onnxruntime disagrees with PyTorch on {PARITY_IMAGES} test images: {parity}")
-    scores = run_onnx(session, to_input(data.test.images).numpy(), spec.export_batch)
-    onnx_accuracy = float((scores.argmax(1) == data.test.labels.numpy()).mean())
+    test = data.test.subset(entry["metrics"]["test_images"])  # the split training reported on (all but smoke)
+    scores = run_onnx(session, to_input(test.images).numpy(), spec.export_batch)
+    onnx_accuracy = float((scores.argmax(1) == test.labels.numpy()).mean())
     latency = measure_latency(session, spec.export_batch)
     log(f"{name}: parity max |diff| {parity['max_abs_diff']:.2e}, ONNX accuracy {100 * onnx_accuracy:.2f}%, "
         f"{latency['batch1']:.2f} ms at batch 1")
@@ -143,7 +144,7 @@ def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: 
         "model": name, "run_id": run_dir.name, "metrics": entry["metrics"], "pretrained": entry["pretrained"],
         "weights": entry.get("weights", "none"), "profile": entry["hyperparameters"]["profile"],
         "opset": OPSET, "max_batch": spec.export_batch, "parity": parity, "onnx_accuracy": onnx_accuracy,
-        "latency_ms": latency, "summary": spec.summary,
+        "latency_ms": latency, "summary": spec.summary, "onnx_accuracy_images": len(test),
     }
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, {"mnistserve": json.dumps(info), "model": name, "input": json.dumps(INPUT_SPEC)})
