@@ -169,3 +169,20 @@ def test_killed_train_leaves_the_last_comparison_untouched(tmp_path, smoke_runs,
     result = runner.invoke(app, ["train", "--resume", "--runs-dir", str(runs)])
     assert result.exit_code == 0, result.output
     assert read_json(runs / "latest" / "comparison.json")["models"][0]["status"] == "ok"
+
+
+def test_one_failing_model_is_recorded_and_the_others_still_train(tmp_path, mnist, monkeypatch):
+    import training.run as R
+
+    real = R.train_model
+
+    def flaky(cfg, *args, **kwargs):
+        if cfg.model == "vit":
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(R, "train_model", flaky)
+    run_dir = run_training(RunRequest(models=("vit", "cnn"), profile="smoke", device="cpu"), mnist, tmp_path)
+    entries = {e["model"]: e for e in read_json(run_dir / "comparison.json")["models"]}
+    assert entries["vit"]["status"] == "failed" and "out of memory" in entries["vit"]["error"]
+    assert entries["cnn"]["status"] == "ok"
