@@ -32,17 +32,7 @@ from starlette.routing import Route  # noqa: E402
 
 from serving import Settings  # noqa: E402
 from serving.preprocess import BadInput, ServingError, TooLarge, decode_base64, from_array, from_bytes  # noqa: E402
-from serving.store import ModelStore, ServedModel, softmax  # noqa: E402
-
-
-def digit(probabilities: np.ndarray) -> dict[str, Any]:
-    """Digit, probabilities and top-3, rounded as the service rounds them."""
-    order = np.argsort(-probabilities)[:3]
-    return {
-        "digit": int(order[0]),
-        "probabilities": [round(float(p), 6) for p in probabilities],
-        "top3": [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order],
-    }
+from serving.store import ModelStore, ServedModel, digit, softmax  # noqa: E402
 
 
 def parse(body: bytes, media: str, query_model: str | None, settings: Settings) -> tuple[np.ndarray, str | None]:

@@ -46,7 +46,7 @@ from serving.latency import LatencyBook
 from serving.openapi import IMAGE_HELP, MODEL_HELP, PIXELS_HELP, openapi_document
 from serving.preprocess import BadInput, ServingError, TooLarge, Unavailable, decode_base64, from_array, from_bytes
 from serving.routes import GET_APP
-from serving.store import ModelStore, ServedModel, softmax
+from serving.store import ModelStore, ServedModel, digit, softmax
 
 log = logging.getLogger("mnistserve.service")
 logging.getLogger("mnistserve").setLevel(logging.INFO)  # BentoML leaves the root at WARNING: show what is served
@@ -133,16 +133,6 @@ def decode_one(image_base64: str | None, pixels: list[list[float]] | None) -> np
     if pixels is not None:
         return from_array(pixels)
     return from_bytes(decode_base64(image_base64), max_pixels=SETTINGS.max_pixels)
-
-
-def digit(probabilities: np.ndarray) -> dict[str, Any]:
-    """Digit, probabilities and top-3 of one row of probabilities."""
-    order = np.argsort(-probabilities)[:3]
-    return {
-        "digit": int(order[0]),
-        "probabilities": [round(float(p), 6) for p in probabilities],
-        "top3": [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order],
-    }
 
 
 @bentoml.asgi_app(GET_APP, path="/", name="mnistserve-get")

@@ -186,3 +186,13 @@ def _optional_json(path: Path) -> dict[str, Any] | None:
     except (ValueError, OSError) as exc:
         log.warning("ignoring %s: %s", path, exc)
         return None
+
+
+def digit(probabilities: np.ndarray) -> dict[str, Any]:
+    """Digit, probabilities and top-3 of one row of probabilities."""
+    order = np.argsort(-probabilities)[:3]
+    return {
+        "digit": int(order[0]),
+        "probabilities": [round(float(p), 6) for p in probabilities],
+        "top3": [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order],
+    }
