@@ -189,6 +189,13 @@ def test_bad_weights_paths_give_clear_errors(tmp_path: Path) -> None:
         build_model("alexnet", weights=str(wrong))
 
 
+def test_vgg16_from_scratch_gets_he_init() -> None:
+    conv = build_model("vgg16", weights="none", image_size=32).net.features[5]  # 64 -> 128 channels, 3x3
+    expected = (2 / (64 * 9)) ** 0.5  # He, fan_in (torchvision's own is fan_out: 1/sqrt(2) of this)
+    assert abs(conv.weight.std().item() / expected - 1) < 0.05
+    assert torch.all(conv.bias == 0)
+
+
 def test_transfer_image_size_below_minimum_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 63"):
         build_model("alexnet", weights="none", image_size=32)

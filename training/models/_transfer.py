@@ -46,6 +46,15 @@ def _exportable_pool(net: nn.Module, image_size: int) -> None:
     net.avgpool = FixedAdaptivePool(size, out[0] if isinstance(out, tuple) else out)
 
 
+def he_init(net: nn.Module) -> None:
+    """He (fan_in) init of every conv and hidden Linear, for training from scratch; the 10-way head keeps its own."""
+    head = net.classifier[6]
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m is not head:
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
 class TransferNet(nn.Module):
     """Resize to `image_size`, repeat to 3 channels, ImageNet-normalise, then the torchvision net (10-way head)."""
 
@@ -101,9 +110,13 @@ def _load_into(net: nn.Module, state: dict[str, torch.Tensor], origin: str) -> N
 
 
 def build_transfer(
-    make_net: Callable[[], nn.Module], imagenet: WeightsEnum, *, weights: str, image_size: int, min_size: int
+    make_net: Callable[[], nn.Module], imagenet: WeightsEnum, *, weights: str, image_size: int, min_size: int,
+    scratch_init: Callable[[nn.Module], None] | None = None,
 ) -> TransferNet:
-    """A torchvision net with a 10-way head and the weights that `weights` names, wrapped for the contract."""
+    """A torchvision net with a 10-way head and the weights that `weights` names, wrapped for the contract.
+
+    `scratch_init` re-initialises the net when no pretrained weights are loaded (torchvision's init otherwise).
+    """
     if image_size < min_size:
         raise ValueError(f"image_size={image_size} is too small for this architecture; it needs at least {min_size}")
     net = make_net()  # torchvision's own definition and init
@@ -122,11 +135,15 @@ def build_transfer(
             if weights == "imagenet":
                 raise WeightsUnavailable(msg) from exc
             warnings.warn(f"{msg} Training from scratch instead.", stacklevel=3)
+            if scratch_init:
+                scratch_init(net)
             return TransferNet(net, image_size=image_size, pretrained=False,
                                weights_source="none (imagenet weights unavailable)")
         _load_into(net, state, tag)
         return TransferNet(net, image_size=image_size, pretrained=True, weights_source=tag)
     if weights == "none":
+        if scratch_init:
+            scratch_init(net)
         return TransferNet(net, image_size=image_size, pretrained=False, weights_source="none")
     path = Path(weights).expanduser()
     _load_into(net, _load_file(path), f"weights file {str(path)!r}")

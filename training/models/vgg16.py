@@ -9,7 +9,7 @@ from torchvision.models import VGG16_Weights
 from torchvision.models import vgg16 as tv_vgg16
 
 from training.models import Hparams, register_model
-from training.models._transfer import build_transfer
+from training.models._transfer import build_transfer, he_init
 
 MIN_SIZE = 32  # five 2x2 max-pools: a smaller input would pool below 1 px
 
@@ -19,14 +19,17 @@ MIN_SIZE = 32  # five 2x2 max-pools: a smaller input would pool below 1 px
     summary="VGG16 (torchvision), ImageNet weights when available, 10-way head",
     transfer=True,
     profiles={
-        "smoke": Hparams(epochs=1, batch_size=32, lr=1e-4, train_subset=512, eval_subset=256, build={"image_size": 32}),
-        # From scratch (no ImageNet weights offline) at ~50 images/s on 2 cores: one pass over 32k images.
-        "cpu": Hparams(epochs=1, batch_size=128, lr=3e-4, train_subset=32_000, augment=False, build={"image_size": 32}),
+        # Few, large steps: the optimizer step over 138M parameters costs ~0.4 s on the CPU whatever the batch.
+        "smoke": Hparams(epochs=1, batch_size=128, lr=3e-4, train_subset=512, eval_subset=256, build={"image_size": 32}),
+        # From scratch (no ImageNet weights offline) at ~70 images/s on 2 cores: one pass over 40k images.
+        "cpu": Hparams(epochs=1, batch_size=128, lr=3e-4, train_subset=40_000, augment=False, build={"image_size": 32}),
         "gpu": Hparams(epochs=4, batch_size=128, lr=1e-4, freeze_epochs=1, label_smoothing=0.05,
                        build={"image_size": 224}),
     },
 )
 def vgg16(*, weights: str = "auto", image_size: int = 32, dropout: float = 0.5) -> nn.Module:
     """Build VGG16; `weights` is auto | imagenet | none | PATH; `dropout` is torchvision's classifier dropout."""
+    # From scratch, He init: torchvision's (fan_out, meant for ImageNet) shrinks the signal ~10x through the 13
+    # BN-free convs, a long plateau at the start (measured after 12k images: 79% -> 91% validation accuracy).
     return build_transfer(partial(tv_vgg16, dropout=dropout), VGG16_Weights.IMAGENET1K_V1, weights=weights,
-                          image_size=image_size, min_size=MIN_SIZE)
+                          image_size=image_size, min_size=MIN_SIZE, scratch_init=he_init)
