@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -30,6 +31,8 @@ def versions() -> dict[str, str]:
 
 def git_revision() -> str:
     """Current commit (with '-dirty' when the tree has changes), or 'unknown' outside a checkout."""
+    if os.environ.get("MNISTSERVE_GIT_REVISION"):  # a copy of the tree without .git (a remote GPU machine)
+        return os.environ["MNISTSERVE_GIT_REVISION"]
     try:
         rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
