@@ -211,3 +211,23 @@ def test_vgg16_imagenet_weights_from_hub_cache(hub_checkpoints: Path) -> None:
     model = build_model("vgg16", weights="imagenet", image_size=32)
     assert model.pretrained is True and model.weights_source == "imagenet:IMAGENET1K_V1"
     assert torch.all(model.net.features[0].weight == 0.25)
+
+
+def test_detector_classifies_without_rpn_nms_and_trains_with_it() -> None:
+    model = build_model("faster_rcnn", width=8)
+    rpn = model.detector.rpn
+    seen = []
+    original = rpn.filter_proposals
+
+    def spy(*args, **kwargs):
+        seen.append(rpn.nms_thresh)
+        return original(*args, **kwargs)
+
+    rpn.filter_proposals = spy
+    x = torch.zeros(2, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0
+    model.eval()
+    model(x)
+    model.loss(x, torch.tensor([1, 7]))
+    assert seen == [1.0, 0.7]  # classification: no NMS between proposals; training: torchvision's default
+    assert rpn.nms_thresh == 0.7  # restored afterwards

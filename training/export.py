@@ -26,7 +26,7 @@ from training.models import build_model, get_spec
 
 OPSET = 18
 PARITY_IMAGES = 1000
-DETECTOR_PROB_LIMIT = 5e-3  # max |probability difference| between runtimes for Faster R-CNN
+DETECTOR_PROB_LIMIT = 1e-3  # max |probability difference| between runtimes for Faster R-CNN
 SHIP_LIMIT_BYTES = 20 * 1024 * 1024  # larger files stay out of git and are marked "not shipped"
 
 
@@ -81,8 +81,8 @@ def check_parity(torch_scores: np.ndarray, onnx_scores: np.ndarray, relative: bo
     diff = float(np.abs(torch_scores - onnx_scores).max())
     prob_diff = float(np.abs(softmax(torch_scores) - softmax(onnx_scores)).max())
     equal = bool((torch_scores.argmax(1) == onnx_scores.argmax(1)).all())
-    # The detector's boxes pass RoIAlign and NMS, whose onnxruntime kernels round differently from torchvision's:
-    # measured ~1.4e-3 on the CPU run, so its bound is 5e-3 (the goal of 1e-3 is not met; see README).
+    # The detector's class scores pass discrete steps (top-k proposals, per-class NMS) where float noise between
+    # the runtimes can change which boxes survive; its RPN runs without NMS when classifying for that reason.
     measured, limit = (prob_diff, DETECTOR_PROB_LIMIT) if relative else (diff, 1e-4)
     return {"images": len(torch_scores), "max_abs_diff": diff, "max_prob_diff": prob_diff,
             "compared": "probabilities" if relative else "scores", "limit": limit, "relative": relative,
