@@ -276,6 +276,7 @@ def exported_dir(tmp_path_factory, mlp) -> Path:
 @pytest.fixture(scope="session")
 def server(exported_dir, tmp_path_factory):
     env = {"MNISTSERVE_ENABLE_BENCHMARK": "1", "MNISTSERVE_MAX_PIXELS": "1000000", "MNISTSERVE_MAX_BATCH_IMAGES": "8",
+           "MNISTSERVE_ADAPTIVE_BATCHING": "1",
            "MNISTSERVE_MAX_BATCH_SIZE": "16", "MNISTSERVE_MAX_LATENCY_MS": "20000"}
     running = start_server(exported_dir, tmp_path_factory.mktemp("bentoml-home"), env=env)
     yield running
@@ -295,6 +296,7 @@ def exported_with_plots(exported_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ui_server(exported_with_plots, tmp_path_factory):
+    """A second server, with default settings (adaptive batching off: /predict runs the models directly)."""
     running = start_server(exported_with_plots, tmp_path_factory.mktemp("bentoml-home-ui"))
     yield running
     running.stop()

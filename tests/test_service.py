@@ -22,7 +22,7 @@ from serving.latency import LatencyBook
 from serving.preprocess import Unavailable, UnknownModel, from_bytes
 from serving.store import ManifestError, ModelStore, softmax
 from serving_fixtures import REPO, as_photo, draw_seven, encode, start_server
-from serving_fixtures import digits, exported_dir, mlp, server  # noqa: F401  (pytest fixtures)
+from serving_fixtures import digits, exported_dir, exported_with_plots, mlp, server, ui_server  # noqa: F401  (fixtures)
 
 SEVEN = encode(draw_seven())
 
@@ -34,8 +34,11 @@ def test_settings_come_from_the_environment():
     assert Settings.from_env({}) == Settings()
     s = Settings.from_env({"MNISTSERVE_MAX_BODY_BYTES": "1000", "MNISTSERVE_ENABLE_BENCHMARK": "1"})
     assert s.max_body_bytes == 1000 and s.enable_benchmark
-    for bad in ({"MNISTSERVE_MAX_PIXELS": "lots"}, {"MNISTSERVE_MAX_PIXELS": "-1"}, {"MNISTSERVE_MAX_BATCH_SIZE": "1"}):
-        with pytest.raises(ValueError, match="MNISTSERVE_MAX"):
+    assert Settings.from_env({"MNISTSERVE_ADAPTIVE_BATCHING": "1"}).adaptive_batching
+    assert not Settings.from_env({"MNISTSERVE_ADAPTIVE_BATCHING": "off", "MNISTSERVE_ACCESS_LOG": "0"}).access_log
+    for bad in ({"MNISTSERVE_MAX_PIXELS": "lots"}, {"MNISTSERVE_MAX_PIXELS": "-1"}, {"MNISTSERVE_MAX_BATCH_SIZE": "1"},
+                {"MNISTSERVE_ADAPTIVE_BATCHING": "sometimes"}):
+        with pytest.raises(ValueError, match="MNISTSERVE_(MAX|ADAPTIVE)"):
             Settings.from_env(bad)
 
 
@@ -343,6 +346,27 @@ def test_adaptive_batching_merges_concurrent_requests(server, http):
     live = http.get("/latency").json()["models"]["mlp"]["live"]["batch_size"]
     assert live["max"] > 1
     assert "bentoml_service_adaptive_batch_size" in http.get("/metrics").text
+
+
+def test_without_adaptive_batching_predict_runs_the_model_directly(server, ui_server):
+    """Same answers with batching off; concurrent requests are never merged, and errors keep their status."""
+    with httpx.Client(base_url=server.url, timeout=30) as batched:
+        expected = batched.post("/predict", files={"image": SEVEN}).json()
+
+    async def burst(n: int) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=ui_server.url, timeout=60) as client:
+            return await asyncio.gather(*[client.post("/predict", content=SEVEN, headers={"Content-Type": "image/png"})
+                                          for _ in range(n)])
+
+    responses = asyncio.run(burst(24))
+    assert {r.status_code for r in responses} == {200}
+    assert {r.json()["batch_size"] for r in responses} == {1}
+    assert responses[0].json()["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)
+    with httpx.Client(base_url=ui_server.url, timeout=30) as direct:
+        r = direct.post("/predict_all", files={"image": SEVEN})
+        assert r.status_code == 200 and r.json()["predictions"][0]["digit"] == expected["digit"]
+        r = direct.post("/predict", files={"image": SEVEN}, data={"model": "resnet"})
+        assert r.status_code == 404 and "unknown model" in r.json()["error"]
 
 
 def test_models_lists_metrics_checksums_providers_and_skips(http, exported_dir):
