@@ -69,7 +69,10 @@ def run(args) -> dict:
     server_cpus = pinning["servers"] if pinning else None
     threads = len(server_cpus) if server_cpus else 0
     env = {"MNISTSERVE_ORT_THREADS": str(threads)} if threads else {}
+    if args.adaptive_batching is not None:
+        env["MNISTSERVE_ADAPTIVE_BATCHING"] = args.adaptive_batching
     report = {"schema": "mnistserve.soak/1", **H.environment(pinning), "exported": str(exported), "model": model,
+              "server_env": env,
               "requests": args.requests, "concurrency": args.concurrency, "warmup_requests": args.warmup,
               "sample_every": args.sample_every, "bound_mb": args.bound_mb, "level_mb": args.level_mb,
               "rest_s": args.rest_s}
@@ -132,6 +135,7 @@ def markdown(report: dict) -> str:
                          f"server on CPUs {pin['servers']}, load generator on CPUs {pin['load_generator']}"),
         f"- git revision: {report['git_revision']}; started {report['started']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
+        f"- server environment: {report.get('server_env') or 'defaults'}",
         f"- model {report['model']} from {report['exported']}; {report['requests']} requests at concurrency "
         f"{report['concurrency']} after {report['warmup_requests']} warm-up requests; mix per 20 requests: 16 raw PNG "
         "/predict, 2 JSON pixels /predict, 1 /predict_batch of 4 images, 1 /predict_all", "",
@@ -172,12 +176,15 @@ def main() -> None:
     parser.add_argument("--rest-s", type=float, default=3.0)
     parser.add_argument("--deadline-s", type=float, default=1800.0, help="the load stops by itself after this")
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument("--adaptive-batching", choices=("0", "1"), help="MNISTSERVE_ADAPTIVE_BATCHING for the "
+                        "server (default: the service's default); the report is then soak-batching-<0|1>")
     parser.add_argument("--quick", action="store_true", help="2,000 requests, 300 warm-up, a sample every 200")
     args = parser.parse_args()
     if args.quick:
         args.requests, args.warmup, args.sample_every = 2000, 300, 200
     report = run(args)
-    H.write_report(args.out, "soak", report, markdown(report))
+    name = "soak" if args.adaptive_batching is None else f"soak-batching-{args.adaptive_batching}"
+    H.write_report(args.out, name, report, markdown(report))
     for v in report["verdicts"]:
         print(f"{'met' if v['met'] else 'NOT met'}: {v['goal']}: {v['measured']}")
     sys.exit(0 if all(v["met"] for v in report["verdicts"]) else 1)
