@@ -212,6 +212,13 @@ def _shrink(image: Image.Image) -> Image.Image:
     factor = -(-max(image.size) // WORK_SIDE)
     if factor <= 1:
         return image
+    # Pillow cannot reduce these modes: convert to the nearest one it can (8 or 32 bits a pixel, not float).
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
     try:
         return image.reduce(factor)  # box average: thin strokes fade but stay
     except (ValueError, OSError, NotImplementedError):

@@ -258,3 +258,22 @@ def test_drawn_digits_with_the_exported_model_when_there_is_one():
     for label, image in cases.items():
         logits, _ = served.run(P.from_image(image)[None])
         assert int(softmax(logits)[0].argmax()) == label, (served.name, label)
+
+
+@pytest.mark.parametrize("mode", ["1", "P", "I;16", "L", "RGBA"])
+def test_a_4096_px_image_is_reduced_before_any_float_maths(mode: str) -> None:
+    """Every mode, Pillow's unreducible ones included, stays far below one float32 copy of the image (64 MB)."""
+    import tracemalloc
+
+    canvas = Image.new("L", (4096, 4096), 255)
+    canvas.paste(0, (1800, 1000, 2300, 3000))  # a thick dark bar: a "1"
+    image = Image.fromarray(np.asarray(canvas, dtype=np.uint16) * 257) if mode == "I;16" else canvas.convert(mode)
+    data = encode(image, "PNG")
+    tracemalloc.start()  # numpy reports its allocations to tracemalloc
+    try:
+        x = P.from_bytes(data, max_pixels=LIMIT)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20, f"{mode}: {peak / 2**20:.0f} MB"
+    assert geometry(x)["height"] >= 18  # still a tall stroke after the reduction
