@@ -186,3 +186,13 @@ def test_one_failing_model_is_recorded_and_the_others_still_train(tmp_path, mnis
     entries = {e["model"]: e for e in read_json(run_dir / "comparison.json")["models"]}
     assert entries["vit"]["status"] == "failed" and "out of memory" in entries["vit"]["error"]
     assert entries["cnn"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_the_cpu_only_where_the_profile_asks_and_the_cpu_has_it(monkeypatch, native: bool) -> None:
+    monkeypatch.setattr("training.config.cpu_has_native_bf16", lambda: native)
+    cnn = make_config("cnn", "cpu", "cpu")
+    assert cnn.amp is native and cnn.channels_last is native  # the CNN's cpu profile asks for it
+    vit = make_config("vit", "cpu", "cpu")
+    assert not vit.amp and not vit.channels_last  # the ViT's does not
+    assert make_config("vit", "gpu", "cuda").amp  # CUDA always trains in bf16

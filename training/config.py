@@ -31,7 +31,7 @@ class TrainConfig:
     freeze_epochs: int = 0
     label_smoothing: float = 0.0
     weights: str = "auto"  # transfer models: auto | imagenet | none | PATH
-    amp: bool = False  # bf16 autocast (CUDA only)
+    amp: bool = False  # bf16 autocast (CUDA; the CPU where the profile asks and the CPU has native bf16)
     channels_last: bool = False
     build: dict[str, Any] = field(default_factory=dict)
 
@@ -60,11 +60,19 @@ def resolve_profile(profile: str, device: str) -> str:
     return profile
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower."""
+    caps = getattr(torch.cpu, "get_capabilities", dict)()
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+
+
 def make_config(model: str, profile: str, device: str, **overrides: Any) -> TrainConfig:
     """The registered settings of `model` under `profile`, with CLI overrides (None = keep) applied."""
-    hp = get_spec(model).hparams(profile)
-    on_gpu = device.startswith("cuda")
-    values = {**dataclasses.asdict(hp), "amp": on_gpu, "channels_last": on_gpu}
+    values = dataclasses.asdict(get_spec(model).hparams(profile))
+    cpu_bf16 = values.pop("cpu_bf16")
+    # bf16 and channels-last: always on CUDA; on the CPU where the model's profile asks and bf16 is native.
+    fast = device.startswith("cuda") or (cpu_bf16 and device == "cpu" and cpu_has_native_bf16())
+    values.update(amp=fast, channels_last=fast)
     values.update({k: v for k, v in overrides.items() if v is not None})
     for key in ("epochs", "batch_size"):
         if values[key] < 1:

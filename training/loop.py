@@ -92,8 +92,8 @@ def model_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothi
 
 
 def autocast(cfg: TrainConfig, device: torch.device):
-    """bf16 autocast on CUDA (no loss scaler needed), plain float32 on the CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else nullcontext()
+    """bf16 autocast (no loss scaler needed) when the config asks for it, else plain float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp else nullcontext()
 
 
 def train_one_epoch(
@@ -177,6 +177,8 @@ def fit(
 ) -> FitResult:
     """Train for cfg.epochs with AdamW and a one-cycle schedule, keeping the best-validation weights."""
     device = train.images.device
+    if cfg.channels_last:  # weights in the inputs' layout, or every convolution converts back and forth
+        model.to(memory_format=torch.channels_last)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     # fused: one kernel for the whole update; on the CPU it cuts VGG16's optimizer step ~7x (409 -> 58 ms).
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)

@@ -79,9 +79,7 @@ def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Repo
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest convolutions once
         torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in float32
     spec = get_spec(cfg.model)
-    model = build_model(cfg.model, **builder_kwargs(cfg)).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(cfg.model, **builder_kwargs(cfg)).to(device)  # fit() sets its memory format
     train = data.train.subset(cfg.train_subset).to(device)  # one uint8 tensor on the device, sliced per batch
     val, test = data.val.subset(cfg.eval_subset).to(device), data.test.subset(cfg.eval_subset).to(device)
     reporter.model_started(cfg, cfg.epochs * math.ceil(len(train) / cfg.batch_size))

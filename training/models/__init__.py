@@ -24,6 +24,7 @@ class Hparams:
     augment: bool = True  # batched random affine on the device
     freeze_epochs: int = 0  # epochs with the pretrained feature extractor frozen
     label_smoothing: float = 0.0
+    cpu_bf16: bool = False  # bf16 autocast and channels-last on CPUs with native bf16 (AVX512-BF16, AMX)
     build: dict[str, Any] = field(default_factory=dict)  # keyword arguments for the builder
 
 
