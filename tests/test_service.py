@@ -439,6 +439,8 @@ def test_bentoml_build_packs_the_models_without_torch(exported_dir, tmp_path):
     for name in ("__init__.py", "contracts.py"):
         shutil.copy(REPO / "mnistserve" / name, context / "mnistserve")
     shutil.copytree(exported_dir, context / "exported")
+    (context / "exported" / "big.onnx").write_bytes(b"not shipped")  # as `mnistserve export` marks a large file
+    (context / "exported" / ".bentoignore").write_text("/big.onnx\n")
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "home"), "BENTOML_DO_NOT_TRACK": "true",
            "PYTHONPATH": str(context)}
     done = subprocess.run([sys.executable, "-m", "bentoml", "build", str(context), "--output", "tag"], cwd=context,
@@ -452,6 +454,7 @@ def test_bentoml_build_packs_the_models_without_torch(exported_dir, tmp_path):
     assert "onnxruntime" in requirements and "torch" not in requirements and "torch" not in dockerfile.lower()
     assert (bento / "src" / "exported" / "mlp.onnx").read_bytes() == (exported_dir / "mlp.onnx").read_bytes()
     assert (bento / "src" / "exported" / "manifest.json").is_file()
+    assert not (bento / "src" / "exported" / "big.onnx").exists()  # what git does not ship, the image does not carry
     assert (bento / "src" / "serving" / "service.py").is_file() and not (bento / "src" / "training").exists()
     assert "BENTOML_DO_NOT_TRACK" in dockerfile or "BENTOML_DO_NOT_TRACK" in (bento / "bento.yaml").read_text()
     # The container runs the service as BentoML's unprivileged user, never root.

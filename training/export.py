@@ -169,9 +169,11 @@ def commit(staging: Path, out_dir: Path, manifest: dict, comparison: dict) -> No
             stale.unlink()
     for png in staging.glob("*.png"):  # the run's report plots, for the service's page
         png.replace(plots / png.name)
-    # Files too large for git are named in the manifest but kept out of commits.
-    ignored = [e["file"] for e in manifest["models"].values() if not e["shipped"]]
-    (out_dir / ".gitignore").write_text("".join(f"/{f}\n" for f in ignored))
+    # Files too large for git are named in the manifest but kept out of commits, and out of `bentoml build`
+    # (which reads nested .bentoignore files): the service image carries what git ships.
+    ignored = "".join(f"/{e['file']}\n" for e in manifest["models"].values() if not e["shipped"])
+    for name in (".gitignore", ".bentoignore"):
+        (out_dir / name).write_text(ignored)
     atomic_write_json(out_dir / "manifest.json", manifest)
     keep = {e["file"] for e in manifest["models"].values()}
     for entry in old.get("models", {}).values():
