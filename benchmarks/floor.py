@@ -22,8 +22,8 @@ import shutil  # noqa: E402
 from benchmarks import harness as H  # noqa: E402
 
 
-def servers(work: Path, cpus: list[int] | None) -> dict[str, tuple[list[str], dict]]:
-    """name -> (argv, env) of each floor server on a free port."""
+def servers(work: Path) -> dict[str, tuple[list[str], dict, int]]:
+    """name -> (argv, env, port) of each floor server, on free ports."""
     env = {"PYTHONPATH": str(REPO), "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(work / "bentoml-home")}
     bento_port, star_port = H.free_port(), H.free_port()
     return {
@@ -47,7 +47,7 @@ def main() -> None:
     work = H.scratch_dir("mnistserve-floor-")
     template = H.Template("/echo", b'{"x": 1}', "application/json").encode()
     try:
-        for name, (argv, env, port) in servers(work, pinning and pinning["servers"]).items():
+        for name, (argv, env, port) in servers(work).items():
             server = H.launch(name, argv, env=env, log=work / f"{name}.log", cpus=pinning and pinning["servers"],
                               url=f"http://127.0.0.1:{port}")
             try:
@@ -55,13 +55,13 @@ def main() -> None:
                     load = H.Load(url=server.url, templates=[template], count=args.requests, concurrency=c,
                                   warmup=args.warmup, timeout_s=30, deadline_s=300, watch_pids=[server.process.pid])
                     r = H.run_driver(load, pinning and pinning["load_generator"])
-                    rps = r["requests_per_second"]
+                    rps, cpu = r["requests_per_second"], r["cpu_util"]["servers"]
                     row = {"server": name, "concurrency": c, "requests_per_second": rps, "failed": r["failed"],
-                           "latency_ms": r["latency_ms"], "server_cpu": r["cpu_util"]["servers"],
-                           "server_cpu_ms_per_request": round(1000 * r["cpu_util"]["servers"] / rps, 3) if rps else None}
+                           "latency_ms": r["latency_ms"], "server_cpu": cpu,
+                           "server_cpu_ms_per_request": round(1000 * cpu / rps, 3) if rps else None}
                     report["rows"].append(row)
-                    print(f"{name:10s} c={c:<3d} {rps:>8} req/s  p50 {r['latency_ms']['p50']} ms  failed {r['failed']}  "
-                          f"server CPU {row['server_cpu_ms_per_request']} ms/request", flush=True)
+                    print(f"{name:10s} c={c:<3d} {rps:>8} req/s  p50 {r['latency_ms']['p50']} ms  "
+                          f"failed {r['failed']}  server CPU {row['server_cpu_ms_per_request']} ms/request", flush=True)
             finally:
                 server.stop()
     finally:

@@ -35,7 +35,7 @@ def tuned_session(path: Path, device: str) -> ort.InferenceSession:
 
 
 def time_ms(fn, repeats: int, warmup: int = 3, budget_s: float = 5.0) -> dict:
-    """Median and p90 milliseconds of `fn()` over `repeats` calls after a warm-up (fewer, at least 3, past `budget_s`)."""
+    """Median and p90 ms of `fn()` over `repeats` calls after a warm-up (fewer, at least 3, past `budget_s`)."""
     for _ in range(warmup):
         t0 = time.perf_counter()
         fn()

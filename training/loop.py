@@ -180,7 +180,7 @@ def fit(
     if cfg.channels_last:  # weights in the inputs' layout, or every convolution converts back and forth
         model.to(memory_format=torch.channels_last)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    # fused: one kernel for the whole update; on the CPU it cuts VGG16's optimizer step ~7x (409 -> 58 ms).
+    # fused: one kernel for the whole update; VGG16's step on 2 CPU cores: 680 -> 78 ms (reports/train_speed/).
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
