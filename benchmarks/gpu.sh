@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check in one script (target: under 9 minutes on one H100-class GPU; measured in reports/gpu/README.md:
-# training 374 s, export of three models 38 s, inference 23 s):
+# The GPU check in one script (target: under 9 minutes on one H100-class GPU; reports/gpu/README.md has the pieces
+# measured on an H100: ~240 s wall for cnn/vit/alexnet/vgg16, 201 s for Faster R-CNN's one epoch, export 38 s,
+# inference 23 s; not yet run in one go at these settings):
 #   the gpu profile of every architecture, its export, and the inference benchmark on the GPU.
 # Usage: benchmarks/gpu.sh [OUTDIR]   (default reports/gpu; on a lent device machine pass a scratch folder)
 # Each step has its own time limit, so a slow step still leaves the others' results and the logs behind.

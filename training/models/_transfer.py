@@ -124,6 +124,12 @@ def build_transfer(
     head = net.classifier[6]
     net.classifier[6] = nn.Linear(head.in_features, 10)
     tag = f"imagenet:{imagenet.name}"
+
+    def from_scratch(source: str) -> TransferNet:
+        if scratch_init:
+            scratch_init(net)
+        return TransferNet(net, image_size=image_size, pretrained=False, weights_source=source)
+
     if weights in ("auto", "imagenet"):
         try:
             # torchvision's own path: $TORCH_HOME/hub/checkpoints/<file>, downloaded when missing and online.
@@ -135,16 +141,11 @@ def build_transfer(
             if weights == "imagenet":
                 raise WeightsUnavailable(msg) from exc
             warnings.warn(f"{msg} Training from scratch instead.", stacklevel=3)
-            if scratch_init:
-                scratch_init(net)
-            return TransferNet(net, image_size=image_size, pretrained=False,
-                               weights_source="none (imagenet weights unavailable)")
+            return from_scratch("none (imagenet weights unavailable)")
         _load_into(net, state, tag)
         return TransferNet(net, image_size=image_size, pretrained=True, weights_source=tag)
     if weights == "none":
-        if scratch_init:
-            scratch_init(net)
-        return TransferNet(net, image_size=image_size, pretrained=False, weights_source="none")
+        return from_scratch("none")
     path = Path(weights).expanduser()
     _load_into(net, _load_file(path), f"weights file {str(path)!r}")
     return TransferNet(net, image_size=image_size, pretrained=True, weights_source=f"file:{path.resolve()}")

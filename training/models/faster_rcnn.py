@@ -18,7 +18,7 @@ NUM_CLASSES = 10
 SCORE_EPS = 1e-4  # floor under log(): a class without any detection gets log(1e-4), never -inf
 # No RPN NMS when classifying: the top proposals by objectness all sit on the digit anyway, and NMS's IoU cut was
 # the one step where float noise between PyTorch and onnxruntime changed the proposal set (max probability
-# difference on 1,000 test images: 1.4e-3 with it, 2.7e-6 without, and accuracy up; benchmarks/detector_parity.py,
+# difference on 1,000 test images, earlier checkpoint: 1.4e-3 with it, 2.7e-6 without; benchmarks/detector_parity.py,
 # reports/export/). Training keeps torchvision's 0.7, which spreads the proposals the RoI head learns from.
 TEST_RPN_NMS = 1.0
 
