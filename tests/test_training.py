@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from mnistserve.cli import app
 from mnistserve.contracts import COMPARISON_SCHEMA, read_json
 from training.config import make_config, resolve_device, resolve_profile
-from training.loop import random_affine, to_input
+from training.loop import to_input
 from training.run import RunRequest, latest_incomplete_run, publish_latest, run_training
 
 runner = CliRunner()
@@ -25,15 +25,6 @@ runner = CliRunner()
 def test_to_input_follows_the_model_contract():
     x = to_input(torch.full((3, 28, 28), 255, dtype=torch.uint8))
     assert x.shape == (3, 1, 28, 28) and x.dtype == torch.float32 and float(x.max()) == 1.0
-
-
-def test_random_affine_keeps_shape_range_and_ink():
-    x = torch.zeros(8, 1, 28, 28)
-    x[:, :, 10:18, 12:16] = 1.0
-    y = random_affine(x, torch.Generator().manual_seed(0))
-    assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
-    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.35)  # moved and scaled, not lost
-    assert not torch.equal(y, x)
 
 
 def test_config_errors_name_the_problem():
@@ -71,6 +62,21 @@ def test_smoke_run_stores_a_complete_comparison(smoke_runs):
     assert (smoke_runs / "latest" / entry["checkpoint"]).is_file()
     ckpt = torch.load(smoke_runs / "latest" / entry["checkpoint"], weights_only=True)
     assert ckpt["name"] == "cnn" and ckpt["epoch"] == m["best_epoch"]
+
+
+def test_smoke_run_measures_the_real_world_set_and_calibrates(smoke_runs):
+    from training.realworld import CONDITIONS
+
+    comparison = read_json(smoke_runs / "latest" / "comparison.json")
+    (entry,) = comparison["models"]
+    real, cal = entry["realworld"], entry["calibration"]
+    assert list(real["per_condition"]) == list(CONDITIONS) and set(comparison["realworld"]["conditions"]) == set(CONDITIONS)
+    assert real["images"] == comparison["realworld"]["images"] == len(CONDITIONS) * comparison["realworld"]["per_condition"]
+    assert entry["metrics"]["realworld_accuracy"] == real["accuracy"]
+    assert real["worst_condition"] in CONDITIONS and min(real["per_condition"].values()) == real["per_condition"][real["worst_condition"]]
+    assert cal["temperature"] > 0 and cal["val_nll_after"] <= cal["val_nll_before"] + 1e-9  # the fit never makes NLL worse
+    assert 0.0 <= cal["ece_test"]["after"] <= 1.0 and entry["metrics"]["ece_test"] == cal["ece_test"]["after"]
+    assert set(cal["ece_realworld"]) == {"before", "after"}
 
 
 class Interrupt:
@@ -118,13 +124,26 @@ def test_cli_train_compare_and_report(tmp_path):
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output and "cnn" in result.output
     latest = tmp_path / "latest"
-    for name in ("report.md", "accuracy_vs_time.png", "validation_curves.png", "confusion_cnn.png"):
+    for name in ("report.md", "accuracy_vs_time.png", "validation_curves.png", "confusion_cnn.png", "realworld.png"):
         assert (latest / name).is_file(), name
     assert (latest / "accuracy_vs_time.png").read_bytes()[:4] == b"\x89PNG"
     as_json = runner.invoke(app, ["compare", "--runs-dir", str(tmp_path), "--format", "json"])
     assert json.loads(as_json.output)["seed"] == 3
     as_md = runner.invoke(app, ["compare", "--runs-dir", str(tmp_path), "--format", "markdown"])
-    assert as_md.output.startswith("| model | accuracy |") and "| cnn |" in as_md.output
+    assert as_md.output.startswith("| model | test accuracy | real-world |") and "| cnn |" in as_md.output
+    assert "Real-world accuracy by condition" in as_md.output and "marker" in as_md.output
+    assert "real-world" in runner.invoke(app, ["compare", "--runs-dir", str(tmp_path)]).output
+    assert "real-world" in (latest / "report.md").read_text() and "realworld.png" in (latest / "report.md").read_text()
+
+
+def test_compare_without_runs_shows_the_shipped_comparison(tmp_path, smoke_runs, monkeypatch):
+    shipped = tmp_path / "exported"
+    shipped.mkdir()
+    (shipped / "comparison.json").write_bytes((smoke_runs / "latest" / "comparison.json").read_bytes())
+    monkeypatch.setenv("MNISTSERVE_EXPORTED", str(shipped))
+    result = runner.invoke(app, ["compare", "--runs-dir", str(tmp_path / "no-runs-yet")])
+    assert result.exit_code == 0, result.output
+    assert "shipped comparison" in result.output and "cnn" in result.output and "real-world" in result.output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -134,7 +153,8 @@ def test_cli_train_compare_and_report(tmp_path):
     (["compare"], "train first"),
     (["export"], "train first"),
 ])
-def test_cli_errors_are_messages_not_tracebacks(tmp_path, args, message):
+def test_cli_errors_are_messages_not_tracebacks(tmp_path, args, message, monkeypatch):
+    monkeypatch.setenv("MNISTSERVE_EXPORTED", str(tmp_path / "nothing-exported"))  # no shipped comparison either
     result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 

@@ -27,7 +27,7 @@ class TrainConfig:
     seed: int = 0
     train_subset: int | None = None
     eval_subset: int | None = None
-    augment: bool = True
+    augment: str | bool = "all"  # training.augment parts: 'all', 'none' or 'stroke,affine,...'
     freeze_epochs: int = 0
     label_smoothing: float = 0.0
     weights: str = "auto"  # transfer models: auto | imagenet | none | PATH

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.augment import augment, parse
 from training.config import TrainConfig
 from training.data import Split
 
@@ -41,6 +42,7 @@ class EvalResult:
     accuracy: float
     predictions: np.ndarray
     labels: np.ndarray
+    scores: np.ndarray | None = None  # (N, 10) float32, for calibration
 
 
 @dataclass
@@ -73,17 +75,6 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
-def random_affine(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Batched augmentation on the device: rotation +-10 deg, scale +-10 %, shift +-2 px."""
-    n = x.shape[0]
-    r = torch.rand(n, 4, device=x.device, generator=generator) * 2 - 1
-    angle, scale, shift = r[:, 0] * math.radians(10), 1 + 0.1 * r[:, 1], r[:, 2:] * (2 / 14)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
-
-
 def model_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """A model's own loss when it defines one (Faster R-CNN's detection losses), else cross-entropy."""
     if hasattr(model, "loss"):
@@ -110,11 +101,12 @@ def train_one_epoch(
     device = split.images.device
     order = torch.randperm(len(split), device=device, generator=generator)
     total, seen = torch.zeros((), device=device), 0
+    parts = parse(cfg.augment)
     for start in range(0, len(order), cfg.batch_size):
         idx = order[start : start + cfg.batch_size]
         x, y = to_input(split.images[idx]), split.labels[idx]
-        if cfg.augment:
-            x = random_affine(x, generator)
+        if parts:
+            x = augment(x, parts, generator)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(cfg, device):
@@ -135,7 +127,7 @@ def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, batch_size: int |
     """Loss (the model's own when it has one), accuracy and predictions over `split`."""
     model.eval()
     device = split.images.device
-    preds, loss_sum = [], torch.zeros((), device=device)
+    preds, all_scores, loss_sum = [], [], torch.zeros((), device=device)
     bs = batch_size or max(cfg.batch_size, 256)
     for start in range(0, len(split), bs):
         x, y = to_input(split.images[start : start + bs]), split.labels[start : start + bs]
@@ -146,9 +138,25 @@ def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, batch_size: int |
             loss = model.loss(x, y) if hasattr(model, "loss") else F.cross_entropy(scores, y)
         loss_sum += loss.float() * len(y)
         preds.append(scores.argmax(1))
+        all_scores.append(scores)
     predictions = torch.cat(preds).cpu().numpy()
     labels = split.labels.cpu().numpy()
-    return EvalResult(float(loss_sum) / len(split), float((predictions == labels).mean()), predictions, labels)
+    return EvalResult(float(loss_sum) / len(split), float((predictions == labels).mean()), predictions, labels,
+                      torch.cat(all_scores).cpu().numpy())
+
+
+@torch.no_grad()
+def predict_scores(model: nn.Module, x: torch.Tensor, cfg: TrainConfig, batch_size: int = 256) -> np.ndarray:
+    """(N, 10) float32 scores of float inputs (N, 1, 28, 28) already on the model's device."""
+    model.eval()
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size]
+        if cfg.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(cfg, x.device):
+            out.append(model(xb).float())
+    return torch.cat(out).cpu().numpy()
 
 
 def set_frozen(model: nn.Module, frozen: bool) -> None:

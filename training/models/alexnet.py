@@ -20,7 +20,7 @@ MIN_SIZE = 63  # the 11x11/4 stem and three 3x3/2 max-pools leave nothing of a s
     transfer=True,
     profiles={
         "smoke": Hparams(epochs=1, batch_size=64, lr=1e-4, train_subset=512, eval_subset=256, build={"image_size": 64}),
-        "cpu": Hparams(epochs=2, batch_size=128, lr=3e-4, train_subset=30_000, augment=False, build={"image_size": 64}),
+        "cpu": Hparams(epochs=2, batch_size=128, lr=3e-4, train_subset=30_000, build={"image_size": 64}),
         "gpu": Hparams(epochs=6, batch_size=256, lr=1e-4, freeze_epochs=1, label_smoothing=0.05,
                        build={"image_size": 224}),
     },

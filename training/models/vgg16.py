@@ -22,7 +22,7 @@ MIN_SIZE = 32  # five 2x2 max-pools: a smaller input would pool below 1 px
         # Few, large steps: AdamW's step over 134M parameters costs ~80 ms on 2 CPU cores whatever the batch.
         "smoke": Hparams(epochs=1, batch_size=128, lr=3e-4, train_subset=512, eval_subset=256, build={"image_size": 32}),
         # From scratch (no ImageNet weights offline) at ~95 images/s on 2 cores (reports/cpu/): one pass over 40k.
-        "cpu": Hparams(epochs=1, batch_size=128, lr=3e-4, train_subset=40_000, augment=False, build={"image_size": 32}),
+        "cpu": Hparams(epochs=1, batch_size=128, lr=3e-4, train_subset=40_000, build={"image_size": 32}),
         "gpu": Hparams(epochs=4, batch_size=128, lr=1e-4, freeze_epochs=1, label_smoothing=0.05,
                        build={"image_size": 224}),
     },

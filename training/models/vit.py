@@ -96,7 +96,7 @@ class ViT(nn.Module):
         "smoke": Hparams(epochs=1, batch_size=64, lr=1e-3, train_subset=512, eval_subset=256,
                          build={"dim": 32, "depth": 2, "heads": 2, "patch": 7}),
         # 7x7 patches (16 tokens) and a wider model learn faster per CPU second than 4x4 patches with dim 64.
-        "cpu": Hparams(epochs=10, batch_size=128, lr=2e-3, weight_decay=0.05, augment=False,
+        "cpu": Hparams(epochs=10, batch_size=128, lr=2e-3, weight_decay=0.05,
                        build={"dim": 128, "depth": 6, "heads": 4, "mlp_ratio": 2.0, "patch": 7}),
         "gpu": Hparams(epochs=30, batch_size=256, lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
                        build={"dim": 192, "depth": 8, "heads": 6, "mlp_ratio": 2.0, "patch": 4, "dropout": 0.1}),

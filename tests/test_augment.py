@@ -1,0 +1,70 @@
+"""Batched augmentation: each part keeps the model contract, changes what it claims to, and is reproducible."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.augment import PARTS, augment, blur, parse, stroke, warp
+
+
+def _bars(n: int = 16) -> torch.Tensor:
+    """A batch of the same 'digit': a vertical bar 2 px wide, like a thin MNIST 1."""
+    x = torch.zeros(n, 1, 28, 28)
+    x[:, :, 6:22, 13:15] = 1.0
+    return x
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_geometry_keeps_shape_range_and_ink():
+    x = _bars(8)
+    y = warp(x, _gen())
+    assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.35)  # moved and scaled, not lost
+    assert not torch.equal(y, x)
+
+
+@pytest.mark.parametrize("name", list(PARTS))
+def test_every_part_keeps_the_contract_and_changes_some_images(name):
+    x = _bars(64)
+    y = augment(x, (name,), _gen())
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0 + 1e-6
+    changed = (y - x).abs().amax((1, 2, 3)) > 1e-3
+    assert 0 < int(changed.sum()) <= 64
+    assert torch.isfinite(y).all()
+
+
+def test_stroke_both_thickens_and_thins():
+    x = _bars(256)
+    ink = (stroke(x, _gen()) > 0.5).sum((1, 2, 3)).float()
+    base = float((x > 0.5).sum((1, 2, 3))[0])
+    assert float(ink.max()) >= 2 * base  # a marker: at least twice the ink
+    assert float(ink.min()) < base  # a fine pen: less ink than the original
+
+
+def test_blur_spreads_ink_and_keeps_the_peak_at_one():
+    x = _bars(64)
+    y = blur(x, _gen())
+    blurred = (y - x).abs().amax((1, 2, 3)) > 1e-3
+    assert bool(blurred.any())
+    assert torch.allclose(y[blurred].amax((1, 2, 3)), torch.ones(int(blurred.sum())), atol=1e-5)
+    assert bool(((y[blurred] > 1e-4).sum((1, 2, 3)) > (x[blurred] > 1e-4).sum((1, 2, 3))).all())
+
+
+def test_augment_is_reproducible_for_a_seed_and_differs_across_seeds():
+    x = _bars(16)
+    parts = parse("all")
+    assert torch.equal(augment(x, parts, _gen(1)), augment(x, parts, _gen(1)))
+    assert not torch.equal(augment(x, parts, _gen(1)), augment(x, parts, _gen(2)))
+
+
+def test_parse_names_unknown_parts_and_accepts_the_old_booleans():
+    assert parse(True) == parse("all") and "stroke" in parse("all")
+    assert parse(False) == parse("none") == ()
+    assert parse("noise, stroke") == ("stroke", "noise")  # canonical order
+    with pytest.raises(ValueError, match="unknown augmentation sparkle; choose from stroke"):
+        parse("stroke,sparkle")
