@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mnistserve.contracts import comparison_markdown, comparison_rows, default_exported_dir, default_runs_dir, read_json
+from mnistserve.contracts import (
+    comparison_markdown, comparison_rows, default_exported_dir, default_runs_dir, read_json, realworld_markdown,
+)
 from training.models import model_names
 
 app = typer.Typer(help="Train, compare, export and serve five MNIST architectures.", no_args_is_help=True,
@@ -84,16 +86,23 @@ def print_comparison(comparison: dict, fmt: Format) -> None:
         typer.echo(comparison_markdown(comparison))
         return
     table = Table(title=f"run {comparison['run_id']} ({comparison['profile']} profile, {comparison['device']})")
-    for col in ("model", "accuracy", "macro-F1", "test loss", "train s", "images/s", "parameters", "pretrained", "profile"):
+    columns = ("model", "test acc", "real-world", "macro-F1", "test loss", "ECE test", "train s", "images/s",
+               "parameters", "pretrained", "profile")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("model", "pretrained", "profile") else "right")
+    pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731 - a column format
     for r in comparison_rows(comparison):
         if r["status"] != "ok":
-            table.add_row(r["model"], f"[red]failed: {r.get('error', '')}[/]", *[""] * 6, r["profile"])
+            table.add_row(r["model"], f"[red]failed: {r.get('error', '')}[/]", *[""] * (len(columns) - 3), r["profile"])
             continue
-        table.add_row(r["model"], f"{100 * r['accuracy']:.2f}%", f"{r['macro_f1']:.4f}", f"{r['test_loss']:.4f}",
-                      f"{r['train_seconds']:.1f}", f"{r['images_per_second']:.0f}", f"{r['parameters']:,}",
-                      "yes" if r["pretrained"] else "no", r["profile"])
+        table.add_row(r["model"], pct(r["accuracy"]), pct(r["realworld_accuracy"]), f"{r['macro_f1']:.4f}",
+                      f"{r['test_loss']:.4f}", pct(r["ece_test"]), f"{r['train_seconds']:.1f}",
+                      f"{r['images_per_second']:.0f}", f"{r['parameters']:,}", "yes" if r["pretrained"] else "no",
+                      r["profile"])
     console.print(table)
+    breakdown = realworld_markdown(comparison)
+    if breakdown:
+        console.print(breakdown, highlight=False, markup=False)
 
 
 @app.command()
@@ -161,13 +170,19 @@ def compare(
     fmt: Annotated[Format, typer.Option("--format", help="table, json or markdown.")] = Format.table,
     runs_dir: Annotated[Optional[Path], typer.Option(help="Where runs are stored [default: ./runs].")] = None,
 ) -> None:
-    """Print the stored comparison of the latest (or a given) run."""
+    """Print the stored comparison of the latest (or a given) run; with no run yet, the shipped one in exported/."""
     from training.run import resolve_run
 
     try:
         run_dir = resolve_run(runs_dir or default_runs_dir(), run)
         comparison = read_json(run_dir / "comparison.json")
-    except (FileNotFoundError, ValueError) as exc:
+    except FileNotFoundError as exc:
+        shipped = default_exported_dir() / "comparison.json"
+        if run is not None or not shipped.is_file():
+            raise fail(str(exc))
+        typer.echo(f"no run of your own yet: showing the shipped comparison, {shipped}", err=True)  # stdout stays JSON
+        comparison = read_json(shipped)
+    except ValueError as exc:
         raise fail(str(exc))
     print_comparison(comparison, fmt)
 
@@ -203,6 +218,44 @@ def export(
                       f"{e['parity']['max_abs_diff']:.2e}", f"{100 * e['onnx_accuracy']:.2f}%",
                       f"{e['latency_ms']['batch1']:.2f}", f"{e['latency_ms']['batch64_per_image']:.3f}")
     console.print(table)
+
+
+@app.command()
+def robustness(
+    exported: Annotated[Optional[Path], typer.Option(help="Exported models to measure [default: ./exported].")] = None,
+    per_condition: Annotated[int, typer.Option(help="Images per condition (the cpu profile's set has 200).")] = 200,
+    out: Annotated[Optional[Path], typer.Option(help="Write robustness.json, .md and plots here.")] = None,
+    gallery: Annotated[bool, typer.Option(help="Also save a PNG gallery of the set's raw images.")] = True,
+) -> None:
+    """Measure every exported model on the real-world set (handwriting, drawings, photos; never MNIST), per condition."""
+    from training.data import default_cache_dir
+    from training.robustness import load, write_report
+
+    if per_condition < 1:
+        raise fail(f"--per-condition must be at least 1, got {per_condition}")
+    directory = exported or default_exported_dir()
+    try:
+        with console.status(f"generating and preprocessing {per_condition} images per condition"):
+            rw = load(per_condition, default_cache_dir())
+        from training.robustness import evaluate_exported
+
+        results = evaluate_exported(directory, rw)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise fail(str(exc))
+    if not results:
+        raise fail(f"no model in {directory} could be loaded")
+    command = " ".join(["mnistserve", *map(shlex.quote, sys.argv[1:])])
+    report = write_report(results, rw, out, command=command, gallery=gallery) if out else None
+    conditions = list(next(iter(results.values()))["per_condition"])
+    table = Table(title=f"real-world set: {len(rw)} images, {len(conditions)} conditions ({directory})")
+    for col in ("model", "all", *conditions, "ECE"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, r in results.items():
+        table.add_row(name, f"{100 * r['accuracy']:.1f}%", *(f"{100 * r['per_condition'][c]:.1f}" for c in conditions),
+                      f"{100 * r['ece']:.1f}%")
+    console.print(table)
+    if report:
+        console.print(f"report: {report}", highlight=False)
 
 
 @data_app.command("info")

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 COMPARISON_SCHEMA = "mnistserve.comparison/1"
 MANIFEST_SCHEMA = "mnistserve.manifest/1"
 
@@ -37,7 +39,16 @@ METRIC_KEYS = (
     "train_seconds",
     "images_per_second",
     "parameters",
+    "realworld_accuracy",  # the real-world set (training.realworld) through the service's preprocessing
+    "ece_test",  # expected calibration error on the test split, after temperature scaling
 )
+
+
+def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Probabilities as served: row-wise softmax of scores / temperature, in float64 (stable for large scores)."""
+    z = np.asarray(scores, dtype=np.float64) / temperature
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
 
 
 def repo_root() -> Path:
@@ -129,17 +140,40 @@ def comparison_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
 def comparison_markdown(comparison: dict[str, Any]) -> str:
-    """The comparison as a Markdown table."""
-    head = "| model | accuracy | macro-F1 | test loss | train s | images/s | parameters | pretrained | profile |"
-    lines = [head, "|" + "---|" * 9]
+    """The comparison as a Markdown table, then the real-world accuracy per condition."""
+    head = ("| model | test accuracy | real-world | macro-F1 | test loss | ECE test | train s | images/s | parameters "
+            "| pretrained | profile |")
+    lines = [head, "|" + "---|" * 11]
     for r in comparison_rows(comparison):
         if r["status"] != "ok":
-            lines.append(f"| {r['model']} | failed: {r.get('error', '')} | | | | | | | {r['profile']} |")
+            lines.append(f"| {r['model']} | failed: {r.get('error', '')} | | | | | | | | | {r['profile']} |")
             continue
         lines.append(
-            f"| {r['model']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['test_loss']:.4f} "
-            f"| {r['train_seconds']:.1f} | {r['images_per_second']:.0f} | {r['parameters']:,} "
-            f"| {'yes' if r['pretrained'] else 'no'} | {r['profile']} |"
+            f"| {r['model']} | {_pct(r['accuracy'])} | {_pct(r['realworld_accuracy'])} | {r['macro_f1']:.4f} "
+            f"| {r['test_loss']:.4f} | {_pct(r['ece_test'])} | {r['train_seconds']:.1f} | {r['images_per_second']:.0f} "
+            f"| {r['parameters']:,} | {'yes' if r['pretrained'] else 'no'} | {r['profile']} |"
         )
+    return "\n".join(lines) + "\n" + realworld_markdown(comparison)
+
+
+def realworld_markdown(comparison: dict[str, Any]) -> str:
+    """Real-world accuracy of each model per condition, and ECE before/after calibration (empty if not measured)."""
+    entries = [e for e in comparison.get("models", []) if e.get("status", "ok") == "ok" and e.get("realworld")]
+    if not entries:
+        return ""
+    conditions = list(entries[0]["realworld"]["per_condition"])
+    lines = ["", "Real-world accuracy by condition:", "",
+             "| model | " + " | ".join(conditions) + " | ECE real-world before -> after | temperature |",
+             "|" + "---|" * (len(conditions) + 3)]
+    for e in entries:
+        per, cal = e["realworld"]["per_condition"], e.get("calibration", {})
+        ece = cal.get("ece_realworld", {})
+        ece_text = f"{_pct(ece.get('before'))} -> {_pct(ece.get('after'))}" if ece else "-"
+        temp = f"{cal['temperature']:.3f}" if "temperature" in cal else "-"
+        lines.append(f"| {e['model']} | " + " | ".join(_pct(per.get(c)) for c in conditions) + f" | {ece_text} | {temp} |")
     return "\n".join(lines) + "\n"

@@ -44,7 +44,7 @@ def _service() -> MNISTService:
 def models_info(service: MNISTService) -> dict[str, Any]:
     """GET /models: served models with what the manifest says of them, skipped ones with the reason."""
     keys = ("file", "sha256", "size_bytes", "shipped", "opset", "metrics", "pretrained", "weights", "profile",
-            "parity", "onnx_accuracy", "latency_ms")
+            "parity", "onnx_accuracy", "latency_ms", "calibration", "realworld")
     store = service.store
     served = [
         {"name": m.name, "version": m.version, "provider": m.provider,
@@ -54,9 +54,10 @@ def models_info(service: MNISTService) -> dict[str, Any]:
         for m in store.models.values()
     ]
     entries = store.manifest["models"]
-    skipped = [{"name": n, "reason": r, "shipped": entries[n].get("shipped"), "metrics": entries[n].get("metrics")}
-               for n, r in store.skipped.items()]
-    return {"default": store.default, "run_id": store.manifest.get("run_id"),
+    skipped = [{"name": n, "reason": r, "shipped": entries[n].get("shipped"), "metrics": entries[n].get("metrics"),
+                "realworld": entries[n].get("realworld")} for n, r in store.skipped.items()]
+    return {"default": store.default, "default_rule": store.manifest.get("default_rule"),
+            "run_id": store.manifest.get("run_id"),
             "providers_available": ort.get_available_providers(), "models": served, "skipped": skipped}
 
 

@@ -49,7 +49,7 @@ from serving.latency import LatencyBook
 from serving.openapi import IMAGE_HELP, MODEL_HELP, PIXELS_HELP, openapi_document
 from serving.preprocess import BadInput, ServingError, TooLarge, Unavailable, decode_base64, from_array, from_bytes
 from serving.routes import GET_APP
-from serving.store import ModelStore, ServedModel, digit, softmax
+from serving.store import ModelStore, ServedModel, digit
 
 log = logging.getLogger("mnistserve.service")
 logging.getLogger("mnistserve").setLevel(logging.INFO)  # BentoML leaves the root at WARNING: show what is served
@@ -72,7 +72,9 @@ class Top(BaseModel):
 
 class Digit(BaseModel):
     digit: int = Field(description="most probable class")
-    probabilities: list[float] = Field(description="softmax over the ten digits, index = digit")
+    uncertain: bool = Field(description="the digit's calibrated probability is below 0.7 (serving.store.UNCERTAIN_BELOW): "
+                            "the model is not sure, show the top 3 rather than one answer")
+    probabilities: list[float] = Field(description="calibrated probabilities of the ten digits (softmax of scores / the model's temperature), index = digit")
     top3: list[Top]
 
 
@@ -213,7 +215,7 @@ class MNISTService:
             logits, ms = await anyio.to_thread.run_sync(served.run, x)
             self.latency.add(served.name, "batch_size", len(x) if served.max_batch is None else served.max_batch)
             self.latency.request(served.name, ms, (time.perf_counter() - start) * 1000)
-            rows = [Digit(**digit(p)) for p in softmax(logits)]
+            rows = [Digit(**digit(p)) for p in served.probabilities(logits)]
             return BatchPrediction(
                 model=served.name, version=served.version, inference_ms=round(ms, 4), predictions=rows
             )
@@ -318,7 +320,7 @@ class MNISTService:
 
     def _answer(self, served: ServedModel, scores: ModelScores, start: float) -> Prediction:
         """A Prediction, recorded in the latency book."""
-        probabilities = softmax(np.asarray(scores.logits, dtype=np.float64))
+        probabilities = served.probabilities(np.asarray([scores.logits], dtype=np.float64))[0]
         request_ms = (time.perf_counter() - start) * 1000
         self.latency.request(served.name, scores.inference_ms, request_ms)
         return Prediction(

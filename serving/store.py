@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from mnistserve.contracts import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, read_json, validate_manifest
+from mnistserve.contracts import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, read_json, softmax, validate_manifest
 from serving.preprocess import Unavailable, UnknownModel
 
 log = logging.getLogger("mnistserve.store")
@@ -47,6 +47,15 @@ class ServedModel:
         """Short form of the file's SHA-256."""
         return self.entry["sha256"][:12]
 
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature fitted at export (1.0 for an export made before calibration)."""
+        return float(self.entry.get("calibration", {}).get("temperature", 1.0))
+
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities: softmax(scores / temperature), rows summing to 1."""
+        return softmax(scores, self.temperature)
+
     def run(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """(N, 1, 28, 28) float32 -> ((N, 10) logits, milliseconds spent in onnxruntime)."""
         if len(x) == 0:
@@ -55,12 +64,6 @@ class ServedModel:
         start = time.perf_counter()
         parts = [self.session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + step]})[0] for i in range(0, len(x), step)]
         return np.concatenate(parts).astype(np.float32), (time.perf_counter() - start) * 1000.0
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large logits."""
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def _open_session(data: bytes, providers: list[str], threads: int) -> ort.InferenceSession:
@@ -188,11 +191,17 @@ def _optional_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+# Below this calibrated probability the best answer is flagged uncertain: with temperature-scaled probabilities
+# it means "wrong about one time in three or more", so the page says "not sure" instead of showing a confident digit.
+UNCERTAIN_BELOW = 0.7
+
+
 def digit(probabilities: np.ndarray) -> dict[str, Any]:
-    """Digit, probabilities and top-3 of one row of probabilities."""
+    """Digit, probabilities, top-3 and the uncertainty flag of one row of probabilities."""
     order = np.argsort(-probabilities)[:3]
     return {
         "digit": int(order[0]),
+        "uncertain": bool(probabilities[order[0]] < UNCERTAIN_BELOW),
         "probabilities": [round(float(p), 6) for p in probabilities],
         "top3": [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order],
     }

@@ -33,6 +33,30 @@ def test_manifest_describes_a_verified_file(exported):
     assert all((out / p).read_bytes()[:4] == b"\x89PNG" for p in manifest["plots"])
 
 
+def test_manifest_carries_calibration_real_world_and_the_default_rule(exported):
+    out, manifest = exported
+    entry = manifest["models"]["cnn"]
+    comparison_entry = read_json(out / "comparison.json")["models"][0]
+    assert entry["calibration"]["temperature"] == comparison_entry["calibration"]["temperature"] > 0
+    assert set(entry["realworld"]["per_condition"]) == set(manifest["realworld"]["conditions"])
+    assert 0.0 <= entry["realworld"]["accuracy"] <= 1.0 and entry["realworld"]["set"]["sha256"]
+    assert "real-world accuracy" in manifest["default_rule"]
+    props = {p.key: p.value for p in onnx.load(str(out / "cnn.onnx")).metadata_props}
+    assert '"temperature"' in props["mnistserve"]  # the file carries its own temperature
+
+
+def _entry(name: str, test: float, real: float, shipped: bool = True) -> dict:
+    return {"onnx_accuracy": test, "realworld": {"accuracy": real}, "shipped": shipped}
+
+
+def test_default_weighs_real_world_accuracy_within_an_mnist_margin():
+    pick = E.pick_default
+    assert pick({"a": _entry("a", 0.995, 0.90), "b": _entry("b", 0.993, 0.97)}) == "b"  # real-world wins
+    assert pick({"a": _entry("a", 0.995, 0.90), "b": _entry("b", 0.980, 0.99)}) == "a"  # b fails the MNIST gate
+    assert pick({"a": _entry("a", 0.995, 0.90), "b": _entry("b", 0.999, 0.99, shipped=False)}) == "a"  # b not in git
+    assert pick({"a": _entry("a", 0.99, 0.95), "b": _entry("b", 0.995, 0.95)}) == "b"  # a tie goes to MNIST
+
+
 def test_onnx_file_takes_any_batch_and_carries_metadata(exported, mnist):
     out, manifest = exported
     proto = onnx.load(str(out / "cnn.onnx"))
@@ -42,6 +66,27 @@ def test_onnx_file_takes_any_batch_and_carries_metadata(exported, mnist):
     for n in (1, 3, 64):
         x = mnist.test.images[:n].numpy()[:, None].astype(np.float32) / 255
         assert session.run(["scores"], {"input": x})[0].shape == (n, 10)
+
+
+def test_robustness_command_measures_the_export_as_served(exported, tmp_path):
+    from typer.testing import CliRunner
+
+    from mnistserve.cli import app
+    from training.realworld import CONDITIONS
+
+    out, manifest = exported
+    result = CliRunner().invoke(app, ["robustness", "--exported", str(out), "--per-condition", "2",
+                                      "--out", str(tmp_path / "rob")])
+    assert result.exit_code == 0, result.output
+    report = read_json(tmp_path / "rob" / "robustness.json")
+    cnn = report["models"]["cnn"]
+    assert cnn["sha256"] == manifest["models"]["cnn"]["sha256"] and cnn["images"] == 2 * len(CONDITIONS)
+    assert list(cnn["per_condition"]) == list(CONDITIONS) and report["git_revision"] and report["device"]
+    assert cnn["temperature"] == manifest["models"]["cnn"]["calibration"]["temperature"]
+    for name in ("robustness.md", "robustness.png", "gallery.png"):
+        assert (tmp_path / "rob" / name).is_file(), name
+    bad = CliRunner().invoke(app, ["robustness", "--exported", str(tmp_path / "missing")])
+    assert bad.exit_code == 2 and "manifest.json not found" in bad.output and "Traceback" not in bad.output
 
 
 def test_tampered_file_is_detected_by_checksum(exported, tmp_path):

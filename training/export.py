@@ -18,7 +18,9 @@ import torch
 
 from mnistserve.contracts import (
     INPUT_NAME, INPUT_SPEC, MANIFEST_SCHEMA, OUTPUT_NAME, OUTPUT_SPEC, atomic_write_json, read_json, sha256_file,
+    softmax,
 )
+from training import robustness
 from training.data import MnistData
 from training.environment import git_revision
 from training.loop import to_input
@@ -28,6 +30,9 @@ OPSET = 18
 PARITY_IMAGES = 1000
 DETECTOR_PROB_LIMIT = 1e-3  # max |probability difference| between runtimes for Faster R-CNN
 SHIP_LIMIT_BYTES = 20 * 1024 * 1024  # larger files stay out of git and are marked "not shipped"
+MNIST_MARGIN = 0.005  # a default may trail the best shipped MNIST test accuracy by at most this much
+DEFAULT_RULE = ("the shipped model with the highest real-world accuracy among those whose MNIST test accuracy is "
+                f"within {100 * MNIST_MARGIN:.1f} pt of the best shipped one; ties go to the higher test accuracy")
 
 
 class ExportError(RuntimeError):
@@ -64,12 +69,6 @@ def run_torch(model: torch.nn.Module, x: torch.Tensor, batch: int | None, chunk:
     """PyTorch scores for all of `x`, batched the same way as ONNX."""
     step = batch or chunk
     return torch.cat([model(x[i : i + step]) for i in range(0, len(x), step)]).numpy()
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64."""
-    z = np.exp(scores - scores.max(1, keepdims=True), dtype=np.float64)
-    return z / z.sum(1, keepdims=True)
 
 
 def check_parity(torch_scores: np.ndarray, onnx_scores: np.ndarray, relative: bool) -> dict:
@@ -120,7 +119,17 @@ def choose(comparison: dict, models: list[str] | None, top: int | None) -> list[
     return ok[:top] if top else ok
 
 
-def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: Callable[[str], None]) -> dict:
+def pick_default(entries: dict[str, dict]) -> str:
+    """The served default by DEFAULT_RULE (real-world accuracy first, MNIST as a gate); any model if none ships."""
+    shipped = {n: e for n, e in entries.items() if e["shipped"]} or entries
+    best_test = max(e["onnx_accuracy"] for e in shipped.values())
+    eligible = [n for n, e in shipped.items() if e["onnx_accuracy"] >= best_test - MNIST_MARGIN]
+    real = lambda n: (shipped[n].get("realworld") or {}).get("accuracy", 0.0)  # noqa: E731
+    return max(eligible, key=lambda n: (real(n), shipped[n]["onnx_accuracy"]))
+
+
+def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: Callable[[str], None],
+               realworld: robustness.RealWorldSet | None = None) -> dict:
     """Export, check and measure one model into `staging`; return its manifest entry."""
     name, spec = entry["model"], get_spec(entry["model"])
     model = load_checkpoint(run_dir, entry)
@@ -138,13 +147,21 @@ def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: 
     scores = run_onnx(session, to_input(test.images).numpy(), spec.export_batch)
     onnx_accuracy = float((scores.argmax(1) == test.labels.numpy()).mean())
     latency = measure_latency(session, spec.export_batch)
+    # A run trained before calibration existed has no temperature: it is served uncalibrated, and says so.
+    calibration = entry.get("calibration") or {"temperature": 1.0, "fitted_on": "none (run made before calibration)"}
+    real = None
+    if realworld is not None:  # measured on the ONNX file itself, as the service will run it
+        real = robustness.score(run_onnx(session, realworld.images, spec.export_batch), realworld,
+                                calibration["temperature"])
     log(f"{name}: parity max |diff| {parity['max_abs_diff']:.2e}, ONNX accuracy {100 * onnx_accuracy:.2f}%, "
-        f"{latency['batch1']:.2f} ms at batch 1")
+        + (f"real-world {100 * real['accuracy']:.2f}%, " if real else "")
+        + f"temperature {calibration['temperature']:.3f}, {latency['batch1']:.2f} ms at batch 1")
     info = {
         "model": name, "run_id": run_dir.name, "metrics": entry["metrics"], "pretrained": entry["pretrained"],
         "weights": entry.get("weights", "none"), "profile": entry["hyperparameters"]["profile"],
         "opset": OPSET, "max_batch": spec.export_batch, "parity": parity, "onnx_accuracy": onnx_accuracy,
         "latency_ms": latency, "summary": spec.summary, "onnx_accuracy_images": len(test),
+        "calibration": calibration, "realworld": real,
     }
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, {"mnistserve": json.dumps(info), "model": name, "input": json.dumps(INPUT_SPEC)})
@@ -187,12 +204,13 @@ def export_run(run_dir: Path, out_dir: Path, data: MnistData, *, models: list[st
     comparison = read_json(run_dir / "comparison.json")
     chosen = choose(comparison, models, top)
     out_dir.mkdir(parents=True, exist_ok=True)
+    realworld = robustness.load(robustness.PER_CONDITION[comparison["profile"]], data.cache_dir)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))  # same filesystem: moves are renames
     try:
         entries = {}
         for entry in chosen:
             try:
-                entries[entry["model"]] = export_one(run_dir, entry, staging, data, log)
+                entries[entry["model"]] = export_one(run_dir, entry, staging, data, log, realworld)
             except (RuntimeError, ValueError, onnx.checker.ValidationError) as exc:
                 raise ExportError(f"{entry['model']}: export failed: {exc}") from exc
         for png in run_dir.glob("*.png"):
@@ -201,9 +219,10 @@ def export_run(run_dir: Path, out_dir: Path, data: MnistData, *, models: list[st
             "schema": MANIFEST_SCHEMA,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "run_id": comparison["run_id"], "git_revision": git_revision(),
-            "winner": chosen[0]["model"],  # the overall winner by test accuracy
-            # What the service answers with when no model is named: the winner if git carries it.
-            "default": next((n for n, e in entries.items() if e["shipped"]), chosen[0]["model"]),
+            "winner": chosen[0]["model"],  # the overall winner by MNIST test accuracy
+            # What the service answers with when no model is named (README, "Which model answers").
+            "default": pick_default(entries), "default_rule": DEFAULT_RULE,
+            "realworld": {**realworld.info, "conditions": robustness.describe()},
             "input": INPUT_SPEC, "output": OUTPUT_SPEC,
             "models": entries,
             "plots": sorted(f"plots/{p.name}" for p in staging.glob("*.png")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from mnistserve.contracts import softmax  # noqa: F401 - one softmax for training and serving
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 
@@ -14,3 +15,43 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
         "macro_f1": float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
         "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(),
     }
+
+
+def nll(scores: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the true labels under softmax(scores / temperature)."""
+    z = np.asarray(scores, dtype=np.float64) / temperature
+    z = z - z.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return float(-log_p[np.arange(len(labels)), labels].mean())
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE with equal-width confidence bins (Guo et al. 2017): sum over bins of |accuracy - confidence| * share."""
+    confidence = probabilities.max(1)
+    correct = probabilities.argmax(1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            total += abs(correct[in_bin].mean() - confidence[in_bin].mean()) * in_bin.mean()
+    return float(total)
+
+
+def fit_temperature(scores: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
+    """The temperature that minimises NLL: golden-section search over log T (NLL is unimodal in it)."""
+    a, b = np.log(low), np.log(high)
+    ratio = (np.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(scores, labels, np.exp(c)), nll(scores, labels, np.exp(d))
+    for _ in range(60):  # the bracket shrinks by 0.618 a step: 60 steps reach float precision in log T
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(scores, labels, np.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(scores, labels, np.exp(d))
+    return float(np.exp((a + b) / 2))

@@ -17,7 +17,9 @@ from mnistserve.contracts import COMPARISON_SCHEMA, atomic_write_json, read_json
 from training.config import TrainConfig, make_config
 from training.data import MnistData
 from training.environment import device_description, git_revision, versions
-from training.loop import EpochRecord, evaluate, fit
+from training import robustness
+from training.calibrate import calibrate, ece_before_after
+from training.loop import EpochRecord, evaluate, fit, predict_scores
 from training.metrics import classification_metrics
 from training.models import build_model, get_spec
 
@@ -71,8 +73,9 @@ def builder_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     return kwargs
 
 
-def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Reporter, resume: dict | None = None) -> dict:
-    """Train one model, keep its best-validation checkpoint, report on the test split."""
+def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Reporter, resume: dict | None = None,
+                realworld: robustness.RealWorldSet | None = None) -> dict:
+    """Train one model, keep its best-validation checkpoint, calibrate it, report on test and the real-world set."""
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     if device.type == "cuda":
@@ -89,6 +92,14 @@ def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Repo
     model.load_state_dict(result.best_state)
     ev = evaluate(model, test, cfg)
     metrics = classification_metrics(ev.labels, ev.predictions)
+    calibration = calibrate(model, val, cfg)
+    temperature = calibration["temperature"]
+    calibration["ece_test"] = ece_before_after(ev.scores, ev.labels, temperature)
+    real = None
+    if realworld is not None:
+        rw_scores = predict_scores(model, torch.from_numpy(realworld.images).to(device), cfg)
+        real = robustness.score(rw_scores, realworld, temperature)
+        calibration["ece_realworld"] = ece_before_after(rw_scores, realworld.labels, temperature)
     build = {**builder_kwargs(cfg), **({"weights": "none"} if spec.transfer else {})}  # reload never re-downloads
     torch.save({"model": result.best_state, "name": cfg.model, "build": build, "epoch": result.best_epoch,
                 "args": cfg.to_dict()}, out_dir / "best.pt")
@@ -110,7 +121,11 @@ def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Repo
             "parameters": sum(p.numel() for p in model.parameters()),
             "best_epoch": result.best_epoch,
             "test_images": len(test),
+            "realworld_accuracy": real["accuracy"] if real else None,
+            "ece_test": calibration["ece_test"]["after"],
         },
+        "realworld": real,
+        "calibration": calibration,
         "history": [vars(r) for r in result.history],
         "confusion_matrix": metrics["confusion_matrix"],
         "checkpoint": f"{cfg.model}/best.pt",
@@ -141,6 +156,7 @@ def run_training(req: RunRequest, data: MnistData, runs_dir: Path, reporter: Rep
             "settings": {c.model: c.to_dict() for c in configs},
         }
         atomic_write_json(run_dir / "run.json", header)
+    realworld = robustness.load(robustness.PER_CONDITION[configs[0].profile], data.cache_dir) if configs else None
     entries = []
     for cfg in configs:
         result_file = run_dir / cfg.model / "result.json"
@@ -151,7 +167,7 @@ def run_training(req: RunRequest, data: MnistData, runs_dir: Path, reporter: Rep
         resume = torch.load(last, map_location=cfg.device, weights_only=True) if last.exists() else None
         t0 = time.perf_counter()
         try:
-            entry = train_model(cfg, data, run_dir / cfg.model, reporter, resume)
+            entry = train_model(cfg, data, run_dir / cfg.model, reporter, resume, realworld)
         except (RuntimeError, ValueError, OSError, torch.cuda.OutOfMemoryError) as exc:
             # One model's failure (out of memory, say) is recorded; the others still run.
             entry = {"model": cfg.model, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
@@ -160,7 +176,8 @@ def run_training(req: RunRequest, data: MnistData, runs_dir: Path, reporter: Rep
         atomic_write_json(result_file, entry)
         entries.append(entry)
         reporter.model_finished(entry)
-    comparison = {**header, "complete": True, "models": entries}
+    comparison = {**header, "complete": True, "models": entries,
+                  "realworld": {**(realworld.info if realworld else {}), "conditions": robustness.describe()}}
     atomic_write_json(run_dir / "comparison.json", comparison)
     return run_dir
 

@@ -150,9 +150,13 @@ function answerCard(p) {
     el("span", { class: "track" }, [el("span", { class: "fill", style: `width:${(100 * prob).toFixed(1)}%` })]),
     el("span", { class: "pct", text: `${(100 * prob).toFixed(1)}%` }),
   ]));
-  return el("article", { class: "answer", dataset: { model: p.model } }, [
+  // A calibrated probability under 0.7 is shown as a doubt, with the runner-up, not as a confident digit.
+  const doubt = p.uncertain ? `not sure: ${p.top3.slice(0, 2).map((t) => `${t.digit} (${(100 * t.probability).toFixed(0)}%)`).join(" or ")}` : "";
+  return el("article", { class: p.uncertain ? "answer uncertain" : "answer", dataset: { model: p.model, uncertain: String(p.uncertain) } }, [
     el("h4", { text: p.model }),
-    el("div", { class: "digit", text: String(p.digit), title: "predicted digit" }),
+    el("div", { class: "digit", text: p.uncertain ? `${p.digit}?` : String(p.digit),
+      title: p.uncertain ? "uncertain: calibrated probability below 70%" : "predicted digit" }),
+    ...(doubt ? [el("div", { class: "doubt", text: doubt })] : []),
     el("div", { class: "meta", text: `${p.inference_ms.toFixed(2)} ms inference, batch ${p.batch_size}` }),
     el("ol", { class: "bars", start: "0", "aria-label": "probability per digit" }, bars),
   ]);
@@ -172,10 +176,14 @@ function drawSeen(rows) {
 // -- the stored comparison, plots and live latency -----------------------------------------------
 
 const fixed = (digits) => (v) => (typeof v === "number" ? v.toFixed(digits) : "");
+const pct = (v) => (typeof v === "number" ? `${(100 * v).toFixed(2)}%` : "");
 const COLUMNS = [ // header, value of a comparison row
   ["model", (m) => m.model],
   ["status", (m) => m.status || "ok"],
-  ["accuracy", (m) => fixed(4)(m.metrics && m.metrics.accuracy)],
+  ["MNIST test", (m) => pct(m.metrics && m.metrics.accuracy)],
+  ["real-world", (m) => pct(m.realworld ? m.realworld.accuracy : m.metrics && m.metrics.realworld_accuracy)],
+  ["worst condition", (m) => (m.realworld ? `${m.realworld.worst_condition} ${pct(m.realworld.per_condition[m.realworld.worst_condition])}` : "")],
+  ["ECE test", (m) => pct(m.metrics && m.metrics.ece_test)],
   ["macro-F1", (m) => fixed(4)(m.metrics && m.metrics.macro_f1)],
   ["test loss", (m) => fixed(4)(m.metrics && m.metrics.test_loss)],
   ["train s", (m) => fixed(1)(m.metrics && m.metrics.train_seconds)],
