@@ -1,8 +1,9 @@
 """Client input -> the model contract: (1, 28, 28) float32 in [0, 1], a white digit on black, MNIST-centred.
 
-Images follow MNIST's own recipe: crop to the ink, scale it (aspect ratio kept) into a 20x20 box,
-then place it in 28x28 so that its centre of mass sits at (14, 14). Arrays are taken as MNIST-style
-already and only scaled. Every failure is a `ServingError` whose `status` is the HTTP answer.
+Here: decoding, every Pillow mode and every pixel value to finite grey levels, and the errors. The digit
+itself (paper, ink, components, stroke, slant, MNIST's 20x20 box centred by mass) is `serving.ink`'s.
+Arrays are taken as MNIST-style already and only scaled. Every failure is a `ServingError` whose
+`status` is the HTTP answer.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-SIDE, BOX = 28, 20  # MNIST frame and the box the digit is scaled into
-MIN_CONTRAST = 24.0  # grey levels (of 255) between ink and background below which an image is blank
-INK_LEVEL = 0.2  # fraction of the ink's peak that counts as ink for the bounding box
-NOISE_FLOOR = 0.08  # fraction of the peak below which a pixel is set to background
-STROKE = 2.0  # thinnest stroke, in pixels of the 20x20 box; thinner drawings are thickened to it
-POOL_TARGET = 2 * BOX  # longer crops are max-pooled to at most this first, so thin strokes survive the resize
+from serving import ink
+from serving.ink import BOX, SIDE  # noqa: F401  (part of this module's interface)
+
+WORK_SIDE = 512  # the digit ends up 20 px tall: larger images are box-reduced to this before any float maths
+NUMBER_MODES = ("F", "I", "I;16", "I;16L", "I;16B", "I;16N")  # pixels that are numbers, not 8-bit levels
+# The scales a number image is read in, tried in order: the first that holds its values wins.
+FULL_SCALES = {"F": (1.0, 255.0), "I": (255.0, 65535.0)}
+OUTLIERS = 0.5  # percent of the pixels at each end that may lie outside a scale (a stray -1e38 in a float TIFF)
 # Formats Pillow may open: all but PostScript, whose loader shells out to Ghostscript.
 UNSAFE_FORMATS = frozenset({"EPS", "PS"})
 
@@ -108,103 +111,54 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     return image
 
 
-def _grey(image: Image.Image) -> np.ndarray:
-    """(H, W) float32 luminance in [0, 255]; transparency is flattened onto a contrasting backdrop."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        values = np.asarray(image, dtype=np.float32)
-        return values / 257.0 if values.max(initial=0) > 255 else values
-    if image.mode == "LAB":
-        return np.asarray(image.getchannel("L"), dtype=np.float32)
-    if image.mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
-        return values * 255.0 if values.max(initial=0) <= 1.0 else np.clip(values, 0, 255)
-    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-        alpha = rgba[..., 3] / 255.0
-        lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        if alpha.min(initial=1.0) < 1.0:
-            # Dark strokes on a transparent canvas go onto white, light strokes onto black.
-            opaque_lum = float((lum * alpha).sum() / max(alpha.sum(), 1e-6))
-            backdrop = 255.0 if opaque_lum < 128 else 0.0
-            return lum * alpha + backdrop * (1.0 - alpha)
-        return lum
-    return np.asarray(image.convert("L"), dtype=np.float32)
+def _first_frame(image: Image.Image) -> Image.Image:
+    """Frame 0 of an animation or a multi-page TIFF (a still image is returned as it is)."""
+    if getattr(image, "n_frames", 1) > 1 and image.tell() != 0:
+        image.seek(0)
+    return image
 
 
-def _ink(grey: np.ndarray) -> np.ndarray:
-    """Ink in [0, 1] (1 = strongest stroke) on a 0 background; a light background is inverted."""
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    background = float(np.median(border))
-    if background > 127.5:
-        grey, background = 255.0 - grey, 255.0 - background
-    contrast = float(grey.max()) - background
-    if contrast < MIN_CONTRAST:
-        raise NoInk("the image has no ink: it is blank or too faint to read a digit")
-    ink = np.clip((grey - background) / contrast, 0.0, 1.0)
-    ink[ink < NOISE_FLOOR] = 0.0
-    return ink
+def _scale_of(values: np.ndarray, mode: str) -> tuple[float, float]:
+    """(offset, factor) that map a number image's finite values to grey levels 0..255 (clipped)."""
+    lo, hi = float(values.min()), float(values.max())
+    scales = FULL_SCALES["F" if mode == "F" else "I"]
+    for robust in (False, True):
+        if robust:  # a few absurd pixels must not decide the scale of all the others
+            lo, hi = (float(v) for v in np.percentile(values, [OUTLIERS, 100 - OUTLIERS]))
+        for full in scales:
+            if 0.0 <= lo and hi <= full:
+                return 0.0, 255.0 / full
+    # No known scale: stretch the robust range. Halves keep hi - lo finite even for -1e308..1e308.
+    span = hi / 2 - lo / 2
+    gain = 127.5 / span if span > 0 else 0.0
+    return lo, gain if math.isfinite(gain) else 0.0  # a subnormal span is a flat image, not an infinite gain
 
 
-def _max_pool(ink: np.ndarray, factor: int) -> np.ndarray:
-    """Block maximum: shrinks by `factor` while a one-pixel stroke stays at full strength."""
-    h, w = ink.shape
-    padded = np.zeros((math.ceil(h / factor) * factor, math.ceil(w / factor) * factor), np.float32)
-    padded[:h, :w] = ink
-    return padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor).max(axis=(1, 3))
+def _numbers(image: Image.Image) -> np.ndarray:
+    """A number image (float, 16- or 32-bit) -> finite grey levels, box-reduced to WORK_SIDE in strips."""
+    factor = -(-max(image.size) // WORK_SIDE)
+    sample = image if factor == 1 else image.resize(  # nearest: no arithmetic, so no overflow
+        (-(-image.width // factor), -(-image.height // factor)), Image.Resampling.NEAREST)
+    values = np.asarray(sample, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise BadInput("the image holds no finite pixel value (all NaN or infinite)")
+    offset, gain = _scale_of(finite, image.mode)
+    neutral = float(np.median(finite))  # NaN is missing data: the image's typical level, not ink
 
+    def grey(part: np.ndarray) -> np.ndarray:
+        part = np.nan_to_num(part, nan=neutral, posinf=finite.max(), neginf=finite.min())
+        return np.clip((part / 2 - offset / 2) * (2 * gain), 0.0, 255.0).astype(np.float32)
 
-def _thicken(crop: np.ndarray) -> np.ndarray:
-    """Dilate strokes much thinner than MNIST's (a pen of one pixel on a large canvas)."""
-    mask = np.pad(crop >= 0.5, 1)
-    edges = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
-    width = 2.0 * np.count_nonzero(mask) / max(edges, 1)  # area / half the perimeter, for long strokes
-    radius = int((STROKE * max(crop.shape) / BOX - width) / 2)
-    if radius <= 0:
-        return crop
-    padded = np.pad(crop, 2 * radius)
-    out = padded.copy()
-    h, w = padded.shape
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if dy * dy + dx * dx <= radius * radius:
-                shifted = padded[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
-                view = out[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
-                np.maximum(view, shifted, out=view)
-    rows, cols = np.nonzero(out >= INK_LEVEL)
-    return out[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-
-
-def _fit_box(ink: np.ndarray) -> np.ndarray:
-    """The ink's bounding box, scaled (aspect ratio kept) so its long side is 20 pixels."""
-    rows, cols = np.nonzero(ink >= INK_LEVEL)
-    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    if max(crop.shape) > POOL_TARGET:
-        crop = _max_pool(crop, math.ceil(max(crop.shape) / POOL_TARGET))
-    if max(crop.shape) > BOX:  # only a reduction can make thin strokes vanish
-        crop = _thicken(crop)
-    h, w = crop.shape
-    scale = BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL wants (width, height)
-    resized = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR))
-    resized = np.clip(resized, 0.0, None)
-    peak = float(resized.max())
-    return resized / peak if peak > 0 else resized
-
-
-def _centre(box: np.ndarray) -> np.ndarray:
-    """Place the box in 28x28 with its centre of mass at (14, 14), without pushing ink out of the frame."""
-    h, w = box.shape
-    rows, cols = np.indices(box.shape)
-    mass = float(box.sum())
-    cy, cx = float((rows * box).sum() / mass), float((cols * box).sum() / mass)
-    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h))
-    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w))
-    frame = np.zeros((SIDE, SIDE), np.float32)
-    frame[top : top + h, left : left + w] = box
-    return frame
-
-
-WORK_SIDE = 512  # the digit ends up 20 px tall: larger images are box-reduced first
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        if factor == 1:
+            return grey(values)
+        strips = []
+        for top in range(0, image.height, 8 * factor):  # a strip at a time: no full-size float copy
+            part = grey(np.asarray(image.crop((0, top, image.width, min(top + 8 * factor, image.height))),
+                                   dtype=np.float64))
+            strips.append(np.asarray(Image.fromarray(part, "F").reduce(factor)))
+        return np.concatenate(strips)
 
 
 def _shrink(image: Image.Image) -> Image.Image:
@@ -212,26 +166,56 @@ def _shrink(image: Image.Image) -> Image.Image:
     factor = -(-max(image.size) // WORK_SIDE)
     if factor <= 1:
         return image
-    # Pillow cannot reduce these modes: convert to the nearest one it can (8 or 32 bits a pixel, not float).
+    # Pillow cannot reduce these modes: convert to the nearest one it can (8 bits a channel).
     if image.mode == "1":
         image = image.convert("L")
     elif image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "L")
-    elif image.mode.startswith("I;16"):
-        image = image.convert("I")
     try:
         return image.reduce(factor)  # box average: thin strokes fade but stay
     except (ValueError, OSError, NotImplementedError):
-        return image  # a mode Pillow cannot reduce: take the slow path
+        return image.convert("RGBA" if "A" in image.mode else "RGB").reduce(factor)
+
+
+def _flatten(image: Image.Image) -> np.ndarray:
+    """Luminance of an image with transparency, on a backdrop that contrasts with its strokes."""
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+    alpha = rgba[..., 3] / 255.0
+    lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if alpha.min(initial=1.0) < 1.0:
+        # Dark strokes on a transparent canvas go onto white, light strokes onto black.
+        opaque_lum = float((lum * alpha).sum() / max(alpha.sum(), 1e-6))
+        backdrop = 255.0 if opaque_lum < 128 else 0.0
+        return lum * alpha + backdrop * (1.0 - alpha)
+    return lum
+
+
+def _grey(image: Image.Image) -> np.ndarray:
+    """(H, W) finite float32 luminance in [0, 255], at most WORK_SIDE a side, for every Pillow mode."""
+    image = _first_frame(image)
+    if image.mode in NUMBER_MODES:
+        return _numbers(image)
+    image = _shrink(image)
+    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return _flatten(image)
+    if image.mode == "LAB":  # Pillow has no LAB -> L conversion; L* is the lightness
+        return np.asarray(image.getchannel("L"), dtype=np.float32)
+    try:
+        return np.asarray(image.convert("L"), dtype=np.float32)
+    except ValueError:  # a mode without a direct conversion (HSV, ...): through RGB
+        return np.asarray(image.convert("RGB").convert("L"), dtype=np.float32)
 
 
 def from_image(image: Image.Image) -> np.ndarray:
     """A decoded image -> (1, 28, 28) float32 in [0, 1], MNIST-style."""
     try:
-        grey = _grey(_shrink(image))
-    except (ValueError, OSError, TypeError) as exc:  # a mode Pillow cannot convert to luminance
-        raise BadInput(f"unsupported image mode {image.mode}: {exc}") from None
-    return _centre(_fit_box(_ink(grey)))[None].astype(np.float32)
+        grey = _grey(image)
+    except (ValueError, OSError, TypeError, EOFError) as exc:  # a mode Pillow cannot convert to luminance
+        raise BadInput(f"unsupported image mode {image.mode}: {exc}"[:300]) from None
+    try:
+        return ink.to_frame(grey)[None]
+    except ink.Blank as exc:
+        raise NoInk(str(exc)) from None
 
 
 def from_bytes(data: bytes, *, max_pixels: int) -> np.ndarray:

@@ -1,0 +1,398 @@
+"""A grey image -> MNIST's frame: the digit as white ink on black, 20x20 box, centre of mass at (14, 14).
+
+Numpy and Pillow only (the service never imports torch). The steps, in order:
+paper under uneven light (`_background`), which side is ink (`_polarity`), what counts as ink (`_otsu`),
+which ink is the digit (`_components`, `_select`), MNIST's stroke width (`_stroke_width`, `_thin`,
+`_thicken`) and slant (`_deskew`), then the 20x20 box (`_fit_box`) centred by mass (`_centre`).
+Analysis runs on a copy reduced to at most 256 px; the digit is rendered from the caller's <= 512 px grey.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+SIDE, BOX = 28, 20  # MNIST frame and the box the digit is scaled into
+ANALYSIS_SIDE = 256  # background, threshold and components are found at this size: fast, and fine enough
+GRID = 16  # the paper's brightness is estimated on a GRID x GRID lattice of blocks
+SHADOW = 0.35  # blocks up to this much darker than the fitted paper are paper in shade; darker ones are ink
+MIN_CONTRAST = 24.0  # grey levels (of 255) between ink and paper below which an image is blank
+INK_LEVEL = 0.2  # fraction of the ink's peak that counts as ink for a bounding box
+SPECK = 0.03  # components under this fraction of the main one's area are specks
+NEAR = 0.35  # components this close to the digit's box (fraction of its long side) belong to it
+POOL_TARGET = 2 * BOX  # longer crops are max-pooled to at most this first, so thin strokes survive the resize
+# Stroke width, in pixels of the 20x20 box, as 2 * area / perimeter of the ink >= 0.5: measured on the 10,000
+# MNIST test digits (benchmarks/preprocess.py --mnist-stats): 5% 1.32, median 2.0, 90% 2.8, 95% 3.12.
+STROKE = 2.0  # thinnest stroke: thinner drawings are thickened to it (MNIST's median)
+STROKE_MAX = 3.1  # bolder strokes (markers; MNIST's 95th percentile) are thinned ...
+# ... to MNIST's 90th. The exported CNN on 300 marker drawings of MNIST digits read 92% unthinned, 97% thinned
+# to 2.8 and 94% thinned to the median 2.0, which shrinks loops that a bold pen half filled into blots.
+THIN_TO = 2.8
+# Switch for measuring: shear slants beyond DESKEW_LIMIT back to it. The CNN on 300 photos of MNIST digits
+# slanted by a further +-0.8 read 99% with it and 90% without; on unslanted photos it changed nothing.
+DESKEW = True
+# MNIST's slant mu11/mu02 (x shift per row): 1% -0.74, 5% -0.53, median -0.09, 95% 0.32, 99% 0.52;
+# |slant| > 0.5 for 7.6% of the digits. MNIST is not deskewed and the models learnt its slants as they are.
+DESKEW_LIMIT = 0.5
+
+
+class Blank(ValueError):
+    """No ink: the image is blank, or too faint to read a digit."""
+
+
+# -- MNIST as it is ------------------------------------------------------------------------------------
+
+
+def _mnist_like(grey: np.ndarray) -> np.ndarray | None:
+    """An image that is already an MNIST digit (small, white on a black ground, long side ~20) as ink, else None."""
+    h, w = grey.shape
+    if max(h, w) > SIDE + 8:
+        return None
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    ground = float(np.median(border))
+    peak = float(grey.max())
+    if ground > 8.0 or peak - ground < 4 * MIN_CONTRAST:  # MNIST's ground is 0 and its strokes reach 255
+        return None
+    ink = np.clip((grey - ground) / (peak - ground), 0.0, 1.0)
+    rows, cols = np.nonzero(ink > 0)
+    long_side = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
+    if not BOX - 2 <= long_side <= BOX + 1:  # MNIST's is 20 (19 for 3 of its 10,000 test digits)
+        return None
+    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+# -- paper, polarity and threshold -----------------------------------------------------------------------
+
+
+def _reduce(grey: np.ndarray, factor: int) -> np.ndarray:
+    """Box-average by `factor` (Pillow, in C); partial blocks at the edges average what they hold."""
+    if factor <= 1:
+        return grey
+    return np.asarray(Image.fromarray(grey.astype(np.float32, copy=False), "F").reduce(factor))
+
+
+def _blocks(grey: np.ndarray) -> tuple[np.ndarray, int]:
+    """Sorted pixels of each block of a GRID x GRID lattice (edges replicated), and the block side."""
+    h, w = grey.shape
+    side = max(1, math.ceil(max(h, w) / GRID))
+    gh, gw = math.ceil(h / side), math.ceil(w / side)
+    padded = np.pad(grey, ((0, gh * side - h), (0, gw * side - w)), mode="edge")
+    blocks = padded.reshape(gh, side, gw, side).transpose(0, 2, 1, 3).reshape(gh, gw, side * side)
+    return np.sort(blocks, axis=2), side
+
+
+def _polarity(ranked: np.ndarray) -> bool:
+    """True for dark ink on light paper: the darkest pixels lie further from the typical (paper) level."""
+    n = ranked.shape[2]
+    typical = float(np.median(ranked[..., n // 2]))  # paper, unless ink covers half the image
+    # The second extreme of each block: a single noisy pixel does not decide. Uneven light spreads the paper
+    # about its median on both sides; ink adds a long tail on one side only. A vote of blocks would fail for
+    # thick strokes (blocks mostly ink) and a median of the border for a dark paper edge along one side.
+    darkest, lightest = float(ranked[..., min(1, n - 1)].min()), float(ranked[..., max(n - 2, 0)].max())
+    return typical - darkest > lightest - typical
+
+
+def _background(paper: np.ndarray) -> np.ndarray:
+    """Paper level per block, robust to blocks that ink covers: a quadratic surface fills those in."""
+    gh, gw = paper.shape
+    y, x = np.mgrid[0:gh, 0:gw]
+    y, x = (2 * y + 1) / gh - 1.0, (2 * x + 1) / gw - 1.0
+    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    z = paper.ravel().astype(np.float64)
+    fit = np.full(z.shape, np.median(z))  # a robust start: least squares on all blocks bends towards the ink
+    keep = np.ones(z.shape, bool)
+    for _ in range(4):  # blocks darkened by ink (a thick marker) fall out; the surface follows the rest
+        resid = z - fit
+        scale = 1.4826 * float(np.median(np.abs(resid[keep]))) + 1.0
+        # In ink-bright terms only the ink side is an outlier; a shadow darkens paper by less than SHADOW.
+        keep = resid < np.maximum(2.5 * scale, SHADOW * (255.0 - fit))
+        if keep.sum() < 6:
+            break
+        fit = design @ np.linalg.lstsq(design[keep], z[keep], rcond=None)[0]
+    keep = z - fit < np.maximum(2.5 * scale, SHADOW * (255.0 - fit))
+    # Where the block is paper, its own level follows a shadow better than any surface; elsewhere the surface.
+    return np.where(keep, z, fit).reshape(gh, gw).astype(np.float32)
+
+
+def _upsample(grid: np.ndarray, side: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The block lattice bilinearly interpolated at the pixels of `box` (left, top, right, bottom)."""
+    left, top, right, bottom = box
+    region = tuple(v / side for v in box)
+    return np.asarray(Image.fromarray(grid, "F").resize((right - left, bottom - top), Image.Resampling.BILINEAR,
+                                                           box=region))
+
+
+def _strength(grey: np.ndarray, ground: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Ink strength (paper = 0) and contrast in grey levels, with `ground` in the ink-bright orientation."""
+    bright = 255.0 - grey if dark_ink else grey
+    contrast = bright - ground
+    # Light falls on paper and ink alike: relative to the local paper (255 - ground) a stroke in the shade is
+    # as strong as in full light. The floor keeps dark paper from amplifying its noise.
+    return contrast / np.maximum(255.0 - ground, 64.0), contrast
+
+
+def _otsu(values: np.ndarray, bins: int = 128) -> float:
+    """Otsu's threshold of `values` in [0, max]: the split that maximises the between-class variance."""
+    top = float(values.max())
+    if top <= 0:
+        return 0.0
+    counts = np.bincount(np.minimum((values.ravel() * (bins / top)).astype(np.int64), bins - 1), minlength=bins)
+    mass = counts * (np.arange(bins) + 0.5) * (top / bins)
+    w0, m0 = np.cumsum(counts)[:-1].astype(np.float64), np.cumsum(mass)[:-1]  # the class below each split
+    w1, m1 = counts.sum() - w0, mass.sum() - m0
+    between = w0 * w1 * (m0 / np.maximum(w0, 1) - m1 / np.maximum(w1, 1)) ** 2
+    return float((np.argmax(between) + 1) * (top / bins))
+
+
+# -- the digit among the ink -------------------------------------------------------------------------------
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """8-connected components of `mask` as runs: (run rows, run starts, run ends, component of each run)."""
+    h, w = mask.shape
+    step = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)  # +1 where a run starts, -1 after it
+    rows, starts = np.nonzero(step == 1)
+    ends = np.nonzero(step == -1)[1]  # row-major order pairs every start with its end
+    n = len(rows)
+    # Runs of the next row that touch a run (diagonals included) form one contiguous slice of the sorted runs.
+    line = np.int64(w + 2)
+    start_keys, end_keys = rows * line + starts, rows * line + ends
+    first = np.searchsorted(end_keys, (rows + 1) * line + starts, side="left")
+    last = np.searchsorted(start_keys, (rows + 1) * line + ends, side="right")
+    counts = np.maximum(last - first, 0)
+    a = np.repeat(np.arange(n), counts)
+    b = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts - first, counts)
+    # Union-find in whole-array steps: hook the larger root onto the smaller, then jump pointers to the roots.
+    parent = np.arange(n)
+    while True:
+        pa, pb = parent[a], parent[b]
+        if np.array_equal(pa, pb):
+            break
+        np.minimum.at(parent, np.maximum(pa, pb), np.minimum(pa, pb))
+        while not np.array_equal(jumped := parent[parent], parent):
+            parent = jumped
+    return rows, starts, ends, np.unique(parent, return_inverse=True)[1]
+
+
+def _paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A boolean image of the given runs."""
+    edges = np.zeros((shape[0], shape[1] + 1), np.int16)
+    np.add.at(edges, (rows, starts), 1)
+    np.add.at(edges, (rows, ends), -1)
+    return np.cumsum(edges, axis=1)[:, :-1] > 0
+
+
+def _select(mask: np.ndarray) -> np.ndarray:
+    """The digit's ink: the main component and its near, not tiny neighbours; no specks, no paper edges."""
+    h, w = mask.shape
+    rows, starts, ends, label = _components(mask)
+    k = int(label.max()) + 1
+    area = np.bincount(label, weights=ends - starts, minlength=k)
+    top, bottom = np.full(k, h), np.zeros(k, np.int64)
+    left, right = np.full(k, w), np.zeros(k, np.int64)
+    np.minimum.at(top, label, rows)
+    np.maximum.at(bottom, label, rows + 1)
+    np.minimum.at(left, label, starts)
+    np.maximum.at(right, label, ends)
+    tall, wide = bottom - top, right - left
+    # A paper edge or a shadow touches the border and runs along it, thin across; or it fills most of the image.
+    along_rows = ((top == 0) | (bottom == h)) & (wide >= 0.4 * w) & (tall <= 0.2 * h)
+    along_cols = ((left == 0) | (right == w)) & (tall >= 0.4 * h) & (wide <= 0.2 * w)
+    touches = (top == 0) | (bottom == h) | (left == 0) | (right == w)
+    huge = touches & (tall * wide >= 0.6 * h * w) & (area >= 0.3 * h * w)
+    candidate = ~(along_rows | along_cols | huge)
+    if not candidate.any():  # nothing but edges: better the edge than nothing (the old behaviour)
+        candidate[:] = True
+    main = int(np.argmax(np.where(candidate, area, -1)))
+    keep = np.zeros(k, bool)
+    keep[main] = True
+    box = np.array([top[main], bottom[main], left[main], right[main]], np.float64)
+    worthy = candidate & (area >= SPECK * area[main])
+    for _ in range(3):  # a broken stroke is a chain: each added piece widens the box the next may touch
+        margin = NEAR * max(box[1] - box[0], box[3] - box[2])
+        near = ((top < box[1] + margin) & (bottom > box[0] - margin)
+                & (left < box[3] + margin) & (right > box[2] - margin))
+        added = worthy & near & ~keep
+        if not added.any():
+            break
+        keep |= added
+        box = np.array([top[keep].min(), bottom[keep].max(), left[keep].min(), right[keep].max()], np.float64)
+    chosen = keep[label]
+    return _paint(mask.shape, rows[chosen], starts[chosen], ends[chosen])
+
+
+# -- the digit's crop at the rendering scale ---------------------------------------------------------------
+
+
+def _max_pool(ink: np.ndarray, factor: int) -> np.ndarray:
+    """Block maximum: shrinks by `factor` while a one-pixel stroke stays at full strength."""
+    h, w = ink.shape
+    padded = np.zeros((math.ceil(h / factor) * factor, math.ceil(w / factor) * factor), np.float32)
+    padded[:h, :w] = ink
+    return padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor).max(axis=(1, 3))
+
+
+def _stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width in pixels: area over half the perimeter of ink >= 0.5 (exact for long strokes)."""
+    mask = np.pad(ink >= 0.5, 1)
+    edges = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+    return 2.0 * np.count_nonzero(mask) / max(edges, 1)
+
+
+def _disc_filter(ink: np.ndarray, radius: int, reduce: np.ufunc) -> np.ndarray:
+    """Grey dilation (np.maximum: grows by `radius` on each side) or erosion (np.minimum) by a disc."""
+    padded = np.pad(ink, radius)
+    out = padded.copy()
+    h, w = padded.shape
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy * dy + dx * dx <= radius * radius:
+                shifted = padded[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+                view = out[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+                reduce(view, shifted, out=view)
+    return out if reduce is np.maximum else out[radius:-radius, radius:-radius]
+
+
+def _crop(ink: np.ndarray, level: float = INK_LEVEL) -> np.ndarray:
+    """The bounding box of ink >= level (the whole array when there is none)."""
+    rows, cols = np.nonzero(ink >= level)
+    if rows.size == 0:
+        return ink
+    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def _thicken(crop: np.ndarray) -> np.ndarray:
+    """Dilate strokes much thinner than MNIST's (a pen of one pixel on a large canvas)."""
+    radius = int((STROKE * max(crop.shape) / BOX - _stroke_width(crop)) / 2)
+    return _crop(_disc_filter(crop, radius, np.maximum)) if radius > 0 else crop
+
+
+def _erode_once(ink: np.ndarray, step: int) -> np.ndarray:
+    """Grey erosion by one pixel: a cross, then a square, in turn (together close to a disc)."""
+    padded = np.pad(ink, 1)
+    out = np.minimum(np.minimum(padded[:-2, 1:-1], padded[2:, 1:-1]), np.minimum(padded[1:-1, :-2], padded[1:-1, 2:]))
+    if step % 2:
+        out = np.minimum(out, np.minimum(np.minimum(padded[:-2, :-2], padded[:-2, 2:]),
+                                         np.minimum(padded[2:, :-2], padded[2:, 2:])))
+    return np.minimum(out, ink)
+
+
+def _thin(crop: np.ndarray) -> np.ndarray:
+    """Erode strokes bolder than MNIST's (a marker) to THIN_TO, at 80-160 px where a pixel is fine."""
+    crop = _reduce(crop, max(1, max(crop.shape) // (4 * BOX)))  # box average: a thick stroke loses nothing
+    target = THIN_TO * max(crop.shape) / BOX
+    area = np.count_nonzero(crop >= 0.5)
+    thinned = crop
+    # One pixel a step, measuring as we go: area / half-perimeter underestimates bold, short strokes, so a
+    # radius computed from it once falls short. Never below a quarter of the ink: the skeleton survives.
+    for step in range(max(crop.shape) // 4):
+        if _stroke_width(thinned) <= target:
+            break
+        eroded = _erode_once(thinned, step)
+        if np.count_nonzero(eroded >= 0.5) < area / 4:
+            break
+        thinned = eroded
+    # A part thinner than the others (a hairline joining two bold strokes) vanishes: keep it as it was.
+    r = step + 1
+    survived = _disc_filter((thinned >= 0.5).astype(np.float32), r, np.maximum)[r:-r, r:-r]
+    return _crop(np.where((survived > 0) | (crop < 0.5), thinned, crop))
+
+
+def _deskew(crop: np.ndarray) -> np.ndarray:
+    """Shear a slant beyond MNIST's range (|mu11 / mu02| > DESKEW_LIMIT) back to the limit."""
+    rows, cols = np.indices(crop.shape)
+    mass = float(crop.sum())
+    cy, cx = float((rows * crop).sum()) / mass, float((cols * crop).sum()) / mass
+    mu02 = float(((rows - cy) ** 2 * crop).sum()) / mass
+    slant = float(((rows - cy) * (cols - cx) * crop).sum()) / mass / max(mu02, 1e-6)
+    excess = slant - math.copysign(DESKEW_LIMIT, slant)
+    if abs(slant) <= DESKEW_LIMIT:
+        return crop
+    h, w = crop.shape
+    pad = math.ceil(abs(excess) * h / 2) + 1
+    # Pillow's affine maps each output pixel to its source: x_src = x + excess * (y - cy) - pad.
+    sheared = Image.fromarray(crop.astype(np.float32), "F").transform(
+        (w + 2 * pad, h), Image.Transform.AFFINE, (1.0, excess, -pad - excess * cy, 0.0, 1.0, 0.0),
+        Image.Resampling.BILINEAR)
+    return _crop(np.asarray(sheared), 1e-3)
+
+
+def _fit_box(crop: np.ndarray) -> np.ndarray:
+    """The crop scaled (aspect ratio kept) so its long side is 20 pixels, peak 1."""
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL wants (width, height)
+    resized = np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR))
+    resized = np.clip(resized, 0.0, None)
+    peak = float(resized.max())
+    return resized / peak if peak > 0 else resized
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    """Place the box in 28x28 with its centre of mass at (14, 14), without pushing ink out of the frame."""
+    h, w = box.shape
+    rows, cols = np.indices(box.shape)
+    mass = float(box.sum())
+    cy, cx = float((rows * box).sum() / mass), float((cols * box).sum() / mass)
+    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h))
+    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w))
+    frame = np.zeros((SIDE, SIDE), np.float32)
+    frame[top : top + h, left : left + w] = box
+    return frame
+
+
+# -- all together ------------------------------------------------------------------------------------------
+
+
+def _digit_box(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The digit's ink strength (0 = paper, 1 = full stroke) and its box (left, top, right, bottom) in `grey`."""
+    h, w = grey.shape
+    factor = math.ceil(max(h, w) / ANALYSIS_SIDE)
+    small = _reduce(grey, factor)
+    ranked, side = _blocks(small)
+    dark_ink = _polarity(ranked)
+    n = ranked.shape[2]
+    # The paper is the ink-bright image's lower quartile in each block: right unless ink covers 3/4 of it.
+    paper = 255.0 - ranked[..., n - 1 - n // 4] if dark_ink else ranked[..., n // 4]
+    grid = _background(paper)
+    strength, contrast = _strength(small, _upsample(grid, side, (0, 0, small.shape[1], small.shape[0])), dark_ink)
+    if float(contrast.max()) < MIN_CONTRAST:
+        raise Blank("the image has no ink: it is blank or too faint to read a digit")
+    strength = np.maximum(strength, 0.0)
+    peak = float(strength.max())
+    # Otsu splits ink from paper; the bounds keep it off the paper's noise and off a few very dark pixels.
+    threshold = min(max(_otsu(strength), 0.2 * peak), 0.6 * peak)
+    digit = _disc_filter(_select(strength >= threshold).astype(np.float32), 1, np.maximum)[1:-1, 1:-1] > 0  # + rim
+    rows, cols = np.nonzero(digit)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    box = (left * factor, top * factor, min(right * factor, w), min(bottom * factor, h))
+    # At the caller's resolution: small digits in large images keep their detail.
+    allowed = np.repeat(np.repeat(digit[top:bottom, left:right], factor, 0), factor, 1)
+    region = grey[box[1] : box[3], box[0] : box[2]]
+    fine = _strength(region, _upsample(grid, side * factor, box), dark_ink)[0]
+    fine = np.where(allowed[: region.shape[0], : region.shape[1]], fine, 0.0)
+    # Anti-aliased levels are kept: paper below half the threshold is cut, the strongest tenth of the ink is 1.
+    floor = 0.5 * threshold
+    full = max(float(np.percentile(fine[fine >= threshold], 90)) if (fine >= threshold).any() else peak, threshold)
+    return np.clip((fine - floor) / (full - floor), 0.0, 1.0).astype(np.float32), box
+
+
+def to_frame(grey: np.ndarray) -> np.ndarray:
+    """(H, W) finite grey levels in [0, 255] -> (28, 28) float32 in [0, 1], MNIST-style; raises Blank."""
+    ink = _mnist_like(grey)
+    if ink is not None:  # MNIST itself comes back as it went in
+        return _centre(ink)
+    crop = _crop(_digit_box(grey)[0])
+    if not crop.any():  # cannot happen for finite input; a 500 (a division by zero mass below) would be worse
+        raise Blank("the image has no ink: it is blank or too faint to read a digit")
+    if max(crop.shape) > BOX and _stroke_width(crop) * BOX / max(crop.shape) > STROKE_MAX:
+        crop = _thin(crop)
+    elif max(crop.shape) > BOX:  # only a reduction can make thin strokes vanish
+        if max(crop.shape) > POOL_TARGET:
+            crop = _max_pool(crop, math.ceil(max(crop.shape) / POOL_TARGET))
+        crop = _thicken(crop)
+    if DESKEW:
+        crop = _deskew(crop)
+    return _centre(_fit_box(crop))
