@@ -1,12 +1,13 @@
 """What each augmentation part buys on the real-world set: the CNN at the cpu profile's settings, trained with
 no augmentation, with all parts, with each part left out, and with extras; plus the two ways to fit its temperature.
-Usage:  python benchmarks/augment_ablation.py [--out reports/augment] [--model cnn] [--variants none,all,...]
+Usage:  python -m benchmarks.augment_ablation [--out reports/augment] [--model cnn] [--variants none,all,...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -34,9 +35,9 @@ def variants() -> dict[str, str]:
     return out
 
 
-def run_variant(model_name: str, spec: str, data, rw: robustness.RealWorldSet) -> dict:
+def run_variant(model_name: str, spec: str, data, rw: robustness.RealWorldSet, epochs: int | None = None) -> dict:
     """Train one variant from the same seed; score it on test and the real-world set, both temperatures."""
-    cfg = make_config(model_name, "cpu", "cpu", augment=spec)
+    cfg = make_config(model_name, "cpu", "cpu", augment=spec, epochs=epochs)
     torch.manual_seed(cfg.seed)
     model = build_model(model_name, **cfg.build)
     train, val, test = data.train.subset(cfg.train_subset), data.val, data.test
@@ -51,7 +52,7 @@ def run_variant(model_name: str, spec: str, data, rw: robustness.RealWorldSet) -
     temps = {"val+augmented": fit_temperature(both, both_labels), "val": fit_temperature(both[:half], both_labels[:half])}
     real = robustness.score(rw_scores, rw)
     return {
-        "augment": spec, "train_seconds": seconds, "test_accuracy": ev.accuracy,
+        "augment": spec, "epochs": cfg.epochs, "train_seconds": seconds, "test_accuracy": ev.accuracy,
         "realworld_accuracy": real["accuracy"], "per_condition": real["per_condition"],
         "calibration": {k: {"temperature": t, "val_nll": nll(both, both_labels, t),
                             "ece_test": ece_before_after(ev.scores, ev.labels, t),
@@ -68,10 +69,11 @@ def markdown(payload: dict) -> str:
              f"- device: {payload['device']}", "- versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()),
              f"- real-world set: {payload['set']['images']} images, seed {payload['set']['seed']}, "
              f"sha256 {payload['set']['sha256'][:16]}", "",
-             "| variant | train s | MNIST test | real-world | " + " | ".join(conditions) + " |",
-             "|" + "---|" * (len(conditions) + 4)]
+             "| variant | parts | epochs | train s | MNIST test | real-world | " + " | ".join(conditions) + " |",
+             "|" + "---|" * (len(conditions) + 6)]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['train_seconds']:.0f} | {100 * r['test_accuracy']:.2f} | "
+        lines.append(f"| {name} | {r['augment']} | {r.get('epochs', '')} | {r['train_seconds']:.0f} | "
+                     f"{100 * r['test_accuracy']:.2f} | "
                      f"{100 * r['realworld_accuracy']:.2f} | "
                      + " | ".join(f"{100 * r['per_condition'][c]:.1f}" for c in conditions) + " |")
     lines += ["", "Temperature fitted on the clean validation split vs clean + augmented (ECE, 15 bins):", "",
@@ -90,19 +92,36 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/augment"))
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--variants", default=None, help="comma list of variant names (default: all of them)")
+    parser.add_argument("--extra", action="append", default=None, metavar="NAME=PARTS",
+                        help="one more variant, e.g. 'no-noise=stroke,affine,elastic,blur' (repeatable)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     args = parser.parse_args()
     chosen = variants()
     if args.variants:
         chosen = {k: v for k, v in chosen.items() if k in args.variants.split(",")}
+    for item in args.extra or []:
+        name, _, spec = item.partition("=")
+        chosen[name] = ",".join(parse(spec))  # an unknown part fails here, before any training
     data = load_mnist()
     rw = robustness.load(robustness.PER_CONDITION["cpu"], data.cache_dir)
-    payload = {"command": "python benchmarks/augment_ablation.py " + " ".join(
-                   f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
+    flags = [(k, item) for k, v in vars(args).items() if v is not None for item in (v if isinstance(v, list) else [v])]
+    payload = {"command": "python -m benchmarks.augment_ablation " + " ".join(
+                   f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in flags),
                "model": args.model, "git_revision": git_revision(), "device": device_description("cpu"),
                "versions": versions(), "set": rw.info, "variants": {}}
     args.out.mkdir(parents=True, exist_ok=True)
+    earlier = args.out / f"ablation-{args.model}.json"
+    if earlier.is_file():  # variants measured by an earlier call on the same set are kept, not re-run
+        old = json.loads(earlier.read_text())
+        if old["set"]["sha256"] == rw.info["sha256"]:
+            payload["variants"] = old["variants"]
+            payload["command"] = old["command"] + " ; " + payload["command"]
     for name, spec in chosen.items():
-        payload["variants"][name] = run_variant(args.model, spec, data, rw)
+        if args.epochs:
+            name = f"{name}@{args.epochs}ep"
+        if name in payload["variants"]:
+            continue
+        payload["variants"][name] = run_variant(args.model, spec, data, rw, args.epochs)
         r = payload["variants"][name]
         print(f"{name}: test {100 * r['test_accuracy']:.2f}%, real-world {100 * r['realworld_accuracy']:.2f}% "
               f"{json.dumps({k: round(100 * v, 1) for k, v in r['per_condition'].items()})}", flush=True)

@@ -14,6 +14,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from serving.regions import components, fill_hollow, paint
+
 SIDE, BOX = 28, 20  # MNIST frame and the box the digit is scaled into
 ANALYSIS_SIDE = 256  # background, threshold and components are found at this size: fast, and fine enough
 GRID = 16  # the paper's brightness is estimated on a GRID x GRID lattice of blocks
@@ -149,45 +151,10 @@ def _otsu(values: np.ndarray, bins: int = 128) -> float:
 # -- the digit among the ink -------------------------------------------------------------------------------
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """8-connected components of `mask` as runs: (run rows, run starts, run ends, component of each run)."""
-    h, w = mask.shape
-    step = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)  # +1 where a run starts, -1 after it
-    rows, starts = np.nonzero(step == 1)
-    ends = np.nonzero(step == -1)[1]  # row-major order pairs every start with its end
-    n = len(rows)
-    # Runs of the next row that touch a run (diagonals included) form one contiguous slice of the sorted runs.
-    line = np.int64(w + 2)
-    start_keys, end_keys = rows * line + starts, rows * line + ends
-    first = np.searchsorted(end_keys, (rows + 1) * line + starts, side="left")
-    last = np.searchsorted(start_keys, (rows + 1) * line + ends, side="right")
-    counts = np.maximum(last - first, 0)
-    a = np.repeat(np.arange(n), counts)
-    b = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts - first, counts)
-    # Union-find in whole-array steps: hook the larger root onto the smaller, then jump pointers to the roots.
-    parent = np.arange(n)
-    while True:
-        pa, pb = parent[a], parent[b]
-        if np.array_equal(pa, pb):
-            break
-        np.minimum.at(parent, np.maximum(pa, pb), np.minimum(pa, pb))
-        while not np.array_equal(jumped := parent[parent], parent):
-            parent = jumped
-    return rows, starts, ends, np.unique(parent, return_inverse=True)[1]
-
-
-def _paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """A boolean image of the given runs."""
-    edges = np.zeros((shape[0], shape[1] + 1), np.int16)
-    np.add.at(edges, (rows, starts), 1)
-    np.add.at(edges, (rows, ends), -1)
-    return np.cumsum(edges, axis=1)[:, :-1] > 0
-
-
 def _select(mask: np.ndarray) -> np.ndarray:
     """The digit's ink: the main component and its near, not tiny neighbours; no specks, no paper edges."""
     h, w = mask.shape
-    rows, starts, ends, label = _components(mask)
+    rows, starts, ends, label = components(mask)
     k = int(label.max()) + 1
     area = np.bincount(label, weights=ends - starts, minlength=k)
     top, bottom = np.full(k, h), np.zeros(k, np.int64)
@@ -220,7 +187,7 @@ def _select(mask: np.ndarray) -> np.ndarray:
         keep |= added
         box = np.array([top[keep].min(), bottom[keep].max(), left[keep].min(), right[keep].max()], np.float64)
     chosen = keep[label]
-    return _paint(mask.shape, rows[chosen], starts[chosen], ends[chosen])
+    return paint(mask.shape, rows[chosen], starts[chosen], ends[chosen])
 
 
 # -- the digit's crop at the rendering scale ---------------------------------------------------------------
@@ -387,6 +354,8 @@ def to_frame(grey: np.ndarray) -> np.ndarray:
     crop = _crop(_digit_box(grey)[0])
     if not crop.any():  # cannot happen for finite input; a 500 (a division by zero mass below) would be worse
         raise Blank("the image has no ink: it is blank or too faint to read a digit")
+    if max(crop.shape) > BOX and (fill := fill_hollow(crop, _stroke_width(crop))) is not None:
+        crop = np.maximum(crop, fill.astype(np.float32))  # an outline digit becomes the solid digit it outlines
     if max(crop.shape) > BOX and _stroke_width(crop) * BOX / max(crop.shape) > STROKE_MAX:
         crop = _thin(crop)
     elif max(crop.shape) > BOX:  # only a reduction can make thin strokes vanish

@@ -1,0 +1,75 @@
+"""Hollow (outline) digits are filled; the counters of ordinary digits stay open."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from serving import ink
+from serving.preprocess import from_image
+from serving.regions import components, fill_hollow
+
+
+def _outlined(text: str, size: int = 200, rim: int = 3) -> Image.Image:
+    """A bold digit drawn as its outline only (white fill, black rim), on white."""
+    import matplotlib
+
+    font = ImageFont.truetype(f"{matplotlib.get_data_path()}/fonts/ttf/DejaVuSans-Bold.ttf", size)
+    image = Image.new("L", (size + 80, size + 80), 255)
+    ImageDraw.Draw(image).text((40, 10), text, font=font, fill=255, stroke_width=rim, stroke_fill=0)
+    return image
+
+
+def _solid(text: str, size: int = 200) -> Image.Image:
+    import matplotlib
+
+    font = ImageFont.truetype(f"{matplotlib.get_data_path()}/fonts/ttf/DejaVuSans-Bold.ttf", size)
+    image = Image.new("L", (size + 80, size + 80), 255)
+    ImageDraw.Draw(image).text((40, 10), text, font=font, fill=0)
+    return image
+
+
+def _crop_of(image: Image.Image) -> np.ndarray:
+    grey = np.asarray(image, dtype=np.float32)
+    return ink._crop(ink._digit_box(grey)[0])
+
+
+def test_components_count_separate_blobs_with_diagonal_contact_as_one():
+    mask = np.zeros((6, 6), bool)
+    mask[0, 0] = mask[1, 1] = True  # diagonal neighbours: one 8-connected component
+    mask[4:6, 4:6] = True
+    label = components(mask)[3]
+    assert len(np.unique(label)) == 2
+
+
+def test_an_outlined_one_is_filled_and_reads_like_the_solid_one(monkeypatch):
+    crop = _crop_of(_outlined("1"))
+    fill = fill_hollow(crop, ink._stroke_width(crop))
+    assert fill is not None and fill.sum() > 0.3 * (crop >= 0.5).sum()
+    solid = from_image(_solid("1"))[0].ravel()
+    filled = np.corrcoef(from_image(_outlined("1"))[0].ravel(), solid)[0, 1]
+    monkeypatch.setattr(ink, "fill_hollow", lambda *a: None)
+    rims_only = np.corrcoef(from_image(_outlined("1"))[0].ravel(), solid)[0, 1]
+    assert filled > 0.7 and filled > rims_only + 0.2
+
+
+def test_counters_of_solid_digits_stay_open():
+    for digit in "04689":
+        crop = _crop_of(_solid(digit))
+        assert fill_hollow(crop, ink._stroke_width(crop)) is None, digit
+
+
+def test_outlined_eight_keeps_its_two_counters_open():
+    crop = _crop_of(_outlined("8"))
+    fill = fill_hollow(crop, ink._stroke_width(crop))
+    assert fill is not None
+    filled = np.maximum(crop, fill) >= 0.5
+    holes = components(np.pad(~filled, 1))[3]
+    assert len(np.unique(holes)) >= 3  # the outside and the two loops
+
+
+def test_upscaled_mnist_digits_are_never_filled(mnist):
+    for image in mnist.test.images[:300].numpy():
+        big = np.asarray(Image.fromarray(image).resize((280, 280), Image.BILINEAR), dtype=np.float32) / 255
+        crop = ink._crop(big)
+        assert fill_hollow(crop, ink._stroke_width(crop)) is None
