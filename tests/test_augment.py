@@ -30,7 +30,7 @@ def test_geometry_keeps_shape_range_and_ink():
 @pytest.mark.parametrize("name", list(PARTS))
 def test_every_part_keeps_the_contract_and_changes_some_images(name):
     x = _bars(64)
-    y = augment(x, (name,), _gen())
+    y = augment(x, (name,), _gen(), torch.tensor([1, 7] * 32))  # labels: `styles` draws on 1s and 7s
     assert y.shape == x.shape and y.dtype == x.dtype
     assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0 + 1e-6
     changed = (y - x).abs().amax((1, 2, 3)) > 1e-3
@@ -66,5 +66,19 @@ def test_parse_names_unknown_parts_and_accepts_the_old_booleans():
     assert parse(True) == parse("all") and "stroke" in parse("all")
     assert parse(False) == parse("none") == ()
     assert parse("noise, stroke") == ("stroke", "noise")  # canonical order
-    with pytest.raises(ValueError, match="unknown augmentation sparkle; choose from stroke"):
+    with pytest.raises(ValueError, match="unknown augmentation sparkle; choose from styles, stroke"):
         parse("stroke,sparkle")
+
+
+def test_styles_adds_a_flag_to_ones_and_a_bar_to_sevens_and_nothing_to_other_digits():
+    from training.augment import styles
+
+    x = _bars(300)
+    y = torch.tensor([1, 7, 3] * 100)
+    out = styles(x, _gen(), y)
+    added = (out - x).clamp_min(0).sum((1, 2, 3))
+    assert float(added[y == 3].abs().max()) == 0.0  # other labels untouched
+    for digit in (1, 7):
+        share = float((added[y == digit] > 3).float().mean())
+        assert 0.15 < share < 0.45  # about 30 % of them get the style
+    assert torch.equal(styles(x, _gen(), None), x)  # without labels it cannot know which style fits

@@ -106,7 +106,7 @@ def train_one_epoch(
         idx = order[start : start + cfg.batch_size]
         x, y = to_input(split.images[idx]), split.labels[idx]
         if parts:
-            x = augment(x, parts, generator)
+            x = augment(x, parts, generator, y)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(cfg, device):
