@@ -197,7 +197,7 @@ PARTS: dict[str, Part] = {
     "styles": styles, "stroke": stroke, "outline": outline, "affine": _affine_only, "elastic": _elastic_only,
     "blur": blur, "contrast": contrast, "noise": noise,
 }
-DEFAULT = "stroke,affine,elastic,blur,contrast,noise"
+DEFAULT = "styles,stroke,affine,elastic,blur,contrast,noise"  # reports/augment/ablation-cnn.md: styles pays most
 
 
 def parse(spec: str | bool) -> tuple[str, ...]:
