@@ -154,7 +154,7 @@ function answerCard(p) {
   const doubt = p.uncertain ? `not sure: ${p.top3.slice(0, 2).map((t) => `${t.digit} (${(100 * t.probability).toFixed(0)}%)`).join(" or ")}` : "";
   return el("article", { class: p.uncertain ? "answer uncertain" : "answer", dataset: { model: p.model, uncertain: String(p.uncertain) } }, [
     el("h4", { text: p.model }),
-    el("div", { class: "digit", text: p.uncertain ? `${p.digit}?` : String(p.digit),
+    el("div", { class: "digit", text: String(p.digit),
       title: p.uncertain ? "uncertain: calibrated probability below 70%" : "predicted digit" }),
     ...(doubt ? [el("div", { class: "doubt", text: doubt })] : []),
     el("div", { class: "meta", text: `${p.inference_ms.toFixed(2)} ms inference, batch ${p.batch_size}` }),
