@@ -184,17 +184,10 @@ def styles(x: torch.Tensor, generator: torch.Generator | None = None, y: torch.T
     return torch.where((y == 7).view(-1, 1, 1, 1) & chosen, torch.maximum(out, bar), out)
 
 
-def _affine_only(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    return warp(x, generator, affine=True, elastic=False)
-
-
-def _elastic_only(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    return warp(x, generator, affine=False, elastic=True)
-
-
 # Order matters: shape first (stroke, geometry), then what a camera does to the picture.
-PARTS: dict[str, Part] = {
-    "styles": styles, "stroke": stroke, "outline": outline, "affine": _affine_only, "elastic": _elastic_only,
+# None: a geometric part; affine and elastic are done together by one `warp`, at the first of them.
+PARTS: dict[str, Part | None] = {
+    "styles": styles, "stroke": stroke, "outline": outline, "affine": None, "elastic": None,
     "blur": blur, "contrast": contrast, "noise": noise,
 }
 DEFAULT = "styles,stroke,affine,elastic,blur,contrast,noise"  # reports/augment/ablation-cnn.md: styles pays most
@@ -219,11 +212,13 @@ def augment(x: torch.Tensor, parts: tuple[str, ...], generator: torch.Generator 
 
     `y` (the labels) is only read by `styles`, which draws label-specific strokes; without it that part is skipped.
     """
-    geometry = {"affine", "elastic"} & set(parts)
+    warped = False
     for name in parts:
-        if name in geometry:
-            if name == min(geometry, key=list(PARTS).index):  # the first geometric part does both
-                x = warp(x, generator, affine="affine" in geometry, elastic="elastic" in geometry)
-            continue
-        x = styles(x, generator, y) if name == "styles" else PARTS[name](x, generator)
+        part = PARTS[name]
+        if part is None:
+            if not warped:
+                x = warp(x, generator, affine="affine" in parts, elastic="elastic" in parts)
+                warped = True
+        else:
+            x = styles(x, generator, y) if part is styles else part(x, generator)
     return x

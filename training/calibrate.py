@@ -12,22 +12,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from mnistserve.contracts import softmax
 from training.augment import augment, parse
 from training.config import TrainConfig
 from training.data import Split
-from training.loop import evaluate, predict_scores, to_input
-from training.metrics import expected_calibration_error, fit_temperature, nll, softmax
+from training.loop import predict_scores, to_input
+from training.metrics import expected_calibration_error, fit_temperature, nll
 
-FITTED_ON = "validation split, clean + augmented (training.augment 'all', seed 0)"
+FITTED_ON = "validation split, clean + augmented (training.augment 'all' less the label-drawn styles, seed 0)"
 
 
 def validation_scores(model: nn.Module, val: Split, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Scores and labels of the validation split, clean and augmented, stacked."""
-    clean = evaluate(model, val, cfg).scores
+    x = to_input(val.images)
     generator = torch.Generator(device=val.images.device).manual_seed(0)
-    x = augment(to_input(val.images), parse("all"), generator)
+    augmented = augment(x, parse("all"), generator)  # no labels: `styles` is skipped, the rest is label-free
     labels = val.labels.cpu().numpy()
-    return np.concatenate([clean, predict_scores(model, x, cfg)]), np.concatenate([labels, labels])
+    scores = np.concatenate([predict_scores(model, x, cfg), predict_scores(model, augmented, cfg)])
+    return scores, np.concatenate([labels, labels])
 
 
 def calibrate(model: nn.Module, val: Split, cfg: TrainConfig) -> dict:

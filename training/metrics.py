@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from mnistserve.contracts import softmax  # noqa: F401 - one softmax for training and serving
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistserve.contracts import softmax
+from mnistserve.contracts import atomic_write_bytes, atomic_write_json, softmax
 from serving.preprocess import ServingError, from_image
 from training.metrics import expected_calibration_error
 
 SEED = 20261201  # fixed: the set is the same for every run and every model
 # Images per condition by profile: enough for a +-1.5 pt figure per condition on the cpu profile.
 PER_CONDITION = {"smoke": 10, "cpu": 200, "gpu": 300}
-_SOURCES = ("training/realworld", "training/realworld.py", "serving/preprocess.py", "serving/ink.py")
+_SOURCES = ("training/realworld", "serving/preprocess.py", "serving/ink.py", "serving/regions.py")  # what makes the set
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,6 @@ def load(per_condition: int, cache_dir: Path, seed: int = SEED) -> RealWorldSet:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, images=made.images, labels=made.labels, conditions=made.conditions,
                         **{f"info_{k}": np.asarray(v) for k, v in made.info.items()})
-    from mnistserve.contracts import atomic_write_bytes
-
     atomic_write_bytes(path, buffer.getvalue())
     return made
 
@@ -126,7 +124,6 @@ def evaluate_exported(directory: Path, rw: RealWorldSet) -> dict[str, dict]:
 
 def write_report(results: dict[str, dict], rw: RealWorldSet, out: Path, *, command: str, gallery: bool) -> Path:
     """robustness.json and robustness.md (device, versions, git revision, model checksums), a bar plot, a gallery."""
-    from mnistserve.contracts import atomic_write_json
     from training.environment import device_description, git_revision, versions
     from training.report import plot_realworld
 
