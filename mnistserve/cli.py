@@ -229,7 +229,7 @@ def robustness(
 ) -> None:
     """Measure every exported model on the real-world set (handwriting, drawings, photos; never MNIST), per condition."""
     from training.data import default_cache_dir
-    from training.robustness import load, write_report
+    from training.robustness import evaluate_exported, load, write_report
 
     if per_condition < 1:
         raise fail(f"--per-condition must be at least 1, got {per_condition}")
@@ -237,8 +237,6 @@ def robustness(
     try:
         with console.status(f"generating and preprocessing {per_condition} images per condition"):
             rw = load(per_condition, default_cache_dir())
-        from training.robustness import evaluate_exported
-
         results = evaluate_exported(directory, rw)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise fail(str(exc))

@@ -41,16 +41,12 @@ class ServedModel:
     session: ort.InferenceSession
     provider: str  # the execution provider onnxruntime actually chose
     max_batch: int | None  # None: any batch size; 1: images one by one (a fixed-batch export)
+    temperature: float = 1.0  # calibration fitted at export; 1.0 for an export made before calibration
 
     @property
     def version(self) -> str:
         """Short form of the file's SHA-256."""
         return self.entry["sha256"][:12]
-
-    @property
-    def temperature(self) -> float:
-        """The calibration temperature fitted at export (1.0 for an export made before calibration)."""
-        return float(self.entry.get("calibration", {}).get("temperature", 1.0))
 
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         """Calibrated probabilities: softmax(scores / temperature), rows summing to 1."""
@@ -157,7 +153,7 @@ class ModelStore:
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
             raise SkipModel(f"onnxruntime cannot load {entry['file']}: {exc}"[:400]) from None
         max_batch = _check_contract(session, entry)
-        served = ServedModel(name, entry, session, session.get_providers()[0], max_batch)
+        served = ServedModel(name, entry, session, session.get_providers()[0], max_batch, _temperature(entry))
         if self.use_cuda and served.provider != CUDA:
             self.use_cuda = False  # CUDA is built in but unusable here: the next models go straight to CPU
         try:
@@ -167,6 +163,15 @@ class ModelStore:
         if logits.shape != (1, NUM_CLASSES) or not np.isfinite(logits).all():
             raise SkipModel(f"test inference gave {logits.shape} scores, expected (1, {NUM_CLASSES}) finite values")
         return served
+
+
+def _temperature(entry: dict[str, Any]) -> float:
+    """The entry's calibration temperature, checked once here: a bad one would break every answer, not one."""
+    calibration = entry.get("calibration") or {}
+    value = calibration.get("temperature", 1.0) if isinstance(calibration, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.01 <= value <= 100):
+        raise SkipModel(f"calibration temperature {value!r} is not a number between 0.01 and 100")
+    return float(value)
 
 
 def load_manifest(directory: Path) -> dict[str, Any]:

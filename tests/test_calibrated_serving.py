@@ -33,3 +33,13 @@ def test_answers_below_the_threshold_are_flagged_uncertain():
     unsure = digit(np.r_[UNCERTAIN_BELOW - 0.01, 1 - UNCERTAIN_BELOW + 0.01, np.zeros(8)])
     assert sure["digit"] == 0 and sure["uncertain"] is False
     assert unsure["digit"] == 0 and unsure["uncertain"] is True and unsure["top3"][1]["digit"] == 1
+
+
+def test_a_bad_temperature_skips_the_model_with_a_reason(exported_dir, tmp_path):
+    directory = tmp_path / "exported"
+    shutil.copytree(exported_dir, directory)
+    manifest = read_json(directory / "manifest.json")
+    manifest["models"]["mlp"]["calibration"] = {"temperature": 0}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    store = ModelStore(directory)
+    assert "mlp" not in store.models and "temperature 0" in store.skipped["mlp"]
