@@ -153,5 +153,5 @@ def write_report(results: dict[str, dict], rw: RealWorldSet, out: Path, *, comma
         save_gallery(list(generate(4, seed=rw.info["seed"])), out / "gallery.png")
         lines += ["", "Four raw images per condition, as a client would send them:", "", "![gallery](gallery.png)"]
     path = out / "robustness.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path
