@@ -4,17 +4,17 @@
 # Needs a trained run in runs/latest and its export in exported/ (make train) for the inference benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH=. BENTOML_DO_NOT_TRACK=true
+export BENTOML_DO_NOT_TRACK=true
 PY=${PY:-.venv/bin/python}
 OUT=reports/bench
 start=$(date +%s)
-$PY benchmarks/train_speed.py --model cnn --epochs 2 --out $OUT
+$PY -m benchmarks.train_speed --model cnn --epochs 2 --out $OUT
 if [ -e runs/latest/comparison.json ]; then
-  $PY benchmarks/inference.py --device cpu --repeats 20 --out $OUT
+  $PY -m benchmarks.inference --device cpu --repeats 20 --out $OUT
 else
   echo "bench: no runs/latest (train first): the inference benchmark needs the checkpoints" >&2
 fi
-$PY benchmarks/serving.py --quick --exported exported --out $OUT || echo "bench: failed requests (see report)" >&2
+$PY -m benchmarks.throughput --quick --exported exported --out $OUT || echo "bench: failed requests (see report)" >&2
 {
   echo "# mnistserve benchmarks (CPU)"
   echo

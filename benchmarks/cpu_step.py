@@ -1,6 +1,6 @@
 """CPU training-step costs behind the cpu profile's choices: precision and memory layout of the CNN's step,
 torch.compile, and fused vs default AdamW on VGG16's 134M parameters.
-Usage:  python benchmarks/cpu_step.py [--out reports/train_speed]
+Usage:  python -m benchmarks.cpu_step [--out reports/train_speed]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main() -> None:
     rows.append((f"CNN step: float32, torch.compile (compiling and timing took {time.perf_counter() - t0:.0f} s)",
                  ms, 128 / ms * 1000))
     rows += [(f"VGG16 AdamW step alone, fused={fused}", adamw_ms(fused), None) for fused in (False, True)]
-    lines = ["# CPU training-step costs", "", "- command: `python benchmarks/cpu_step.py`",
+    lines = ["# CPU training-step costs", "", "- command: `python -m benchmarks.cpu_step`",
              f"- device: {device_description('cpu')}, native bf16: {cpu_has_native_bf16()}; git {git_revision()}; "
              f"torch {versions()['torch']}", "- CNN: the cpu profile's width 16, batch 128, fused AdamW", "",
              "| what | ms | images/s |", "|---|---|---|"]

@@ -3,7 +3,7 @@
 Exports the run's Faster R-CNN checkpoint twice (RPN NMS threshold 0.7, torchvision's default, and 1.0, i.e. none)
 and compares the two runtimes on the first 1,000 official test images: max |probability difference|, how many
 images differ by more than 1e-4 and 1e-3, and the accuracy on those images.
-Usage:  python benchmarks/detector_parity.py [--run runs/latest] [--out reports/export]
+Usage:  python -m benchmarks.detector_parity [--run runs/latest] [--out reports/export]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main() -> None:
         rows = [compare(run, entry, t, x, labels, Path(work)) for t in (0.7, 1.0)]
     detector_module.TEST_RPN_NMS = shipped
     report = {"run": run.name, "images": args.images, "git_revision": git_revision(), "versions": versions(),
-              "command": f"python benchmarks/detector_parity.py --images {args.images}", "rows": rows}
+              "command": f"python -m benchmarks.detector_parity --images {args.images}", "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "detector_parity.json", report)
     lines = ["# Faster R-CNN: ONNX parity with and without RPN NMS when classifying", "",

@@ -1,31 +1,26 @@
 """The framework floor: what one request costs BentoML and Starlette when the handler does nothing.
 
-Both servers echo a JSON number, pinned to the same CPU, driven by the same load generator as serving.py.
-Their ratio bounds the ratio serving.py can reach: when BentoML's own per-request work already exceeds the
+Both servers echo a JSON number, pinned to the same CPU, driven by the same load generator as throughput.py.
+Their ratio bounds the ratio throughput.py can reach: when BentoML's own per-request work already exceeds the
 reference server's whole request (preprocessing and inference included), no service code can close the gap.
-Usage:  python benchmarks/floor.py [--requests 5000] [--concurrency 8 64] [--out reports/serving]
+Usage:  python -m benchmarks.floor [--requests 5000] [--concurrency 8 64] [--out reports/serving]
 """
 
 from __future__ import annotations
 
+import argparse
+import shutil
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as a file: benchmarks/ heads sys.path and its serving.py would shadow `serving`
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
-    sys.path.insert(0, str(REPO))
-
-import argparse  # noqa: E402
-import shutil  # noqa: E402
-
-from benchmarks import harness as H  # noqa: E402
+from benchmarks import harness as H
+from mnistserve.testing.servers import REPO, free_port, launch
 
 
 def servers(work: Path) -> dict[str, tuple[list[str], dict, int]]:
     """name -> (argv, env, port) of each floor server, on free ports."""
-    env = {"PYTHONPATH": str(REPO), "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(work / "bentoml-home")}
-    bento_port, star_port = H.free_port(), H.free_port()
+    env = {"BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(work / "bentoml-home")}
+    bento_port, star_port = free_port(), free_port()
     return {
         "bentoml": ([sys.executable, "-m", "bentoml", "serve", "benchmarks.floor_apps:Floor", "--host", "127.0.0.1",
                      "--port", str(bento_port)], env, bento_port),
@@ -48,7 +43,7 @@ def main() -> None:
     template = H.Template("/echo", b'{"x": 1}', "application/json").encode()
     try:
         for name, (argv, env, port) in servers(work).items():
-            server = H.launch(name, argv, env=env, log=work / f"{name}.log", cpus=pinning and pinning["servers"],
+            server = launch(name, argv, env=env, log=work / f"{name}.log", cpus=pinning and pinning["servers"],
                               url=f"http://127.0.0.1:{port}")
             try:
                 for c in args.concurrency:

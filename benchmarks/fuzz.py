@@ -1,5 +1,5 @@
 """Fuzz the running service: schemathesis from its own /docs.json, then a hypothesis campaign of hostile requests
-(benchmarks/attacks.py: random bytes, every PIL mode and format, 1x1 and huge sizes, decompression bombs, truncated
+(mnistserve/testing/attacks.py: random bytes, every PIL mode and format, 1x1 and huge sizes, decompression bombs, truncated
 files, wrong JSON, NaN/infinity/out-of-range numbers, unknown and path-traversal model names, oversized bodies,
 malformed multipart, odd Content-Types, wrong methods and paths).
 
@@ -7,36 +7,34 @@ Pass: no 5xx, no dropped connection, no status outside an attack's expected set 
 and no file content in any answer); afterwards the server is alive, /readyz is 200 and a good /predict is 200.
 The server runs on loopback with its default limits, plus MNISTSERVE_ENABLE_BENCHMARK=1 (with at most 20 runs)
 so that /latency/benchmark's validation is reached. Everything is bounded by request counts and a time budget.
-Usage:  python benchmarks/fuzz.py [--exported exported] [--quick] [--requests 5000] [--schema-examples 100]
+Usage:  python -m benchmarks.fuzz [--exported exported] [--quick] [--requests 5000] [--schema-examples 100]
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import json
+import re
+import shutil
+import subprocess
 import sys
+import threading
+import time
+from collections import Counter, defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as a file: benchmarks/ heads sys.path and its serving.py would shadow `serving`
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
-    sys.path.insert(0, str(REPO))
+import httpx
+from hypothesis import HealthCheck, Phase, given, seed, settings
 
-import argparse  # noqa: E402
-import base64  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections import Counter, defaultdict  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
+from benchmarks import harness as H
+from mnistserve.settings import Settings
+from mnistserve.testing.attacks import Probe, all_attacks, violation
+from mnistserve.testing.digits import digit_pngs
+from mnistserve.testing.processes import tree_rss
+from mnistserve.testing.servers import REPO, Server, start_bentoml
 
-import httpx  # noqa: E402
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-
-from benchmarks import harness as H  # noqa: E402
-from benchmarks.attacks import Probe, all_attacks, violation  # noqa: E402
-from serving import Settings  # noqa: E402
 
 SERVER_ENV = {"MNISTSERVE_ENABLE_BENCHMARK": "1", "MNISTSERVE_BENCHMARK_MAX_RUNS": "20"}
 WEIGHTS = {"extreme-sizes": 0.4, "oversized-bodies": 0.4, "decompression-bombs": 0.7}  # the slow ones; others 1.0
@@ -51,7 +49,7 @@ class Stop(Exception):
 class Campaign:
     """Sends probes, counts statuses per attack, keeps the requests that broke a rule."""
 
-    def __init__(self, server: H.Server, deadline: float) -> None:
+    def __init__(self, server: Server, deadline: float) -> None:
         self.server, self.deadline = server, deadline
         self.client = httpx.Client(base_url=server.url, timeout=120.0)
         self.statuses: dict[str, Counter[str]] = defaultdict(Counter)
@@ -109,14 +107,14 @@ class PeakRSS(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(0.2):
-            self.peak = max(self.peak, H.tree_rss(self.pid)["total_mb"])
+            self.peak = max(self.peak, tree_rss(self.pid)["total_mb"])
 
     def take(self) -> float:
-        peak, self.peak = max(self.peak, H.tree_rss(self.pid)["total_mb"]), 0.0
+        peak, self.peak = max(self.peak, tree_rss(self.pid)["total_mb"]), 0.0
         return round(peak, 1)
 
 
-def run_schemathesis(server: H.Server, work: Path, examples: int, rng_seed: int, timeout: float) -> dict:
+def run_schemathesis(server: Server, work: Path, examples: int, rng_seed: int, timeout: float) -> dict:
     """`schemathesis run` against /docs.json; statuses counted from its HAR log, its findings from its report."""
     out = work / "schemathesis"
     cmd = [str(Path(sys.executable).with_name("schemathesis")), "run", server.url + "/docs.json",
@@ -162,11 +160,11 @@ def scan_log(text: str) -> dict:
     return {k: v for k, v in kinds.items() if v}
 
 
-def after_checks(server: H.Server, model: str) -> dict:
+def after_checks(server: Server, model: str) -> dict:
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             ready = client.get("/readyz").status_code
-            good = client.post(f"/predict?model={model}", content=H.digit_pngs()[7],
+            good = client.post(f"/predict?model={model}", content=digit_pngs()[7],
                                headers={"content-type": "image/png"}).status_code
     except httpx.HTTPError as exc:
         ready = good = f"transport:{type(exc).__name__}"
@@ -182,11 +180,11 @@ def run(args) -> dict:
                                                     "max_pixels": limits.max_pixels}, "seed": args.seed}
     work = H.scratch_dir("mnistserve-fuzz-")
     try:
-        server = H.start_bentoml(exported, work, cpus=None, env=SERVER_ENV)
+        server = start_bentoml(exported, work, cpus=None, env=SERVER_ENV)
         peak = PeakRSS(server.process.pid)
         peak.start()
         try:
-            report["rss_at_start_mb"] = H.tree_rss(server.process.pid)["total_mb"]
+            report["rss_at_start_mb"] = tree_rss(server.process.pid)["total_mb"]
             started = time.monotonic()
             report["schemathesis"] = run_schemathesis(server, work, args.schema_examples, args.seed,
                                                       timeout=args.time_budget_s / 2)
@@ -194,7 +192,7 @@ def run(args) -> dict:
             report["schemathesis"]["seconds"] = round(time.monotonic() - started, 1)
             report["campaign"] = campaign(server, args, limits, peak)
             report["after"] = after_checks(server, model)
-            report["rss_at_end_mb"] = H.tree_rss(server.process.pid)["total_mb"]
+            report["rss_at_end_mb"] = tree_rss(server.process.pid)["total_mb"]
         finally:
             peak.done.set()
             server.stop()
@@ -205,9 +203,9 @@ def run(args) -> dict:
     return report
 
 
-def campaign(server: H.Server, args, limits: Settings, peak: PeakRSS) -> dict:
+def campaign(server: Server, args, limits: Settings, peak: PeakRSS) -> dict:
     attacks = all_attacks(max_pixels=limits.max_pixels, max_body_bytes=limits.max_body_bytes,
-                          digit_png=H.digit_pngs()[7])
+                          digit_png=digit_pngs()[7])
     share = args.requests / sum(WEIGHTS.get(name, 1.0) for name in attacks)
     runner = Campaign(server, time.monotonic() + args.time_budget_s / 2)
     per_attack = {}

@@ -39,7 +39,7 @@ step train "${GPU_TRAIN_LIMIT:-450}" $PY -m mnistserve train --profile "$PROFILE
   $(printf -- '-m %s ' $MODELS)
 step export "${GPU_EXPORT_LIMIT:-90}" $PY -m mnistserve export --runs-dir "$RUNS" --out "$OUTDIR/exported" \
   $(printf -- '-m %s ' $EXPORT_MODELS)
-step inference "${GPU_INFERENCE_LIMIT:-60}" $PY benchmarks/inference.py --device "$DEVICE" --repeats 20 \
+step inference "${GPU_INFERENCE_LIMIT:-60}" $PY -m benchmarks.inference --device "$DEVICE" --repeats 20 \
   --exported "$OUTDIR/exported" --run "$RUNS/latest" --out "$OUTDIR"
 # What is worth keeping (no checkpoints, no ONNX files) next to the logs.
 cp "$RUNS"/latest/comparison.json "$RUNS"/latest/report.md "$RUNS"/latest/*.png "$OUTDIR/" 2>/dev/null

@@ -1,48 +1,37 @@
-"""Shared by the serving benchmarks: servers on loopback, CPU pinning, the load driver, process RSS, reports.
+"""Shared by the serving benchmarks: CPU split, the load driver, the reference server, report metadata.
 
-`python benchmarks/harness.py drive` (a JSON `Load` on stdin, a JSON result on stdout) is the load generator
-that serving.py and soak.py start in a process of its own, pinned away from the servers where it can be.
+Servers, ports, process-tree RSS/CPU and digit images come from `mnistserve.testing`, which the tests share.
+`python -m benchmarks.harness drive` (a JSON `Load` on stdin, a JSON result on stdout) is the load generator
+that throughput.py, soak.py and floor.py start in a process of its own, pinned away from the servers where it can be.
 Every request loop here is bounded twice: by a request count and by a deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
 import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as a file: benchmarks/ heads sys.path and its serving.py would shadow `serving`
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
-    sys.path.insert(0, str(REPO))
+import httpx
+import numpy as np
 
-import asyncio  # noqa: E402
-import base64  # noqa: E402
-import contextlib  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import shlex  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-from importlib import metadata  # noqa: E402
-
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
-
-from mnistserve.contracts import atomic_write_bytes, atomic_write_json  # noqa: E402
-
-try:
-    import psutil
-except ImportError:  # the /proc fallback below covers Linux
-    psutil = None
+from mnistserve.contracts import atomic_write_bytes, atomic_write_json
+from mnistserve.provenance import git_revision, versions
+from mnistserve.testing.digits import digit_pngs
+from mnistserve.testing.processes import machine_busy_seconds, tree_cpu_seconds, tree_rss
+from mnistserve.testing.servers import REPO, Server, free_port, launch, pin
 
 PACKAGES = ("bentoml", "onnxruntime", "onnxruntime-gpu", "numpy", "pillow", "httpx", "uvicorn", "starlette",
             "pydantic", "hypothesis", "schemathesis", "psutil")
@@ -61,43 +50,45 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def git_revision() -> str:
-    """`git rev-parse --short HEAD`, with '-dirty' when tracked files differ from it."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def environment(pinning: dict[str, list[int]] | None = None) -> dict:
     """Device, versions, git revision, load and the exact command, for every report."""
-    versions = {"python": platform.python_version()}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1),
                    "machine": platform.machine(), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
         "pinning": pinning or "none",
-        "versions": versions,
+        "versions": versions(PACKAGES),
         "git_revision": git_revision(),
-        "command": "cd " + str(REPO) + " && PYTHONPATH=. BENTOML_DO_NOT_TRACK=true .venv/bin/python "
-                   + shlex.join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]]),
+        "command": command(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
-def split_cpus(pin: bool) -> dict[str, list[int]] | None:
+def command() -> str:
+    """The exact command line of this run, as `python -m benchmarks.<name> ...` from the repository root."""
+    main = sys.modules["__main__"].__spec__
+    script = ["-m", main.name] if main is not None else [os.path.relpath(sys.argv[0], REPO)]
+    return f"cd {REPO} && BENTOML_DO_NOT_TRACK=true .venv/bin/python " + shlex.join([*script, *sys.argv[1:]])
+
+
+def markdown_head(report: dict, title: str, servers: str = "servers") -> list[str]:
+    """A report's title and its command, device, pinning, revision and versions lines."""
+    pin, device = report["pinning"], report["device"]
+    return [
+        f"# {title}", "", f"- command: `{report['command']}`",
+        f"- device: {device['cpu']}, {device['cores']} cores, {device['memory_gib']} GiB; "
+        f"load average at start {device['load_average_at_start']}",
+        "- pinning: " + ("none" if pin == "none" else
+                         f"{servers} on CPUs {pin['servers']}, load generator on CPUs {pin['load_generator']}"),
+        f"- git revision: {report['git_revision']}; started {report['started']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
+    ]
+
+
+def split_cpus(enabled: bool) -> dict[str, list[int]] | None:
     """Servers on the first half of the usable CPUs, the load generator on the rest (None: no pinning)."""
     cpus = sorted(os.sched_getaffinity(0))
-    if not pin or len(cpus) < 2:
+    if not enabled or len(cpus) < 2:
         return None
     half = len(cpus) // 2
     return {"servers": cpus[:half], "load_generator": cpus[half:]}
@@ -124,160 +115,12 @@ def default_model(exported: Path) -> str:
     return json.loads((exported / "manifest.json").read_text())["default"]
 
 
-# -- servers -------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _children(pid: int) -> list[int]:
-    """Descendants of `pid` by scanning /proc (the fallback when psutil is missing)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        kids = parents.get(todo.pop(), [])
-        out += kids
-        todo += kids
-    return out
-
-
-def tree_pids(pid: int) -> list[int]:
-    if psutil is not None:
-        try:
-            return [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-    return [pid] + _children(pid) if Path(f"/proc/{pid}").exists() else []
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size of one process in MB (0 when it is gone)."""
-    if psutil is not None:
-        try:
-            return psutil.Process(pid).memory_info().rss / 2**20
-        except psutil.Error:
-            return 0.0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return 0.0
-
-
-def tree_rss(pid: int) -> dict:
-    """{'total_mb': ..., 'processes': {pid: mb}} over `pid` and all its descendants."""
-    per = {p: round(rss_mb(p), 2) for p in tree_pids(pid)}
-    return {"total_mb": round(sum(per.values()), 2), "processes": {str(p): v for p, v in per.items()}}
-
-
-def machine_busy_seconds() -> float:
-    """CPU-seconds all CPUs spent not idle since boot (/proc/stat), to see what else ran meanwhile."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is already inside user
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for p in tree_pids(pid):
-        try:
-            if psutil is not None:
-                t = psutil.Process(p).cpu_times()
-                total += t.user + t.system
-            else:
-                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except Exception:  # a process that ended between the listing and the read
-            continue
-    return total
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # the server and its workers share one process group
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-
-
-def _pin(cpus: list[int] | None):
-    if not cpus:
-        return None
-    return lambda: os.sched_setaffinity(0, cpus)  # before exec, so every thread and child inherits it
-
-
-def launch(name: str, argv: list[str], *, env: dict[str, str], log: Path, cpus: list[int] | None, url: str,
-           ready: str = "/readyz", timeout: float = 120.0) -> Server:
-    """Start a server process (own process group, optionally pinned) and wait until `ready` answers 200."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **env}, stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_pin(cpus))
-    server = Server(name, url, process, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            if httpx.get(url + ready, timeout=2.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    server.stop()
-    raise RuntimeError(f"{name} was not ready after {timeout:.0f}s:\n{server.log_tail()}")
-
-
-def start_bentoml(exported: Path, workdir: Path, *, cpus: list[int] | None, env: dict[str, str] | None = None,
-                  name: str = "bentoml", timeout: float = 120.0) -> Server:
-    """`bentoml serve serving.service:MNISTService` on a free loopback port."""
-    port = free_port()
-    home = workdir / f"{name}-home"
-    home.mkdir(parents=True, exist_ok=True)
-    full_env = {"MNISTSERVE_EXPORTED": str(exported), "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-                "PYTHONPATH": str(REPO), **(env or {})}
-    argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:MNISTService", "--host", "127.0.0.1",
-            "--port", str(port)]
-    return launch(name, argv, env=full_env, log=workdir / f"{name}.log", cpus=cpus,
-                  url=f"http://127.0.0.1:{port}", timeout=timeout)
-
-
 def start_reference(exported: Path, workdir: Path, *, cpus: list[int] | None, threads: int) -> Server:
     """benchmarks/reference_server.py (Starlette + uvicorn, no BentoML) on a free loopback port."""
     port = free_port()
-    argv = [sys.executable, str(REPO / "benchmarks" / "reference_server.py"), "--exported", str(exported),
-            "--port", str(port), "--threads", str(threads)]
-    return launch("reference", argv, env={"PYTHONPATH": str(REPO)}, log=workdir / "reference.log", cpus=cpus,
-                  url=f"http://127.0.0.1:{port}")
+    argv = [sys.executable, "-m", "benchmarks.reference_server", "--exported", str(exported), "--port", str(port),
+            "--threads", str(threads)]
+    return launch("reference", argv, env={}, log=workdir / "reference.log", cpus=cpus, url=f"http://127.0.0.1:{port}")
 
 
 def scratch_dir(prefix: str) -> Path:
@@ -285,19 +128,6 @@ def scratch_dir(prefix: str) -> Path:
 
 
 # -- request bodies -------------------------------------------------------------------------------------
-
-
-def digit_pngs(size: int = 56) -> list[bytes]:
-    """Ten PNGs, the digits 0-9 in dark ink on white paper (what a user sends), `size` pixels square."""
-    font = ImageFont.load_default(size=int(size * 0.8))
-    out = []
-    for d in range(10):
-        image = Image.new("L", (size, size), 255)
-        ImageDraw.Draw(image).text((size // 2, size // 2), str(d), fill=0, font=font, anchor="mm")
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG")
-        out.append(buffer.getvalue())
-    return out
 
 
 @dataclass
@@ -440,9 +270,8 @@ def _cpu_now(pids: list[int]) -> dict[str, float]:
 
 def run_driver(load: Load, cpus: list[int] | None) -> dict:
     """Run the load driver in a process of its own (pinned to `cpus`) and return its result."""
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "drive"], input=json.dumps(asdict(load)),
-                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                          timeout=load.deadline_s + 120, preexec_fn=_pin(cpus))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.harness", "drive"], input=json.dumps(asdict(load)),
+                          capture_output=True, text=True, cwd=REPO, timeout=load.deadline_s + 120, preexec_fn=pin(cpus))
     if proc.returncode != 0:
         raise RuntimeError(f"the load driver failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout)
@@ -450,7 +279,8 @@ def run_driver(load: Load, cpus: list[int] | None) -> dict:
 
 def main() -> None:
     if sys.argv[1:] != ["drive"]:
-        raise SystemExit("usage: harness.py drive  (a JSON Load on stdin; used by serving.py and soak.py)")
+        raise SystemExit("usage: python -m benchmarks.harness drive  (a JSON Load on stdin; used by throughput.py, "
+                         "soak.py and floor.py)")
     load = Load(**json.loads(sys.stdin.read()))
     print(json.dumps(asyncio.run(drive(load))))
 

@@ -3,7 +3,7 @@
 Times batch 1, 8, 64 and 256 (batch 1 only for models exported with a fixed batch of one) on the same
 machine in the same run and reports the ratio. The onnxruntime session is tuned: full graph optimisation,
 intra-op threads = the machine's cores, sequential execution; on CUDA, IO binding keeps the input on the GPU.
-Usage:  python benchmarks/inference.py [--exported exported] [--run runs/latest] [--out reports/inference]
+Usage:  python -m benchmarks.inference [--exported exported] [--run runs/latest] [--out reports/inference]
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def main() -> None:
             continue
         results[name] = bench_model(name, entry, args.exported, args.run.resolve(), args.device, args.repeats)
     report = {"device": args.device, "threads": os.cpu_count(), "versions": versions(), "git_revision": git_revision(),
-              "command": f"python benchmarks/inference.py --device {args.device} --repeats {args.repeats}",
+              "command": f"python -m benchmarks.inference --device {args.device} --repeats {args.repeats}",
               "manifest_run": manifest["run_id"], "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / f"inference-{args.device}.json", report)

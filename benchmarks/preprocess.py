@@ -2,35 +2,27 @@
 drawings and 28x28 MNIST-like digits (decoded PIL images, as the service holds them after `open_image`).
 Goal: <= 15 ms for a 1000x1000 photo. `--mnist-stats` also measures MNIST's stroke widths and slants, the
 numbers behind the constants in serving/ink.py (needs MNIST on this machine, through training.data).
-Usage:  python benchmarks/preprocess.py [--runs 100] [--mnist-stats] [--out reports/preprocess]
+Usage:  python -m benchmarks.preprocess [--runs 100] [--mnist-stats] [--out reports/preprocess]
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one thread, before numpy loads
     os.environ[_var] = "1"
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as a file: benchmarks/ heads sys.path and its serving.py would shadow `serving`
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
-    sys.path.insert(0, str(REPO))
-
 import argparse  # noqa: E402
 import io  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
-from importlib import metadata  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
+from benchmarks import harness as H  # noqa: E402
 from mnistserve.contracts import atomic_write_bytes, atomic_write_json  # noqa: E402
+from mnistserve.testing.servers import REPO  # noqa: E402
 from serving import ink  # noqa: E402
 from serving import preprocess as P  # noqa: E402
 
@@ -132,27 +124,11 @@ def mnist_stats() -> dict:
 
 
 def environment(pinned: str) -> dict:
-    """Device, versions, git revision and the exact command."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else ""
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    revision = git("rev-parse", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return {
-        "device": {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "pinned": pinned,
-                   "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
-        "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                     "pillow": metadata.version("pillow")},
-        "git_revision": revision + ("-dirty" if dirty else ""),
-        "command": f"cd {REPO} && .venv/bin/python " + shlex.join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]]),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    """Device (and which core ran), versions, git revision and the exact command."""
+    env = H.environment()
+    env["device"]["pinned"] = pinned
+    env.pop("pinning")
+    return env
 
 
 def markdown(report: dict) -> str:

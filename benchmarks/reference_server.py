@@ -4,35 +4,29 @@ It answers POST /predict exactly as the service does (a raw image body with `?mo
 {"image_base64" | "pixels", "model"}; the same fields back) with the same `serving.store.ModelStore`
 (same checksums, same onnxruntime session options) and the same `serving.preprocess` functions, one
 onnxruntime run per request. Whatever it costs is the floor that BentoML's own machinery adds to.
-Usage:  python benchmarks/reference_server.py [--exported exported] [--port 3100] [--threads 0]
+Usage:  python -m benchmarks.reference_server [--exported exported] [--port 3100] [--threads 0]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as a file: benchmarks/ heads sys.path and its serving.py would shadow `serving`
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
-    sys.path.insert(0, str(REPO))
+import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import uvicorn  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.concurrency import run_in_threadpool  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse, Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
-
-from serving import Settings  # noqa: E402
-from serving.preprocess import BadInput, ServingError, TooLarge, decode_base64, from_array, from_bytes  # noqa: E402
-from serving.store import ModelStore, ServedModel, digit, softmax  # noqa: E402
+from mnistserve.settings import Settings
+from mnistserve.testing.servers import REPO
+from serving.errors import BadInput, ServingError, TooLarge
+from serving.preprocess import decode_base64, from_array, from_bytes
+from serving.store import ModelStore, ServedModel, digit, softmax
 
 
 def parse(body: bytes, media: str, query_model: str | None, settings: Settings) -> tuple[np.ndarray, str | None]:

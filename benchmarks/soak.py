@@ -6,36 +6,33 @@ warm-up, every `--sample-every` requests, at the end and once more after a short
 the post-warm-up sample (caches, onnxruntime arenas and BentoML's batching statistics fill during the warm-up)
 and must stay under `--bound-mb`. The traffic mixes the image routes as users would: of every 20 requests,
 16 raw image/png to /predict, 2 JSON `pixels` to /predict, 1 JSON /predict_batch of 4 images, 1 /predict_all.
-Usage:  python benchmarks/soak.py [--exported exported] [--quick] [--requests 20000] [--concurrency 32]
+Usage:  python -m benchmarks.soak [--exported exported] [--quick] [--requests 20000] [--concurrency 32]
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import io
+import json
+import shutil
 import sys
+import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as a file: benchmarks/ heads sys.path and its serving.py would shadow `serving`
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
-    sys.path.insert(0, str(REPO))
+import httpx
+import numpy as np
+from PIL import Image
 
-import argparse  # noqa: E402
-import base64  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import time  # noqa: E402
-
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from benchmarks import harness as H  # noqa: E402
+from benchmarks import harness as H
+from mnistserve.testing.digits import digit_pngs
+from mnistserve.testing.processes import tree_rss
+from mnistserve.testing.servers import REPO, Server, start_bentoml
 
 
 def mix(model: str) -> list[H.Template]:
     """20 requests, repeated: 16 raw PNG /predict, 2 JSON pixels /predict, 1 /predict_batch of 4, 1 /predict_all."""
-    pngs = H.digit_pngs()
+    pngs = digit_pngs()
     raw = [H.Template(f"/predict?model={model}", png, "image/png") for png in pngs]
     pixels = [255 - np.asarray(Image.open(io.BytesIO(pngs[d])).resize((28, 28)), dtype=np.int64) for d in (3, 8)]
     as_json = [H.Template("/predict", json.dumps({"pixels": p.tolist(), "model": model}).encode(), "application/json")
@@ -78,17 +75,17 @@ def run(args) -> dict:
               "rest_s": args.rest_s}
     work = H.scratch_dir("mnistserve-soak-")
     try:
-        server = H.start_bentoml(exported, work, cpus=server_cpus, env=env)
+        server = start_bentoml(exported, work, cpus=server_cpus, env=env)
         pid = server.process.pid
         try:
-            report["rss_at_start"] = H.tree_rss(pid)
+            report["rss_at_start"] = tree_rss(pid)
             load = H.Load(url=server.url, templates=[t.encode() for t in mix(model)], count=args.requests,
                           concurrency=args.concurrency, warmup=args.warmup, deadline_s=args.deadline_s,
                           watch_pids=[pid], sample_every=args.sample_every)
             result = H.run_driver(load, pinning["load_generator"] if pinning else None)
-            report["rss_at_end"] = H.tree_rss(pid)
+            report["rss_at_end"] = tree_rss(pid)
             time.sleep(args.rest_s)  # let in-flight work finish: what stays resident is what leaks
-            report["rss_after_rest"] = H.tree_rss(pid)
+            report["rss_after_rest"] = tree_rss(pid)
             samples = [{"requests": s["requests"], "t_s": s["t_s"], **s["rss"][str(pid)]}
                        for s in result.pop("rss_samples")]
             if samples[-1]["requests"] != result["sent"]:
@@ -116,25 +113,17 @@ def run(args) -> dict:
     return report
 
 
-def health(server: H.Server, model: str) -> dict:
+def health(server: Server, model: str) -> dict:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         ready = client.get("/readyz").status_code == 200
-        png = H.digit_pngs()[7]
+        png = digit_pngs()[7]
         good = client.post(f"/predict?model={model}", content=png, headers={"content-type": "image/png"})
     return {"alive": server.alive(), "readyz": ready, "predict": good.status_code == 200}
 
 
 def markdown(report: dict) -> str:
-    load, mem, pin = report["load"], report["memory"], report["pinning"]
-    lines = [
-        "# Soak: the BentoML service under a long steady load", "",
-        f"- command: `{report['command']}`",
-        f"- device: {report['device']['cpu']}, {report['device']['cores']} cores, {report['device']['memory_gib']} GiB;"
-        f" load average at start {report['device']['load_average_at_start']}",
-        "- pinning: " + ("none" if pin == "none" else
-                         f"server on CPUs {pin['servers']}, load generator on CPUs {pin['load_generator']}"),
-        f"- git revision: {report['git_revision']}; started {report['started']}",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
+    load, mem = report["load"], report["memory"]
+    lines = H.markdown_head(report, "Soak: the BentoML service under a long steady load", servers="server") + [
         f"- server environment: {report.get('server_env') or 'defaults'}",
         f"- model {report['model']} from {report['exported']}; {report['requests']} requests at concurrency "
         f"{report['concurrency']} after {report['warmup_requests']} warm-up requests; mix per 20 requests: 16 raw PNG "

@@ -5,7 +5,7 @@ naive  = the usual lab code: a per-sample Dataset (PIL image -> ToTensor), DataL
 ours   = training.loop.fit: one uint8 tensor per split, batches are slices, batched augmentation on the device
          (plus bf16 autocast and channels-last on CUDA).
 Both report images/second and the training time (evaluation excluded) until the test accuracy first reaches
-the target. Usage:  python benchmarks/train_speed.py --epochs 3 --out reports/train_speed
+the target. Usage:  python -m benchmarks.train_speed --epochs 3 --out reports/train_speed
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def main() -> None:
     speedup = o["images_per_second"] / n["images_per_second"]
     tta = (n["seconds_to_target"] / o["seconds_to_target"]) if n["seconds_to_target"] and o["seconds_to_target"] else None
     report = {"model": args.model, "epochs": args.epochs, "target": args.target, "device": device_description(args.device),
-              "versions": versions(), "git_revision": git_revision(), "command": f"python benchmarks/train_speed.py "
+              "versions": versions(), "git_revision": git_revision(), "command": f"python -m benchmarks.train_speed "
               f"--model {args.model} --epochs {args.epochs} --device {args.device}", "settings": cfg.to_dict(),
               "results": results, "throughput_ratio": speedup, "time_to_target_ratio": tta}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,73 +1,67 @@
 """Screenshot of /ui after drawing a 7, served from a real exported/ (all models whose files are present).
 
-Usage: python benchmarks/ui_screenshot.py [--exported exported] [--out reports/ui/ui-real-models.png]
-Starts `bentoml serve` on a free loopback port, drives Debian's headless Chromium, stops both.
+Usage: python -m benchmarks.ui_screenshot [--exported exported] [--out reports/ui/ui-real-models.png]
+       python -m benchmarks.ui_screenshot --fixture --out reports/ui/ui-after-drawing.png
+`--fixture` serves the browser test's exported/ instead (the tiny MLP twice, a failed model, two plots) and
+saves the whole page as a small palette PNG, as the test does. Starts `bentoml serve` on a free loopback port,
+drives Debian's headless Chromium (the test's drawing and flags, from `mnistserve.testing.browser`), stops both.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from mnistserve.testing import exported as X
+from mnistserve.testing.browser import CHROMEDRIVER, CHROMIUM, answers, chrome, draw_seven, executable, save_page
+from mnistserve.testing.servers import start_bentoml
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
-from tests.test_ui import CHROME_FLAGS, _answers, _draw_seven  # noqa: E402  the test's own drawing and flags
+
+def fixture_export(directory: Path) -> Path:
+    """The browser test's exported/: the tiny MLP trained on MNIST, written by the exporter, with plots."""
+    X.write_exported(directory, X.train_mlp(X.load_digits()[0]))
+    X.add_plots(directory)
+    return directory
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exported", type=Path, default=Path("exported"))
     ap.add_argument("--out", type=Path, default=Path("reports/ui/ui-real-models.png"))
+    ap.add_argument("--fixture", action="store_true", help="serve the browser test's exported/ (ignores --exported)")
     args = ap.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "MNISTSERVE_EXPORTED": str(args.exported.resolve()), "BENTOML_DO_NOT_TRACK": "true"}
-    server = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:MNISTService",
-                               "--host", "127.0.0.1", "--port", str(port)], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    chromium, chromedriver = executable(CHROMIUM), executable(CHROMEDRIVER)
+    if chromium is None or chromedriver is None:
+        raise SystemExit("no headless browser: `make browser` installs Debian's chromium and chromium-driver")
+    work = Path(tempfile.mkdtemp(prefix="mnistserve-ui-"))
+    exported = fixture_export(work / "exported") if args.fixture else args.exported.resolve()
+    server = start_bentoml(exported, work)
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for flag in (*CHROME_FLAGS, f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1400,1600"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+        size = () if args.fixture else ("--window-size=1400,1600",)  # the fixture: the test's window
+        driver = chrome(chromium, chromedriver, work / "chromium-profile", *size)
         try:
-            driver.get(url + "/ui")
+            driver.get(server.url + "/ui")
             time.sleep(2)
-            _draw_seven(driver)
+            draw_seven(driver)
             for _ in range(100):
-                if _answers(driver):
+                if answers(driver):
                     break
                 time.sleep(0.2)
             time.sleep(3)  # latency table and plots refresh
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            height = driver.execute_script("return document.body.scrollHeight")
-            driver.set_window_size(1400, max(height + 100, 900))
-            driver.save_screenshot(str(args.out))
-            print(args.out, _answers(driver))
+            if args.fixture:
+                save_page(driver, args.out)
+            else:
+                height = driver.execute_script("return document.body.scrollHeight")
+                driver.set_window_size(1400, max(height + 100, 900))
+                driver.save_screenshot(str(args.out))
+            print(args.out, answers(driver))
         finally:
             driver.quit()
     finally:
-        os.killpg(server.pid, 15)
+        server.stop()
 
 
 if __name__ == "__main__":

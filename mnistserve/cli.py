@@ -14,10 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from mnistserve import settings
 from mnistserve.contracts import (
-    comparison_markdown, comparison_rows, default_exported_dir, default_runs_dir, read_json, realworld_markdown,
+    ARCHITECTURES, COMPARISON_COLUMNS, PROFILES, comparison_cells, comparison_markdown, read_json, realworld_markdown,
+    shipped_comparison,
 )
-from training.models import model_names
+
+# This module imports no torch: `mnistserve --help` and argument errors answer at once; each command
+# imports training (and torch) when it runs.
 
 app = typer.Typer(help="Train, compare, export and serve five MNIST architectures.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -26,14 +30,8 @@ app.add_typer(data_app, name="data")
 # Wide enough for the comparison table when piped (rich falls back to 80 columns there).
 console = Console(width=None if sys.stdout.isatty() else 150)
 
-ModelName = Enum("ModelName", {n: n for n in model_names()}, type=str)  # choices come from the registry
-
-
-class Profile(str, Enum):
-    auto = "auto"
-    smoke = "smoke"
-    cpu = "cpu"
-    gpu = "gpu"
+ModelName = Enum("ModelName", {n: n for n in ARCHITECTURES}, type=str)  # the registry's built-in modules
+Profile = Enum("Profile", {p: p for p in ("auto", *PROFILES)}, type=str)
 
 
 class Format(str, Enum):
@@ -86,19 +84,10 @@ def print_comparison(comparison: dict, fmt: Format) -> None:
         typer.echo(comparison_markdown(comparison))
         return
     table = Table(title=f"run {comparison['run_id']} ({comparison['profile']} profile, {comparison['device']})")
-    columns = ("model", "test acc", "real-world", "macro-F1", "test loss", "ECE test", "train s", "images/s",
-               "parameters", "pretrained", "profile")
-    for col in columns:
+    for col in COMPARISON_COLUMNS:
         table.add_column(col, justify="left" if col in ("model", "pretrained", "profile") else "right")
-    pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731 - a column format
-    for r in comparison_rows(comparison):
-        if r["status"] != "ok":
-            table.add_row(r["model"], f"[red]failed: {r.get('error', '')}[/]", *[""] * (len(columns) - 3), r["profile"])
-            continue
-        table.add_row(r["model"], pct(r["accuracy"]), pct(r["realworld_accuracy"]), f"{r['macro_f1']:.4f}",
-                      f"{r['test_loss']:.4f}", pct(r["ece_test"]), f"{r['train_seconds']:.1f}",
-                      f"{r['images_per_second']:.0f}", f"{r['parameters']:,}", "yes" if r["pretrained"] else "no",
-                      r["profile"])
+    for cells in comparison_cells(comparison):
+        table.add_row(*cells, style="red" if cells[1].startswith("failed") else None)
     console.print(table)
     breakdown = realworld_markdown(comparison)
     if breakdown:
@@ -124,10 +113,11 @@ def train(
     """Train models, evaluate them on the official test split and store the comparison."""
     from training.config import resolve_device, resolve_profile
     from training.data import DataUnavailable, load_mnist
+    from training.models import model_names
     from training.report import write_report
     from training.run import RunRequest, latest_incomplete_run, publish_latest, run_training
 
-    runs_dir = runs_dir or default_runs_dir()
+    runs_dir = runs_dir or settings.runs_dir()
     resume_dir = latest_incomplete_run(runs_dir) if resume else None
     if resume and resume_dir is None:
         raise fail(f"--resume: no interrupted run under {runs_dir}")
@@ -174,10 +164,10 @@ def compare(
     from training.run import resolve_run
 
     try:
-        run_dir = resolve_run(runs_dir or default_runs_dir(), run)
+        run_dir = resolve_run(runs_dir or settings.runs_dir(), run)
         comparison = read_json(run_dir / "comparison.json")
     except FileNotFoundError as exc:
-        shipped = default_exported_dir() / "comparison.json"
+        shipped = shipped_comparison(settings.exported_dir())  # the file the manifest names
         if run is not None or not shipped.is_file():
             raise fail(str(exc))
         typer.echo(f"no run of your own yet: showing the shipped comparison, {shipped}", err=True)  # stdout stays JSON
@@ -204,9 +194,9 @@ def export(
     if top is not None and top < 1:
         raise fail(f"--top must be at least 1, got {top}")
     try:
-        run_dir = resolve_run(runs_dir or default_runs_dir(), run)
+        run_dir = resolve_run(runs_dir or settings.runs_dir(), run)
         data = load_mnist(data_dir)
-        manifest = export_run(run_dir, out or default_exported_dir(), data, models=[m.value for m in model or []] or None,
+        manifest = export_run(run_dir, out or settings.exported_dir(), data, models=[m.value for m in model or []] or None,
                               top=top, log=lambda msg: console.print(msg, highlight=False))
     except (FileNotFoundError, ValueError, DataUnavailable, ExportError) as exc:
         raise fail(str(exc))
@@ -228,15 +218,14 @@ def robustness(
     gallery: Annotated[bool, typer.Option(help="Also save a PNG gallery of the set's raw images.")] = True,
 ) -> None:
     """Measure every exported model on the real-world set (handwriting, drawings, photos; never MNIST), per condition."""
-    from training.data import default_cache_dir
     from training.robustness import evaluate_exported, load, write_report
 
     if per_condition < 1:
         raise fail(f"--per-condition must be at least 1, got {per_condition}")
-    directory = exported or default_exported_dir()
+    directory = exported or settings.exported_dir()
     try:
         with console.status(f"generating and preprocessing {per_condition} images per condition"):
-            rw = load(per_condition, default_cache_dir())
+            rw = load(per_condition, settings.cache_dir())
         results = evaluate_exported(directory, rw)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise fail(str(exc))

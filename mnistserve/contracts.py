@@ -10,12 +10,18 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 COMPARISON_SCHEMA = "mnistserve.comparison/1"
 MANIFEST_SCHEMA = "mnistserve.manifest/1"
+
+# The built-in architectures in comparison order (training.models registers one module per name) and the
+# training profiles. Torch-free, so the CLI can offer them without importing torch.
+ARCHITECTURES = ("cnn", "faster_rcnn", "vgg16", "alexnet", "vit")
+PROFILES = ("smoke", "cpu", "gpu")
 
 # The one model contract: every trained and exported model takes this and returns (N, 10) scores.
 INPUT_NAME = "input"
@@ -46,25 +52,11 @@ METRIC_KEYS = (
 
 def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Probabilities as served: row-wise softmax of scores / temperature, in float64 (stable for large scores)."""
+    import numpy as np  # here, not at the top: the CLI imports this module and its --help must stay fast
+
     z = np.asarray(scores, dtype=np.float64) / temperature
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
-
-
-def repo_root() -> Path:
-    """Directory holding `exported/` and `runs/`: $MNISTSERVE_HOME, else the current directory."""
-    return Path(os.environ.get("MNISTSERVE_HOME", ".")).resolve()
-
-
-def default_runs_dir() -> Path:
-    """Where training writes its runs."""
-    return repo_root() / "runs"
-
-
-def default_exported_dir() -> Path:
-    """Where the exporter writes and the service reads."""
-    env = os.environ.get("MNISTSERVE_EXPORTED")
-    return Path(env).resolve() if env else repo_root() / "exported"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -121,9 +113,24 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
                 raise ValueError(f"manifest entry {name!r} lacks {key!r}")
         if Path(entry["file"]).name != entry["file"]:
             raise ValueError(f"manifest entry {name!r} names a file outside exported/: {entry['file']!r}")
+    comparison = manifest.get("comparison")  # optional: manifests from before atomic exports lack it
+    if comparison is not None and (not isinstance(comparison, dict) or not isinstance(comparison.get("file"), str)
+                                   or Path(comparison["file"]).name != comparison["file"]
+                                   or not isinstance(comparison.get("sha256"), str)):
+        raise ValueError(f"manifest comparison must be {{'file': <name in exported/>, 'sha256': ...}}, "
+                         f"not {comparison!r}")
     if manifest.get("default") not in models:
         raise ValueError(f"manifest default {manifest.get('default')!r} is not among its models")
     return manifest
+
+
+def shipped_comparison(directory: Path) -> Path:
+    """The comparison file that `directory`'s manifest names; `comparison.json` for older or missing manifests."""
+    try:
+        named = read_json(Path(directory) / "manifest.json").get("comparison") or {}
+        return Path(directory) / Path(named["file"]).name
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return Path(directory) / "comparison.json"
 
 
 def comparison_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
@@ -144,20 +151,28 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
-def comparison_markdown(comparison: dict[str, Any]) -> str:
-    """The comparison as a Markdown table, then the real-world accuracy per condition."""
-    head = ("| model | test accuracy | real-world | macro-F1 | test loss | ECE test | train s | images/s | parameters "
-            "| pretrained | profile |")
-    lines = [head, "|" + "---|" * 11]
+COMPARISON_COLUMNS = ("model", "test accuracy", "real-world", "macro-F1", "test loss", "ECE test", "train s",
+                      "images/s", "parameters", "pretrained", "profile")
+
+
+def comparison_cells(comparison: dict[str, Any]) -> list[list[str]]:
+    """The comparison table's cells, one row per model under COMPARISON_COLUMNS (Markdown and the CLI draw it)."""
+    rows = []
     for r in comparison_rows(comparison):
         if r["status"] != "ok":
-            lines.append(f"| {r['model']} | failed: {r.get('error', '')} | | | | | | | | | {r['profile']} |")
+            rows.append([r["model"], f"failed: {r.get('error', '')}", *[""] * 8, str(r["profile"])])
             continue
-        lines.append(
-            f"| {r['model']} | {_pct(r['accuracy'])} | {_pct(r['realworld_accuracy'])} | {r['macro_f1']:.4f} "
-            f"| {r['test_loss']:.4f} | {_pct(r['ece_test'])} | {r['train_seconds']:.1f} | {r['images_per_second']:.0f} "
-            f"| {r['parameters']:,} | {'yes' if r['pretrained'] else 'no'} | {r['profile']} |"
-        )
+        rows.append([r["model"], _pct(r["accuracy"]), _pct(r["realworld_accuracy"]), f"{r['macro_f1']:.4f}",
+                     f"{r['test_loss']:.4f}", _pct(r["ece_test"]), f"{r['train_seconds']:.1f}",
+                     f"{r['images_per_second']:.0f}", f"{r['parameters']:,}", "yes" if r["pretrained"] else "no",
+                     str(r["profile"])])
+    return rows
+
+
+def comparison_markdown(comparison: dict[str, Any]) -> str:
+    """The comparison as a Markdown table, then the real-world accuracy per condition."""
+    lines = ["| " + " | ".join(COMPARISON_COLUMNS) + " |", "|" + "---|" * len(COMPARISON_COLUMNS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in comparison_cells(comparison)]
     return "\n".join(lines) + "\n" + realworld_markdown(comparison)
 
 

@@ -17,21 +17,10 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from serving.preprocess import BadInput, ServingError, TooLarge
+from serving.errors import BadInput, ServingError, TooLarge, UnsupportedMedia, error_response
 
 IMAGE_FIELDS = {"/predict": "image", "/predict_all": "image", "/predict_batch": "images"}
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF", b"qoif")
-
-
-class UnsupportedMedia(ServingError):
-    """A request body in a form this route does not read."""
-
-    status = 415
-
-
-def error_response(exc: ServingError) -> JSONResponse:
-    """The JSON error body every route answers with."""
-    return JSONResponse({"error": str(exc), "status": exc.status}, status_code=exc.status)
 
 
 class InputGate:

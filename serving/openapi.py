@@ -59,7 +59,7 @@ _GET = {
     "/models": ("Served models with stored metrics, checksum and provider; skipped models with the reason.", {
         "default": "cnn", "run_id": "20250101-120000", "providers_available": ["CPUExecutionProvider"],
         "models": [{"name": "cnn", "version": "3f2a9c1b7d4e", "provider": "CPUExecutionProvider", "device": "cpu",
-                    "batching": "dynamic", "file": "cnn.onnx", "sha256": "3f2a9c1b7d4e...", "metrics": _METRICS,
+                    "batching": "dynamic", "file": "cnn.3f2a9c1b7d4e.onnx", "sha256": "3f2a9c1b7d4e...", "metrics": _METRICS,
                     "pretrained": False, "profile": "cpu", "latency_ms": {"batch1": 0.3, "batch64_per_image": 0.05}}],
         "skipped": [{"name": "faster_rcnn", "reason": _SKIPPED["faster_rcnn"], "shipped": False,
                      "metrics": _METRICS}]}),

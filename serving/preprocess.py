@@ -1,8 +1,8 @@
 """Client input -> the model contract: (1, 28, 28) float32 in [0, 1], a white digit on black, MNIST-centred.
 
-Here: decoding, every Pillow mode and every pixel value to finite grey levels, and the errors. The digit
+Here: decoding, every Pillow mode and every pixel value to finite grey levels. The digit
 itself (paper, ink, components, stroke, slant, MNIST's 20x20 box centred by mass) is `serving.ink`'s.
-Arrays are taken as MNIST-style already and only scaled. Every failure is a `ServingError` whose
+Arrays are taken as MNIST-style already and only scaled. Every failure is a `serving.errors` class whose
 `status` is the HTTP answer.
 """
 
@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from serving import ink
+from serving.errors import BadInput, NoInk, ServingError, TooLarge
 from serving.ink import BOX, SIDE  # noqa: F401  (part of this module's interface)
 
 WORK_SIDE = 512  # the digit ends up 20 px tall: larger images are box-reduced to this before any float maths
@@ -28,42 +29,6 @@ FULL_SCALES = {"F": (1.0, 255.0), "I": (255.0, 65535.0)}
 OUTLIERS = 0.5  # percent of the pixels at each end that may lie outside a scale (a stray -1e38 in a float TIFF)
 # Formats Pillow may open: all but PostScript, whose loader shells out to Ghostscript.
 UNSAFE_FORMATS = frozenset({"EPS", "PS"})
-
-
-class ServingError(Exception):
-    """A client error; `status` is the HTTP status to answer with."""
-
-    status = 400
-
-
-class BadInput(ServingError):
-    """Not an image, a truncated image, or an array of the wrong shape or range."""
-
-    status = 400
-
-
-class UnknownModel(ServingError):
-    """A model name that is not served."""
-
-    status = 404
-
-
-class TooLarge(ServingError):
-    """A body, an image or a batch over the configured limit."""
-
-    status = 413
-
-
-class NoInk(ServingError):
-    """An image with nothing drawn on it."""
-
-    status = 422
-
-
-class Unavailable(ServingError):
-    """No model can answer (all skipped at start-up) or the batcher shed the request."""
-
-    status = 503
 
 
 def decode_base64(text: str) -> bytes:
@@ -236,3 +201,12 @@ def from_array(values: Any) -> np.ndarray:
     if array.min() < 0 or array.max() > 255:
         raise BadInput(f"pixels must lie in 0..255; got {array.min():g}..{array.max():g}")
     return (array / 255.0).astype(np.float32)[None]
+
+
+def from_json(image_base64: str | None, pixels: Any, *, max_pixels: int) -> np.ndarray:
+    """Exactly one of the JSON bodies' two forms (a base64 image or a 28x28 array) -> (1, 28, 28) float32."""
+    if (image_base64 is None) == (pixels is None):
+        raise BadInput("send exactly one of image_base64 (an image) or pixels (a 28x28 array)")
+    if pixels is not None:
+        return from_array(pixels)
+    return from_bytes(decode_base64(image_base64), max_pixels=max_pixels)

@@ -1,6 +1,9 @@
 """The GET routes: a small Starlette app that the service mounts with `@bentoml.asgi_app`.
 
-    GET /models, /comparison, /latency   JSON read from the service instance of this worker
+The app is built by `create_app` from a function returning this worker's `Served` (the model store and
+the latency book), so it never sees the service itself and can be tested on its own.
+
+    GET /models, /comparison, /latency   JSON read from the `Served` of this worker
                                          (`models_info`, `latency_info`, the stored comparison)
     GET /plots                           the exported plots (the manifest's `plots` whose file exists)
     GET /plots/<name>.png                one of them; any other name is 404, nothing outside exported/plots
@@ -9,10 +12,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import bentoml
 import onnxruntime as ort
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,33 +24,33 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from mnistserve.contracts import comparison_markdown
-from serving.gate import error_response
-from serving.preprocess import BadInput, ServingError
-
-if TYPE_CHECKING:
-    from serving.service import MNISTService
+from serving.errors import BadInput, NotFound, error_response, unexpected_in_route
+from serving.latency import LatencyBook
+from serving.store import ModelStore
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.is_file()) if STATIC.is_dir() else frozenset()
 NO_CACHE = {"Cache-Control": "no-cache"}  # the page changes with the service; revalidate, never go stale
 
 
-class NotFound(ServingError):
-    """A GET of a plot or page file that is not there."""
+@dataclass(frozen=True)
+class Served:
+    """What the GET routes read: the models of this worker and their live latency figures."""
 
-    status = 404
-
-
-def _service() -> MNISTService:
-    return bentoml.get_current_service()  # the instance BentoML created in this worker
+    store: ModelStore
+    latency: LatencyBook
 
 
-def models_info(service: MNISTService) -> dict[str, Any]:
+def _served(request: Request) -> Served:
+    return request.app.state.served()  # Starlette puts the app that routed the request in its scope
+
+
+def models_info(served: Served) -> dict[str, Any]:
     """GET /models: served models with what the manifest says of them, skipped ones with the reason."""
     keys = ("file", "sha256", "size_bytes", "shipped", "opset", "metrics", "pretrained", "weights", "profile",
             "parity", "onnx_accuracy", "latency_ms", "calibration", "realworld")
-    store = service.store
-    served = [
+    store = served.store
+    models = [
         {"name": m.name, "version": m.version, "provider": m.provider,
          "device": m.provider.removesuffix("ExecutionProvider").lower(),
          "batching": "dynamic" if m.max_batch is None else f"max {m.max_batch} per run",
@@ -58,48 +62,47 @@ def models_info(service: MNISTService) -> dict[str, Any]:
                 "realworld": entries[n].get("realworld")} for n, r in store.skipped.items()]
     return {"default": store.default, "default_rule": store.manifest.get("default_rule"),
             "run_id": store.manifest.get("run_id"),
-            "providers_available": ort.get_available_providers(), "models": served, "skipped": skipped}
+            "providers_available": ort.get_available_providers(), "models": models, "skipped": skipped}
 
 
-def latency_info(service: MNISTService) -> dict[str, Any]:
+def latency_info(served: Served) -> dict[str, Any]:
     """GET /latency: live rolling figures per served model beside those measured at export."""
-    book = service.latency
+    book = served.latency
     return {
         "window": book.window,
         "models": {
             name: {"live": book.summary(name), "exported": m.entry.get("latency_ms"), "provider": m.provider}
-            for name, m in service.store.models.items()
+            for name, m in served.store.models.items()
         },
     }
 
 
-async def models_route(_: Request) -> Response:
-    return JSONResponse(models_info(_service()))
+async def models_route(request: Request) -> Response:
+    return JSONResponse(models_info(_served(request)))
 
 
-async def latency_route(_: Request) -> Response:
-    return JSONResponse(latency_info(_service()))
+async def latency_route(request: Request) -> Response:
+    return JSONResponse(latency_info(_served(request)))
 
 
 async def comparison_route(request: Request) -> Response:
-    comparison = _service().store.comparison
+    comparison = _served(request).store.comparison
     fmt = request.query_params.get("format", "json")
     if fmt not in ("json", "markdown"):
         return error_response(BadInput(f"format must be json or markdown, not {fmt[:40]!r}"))
     if comparison is None:
-        return JSONResponse({"error": "no comparison.json in the exported directory", "status": 404}, 404)
+        return error_response(NotFound("the exported directory holds no comparison (its manifest names none that verifies)"))
     if fmt == "json":
         return JSONResponse(comparison)
     try:
         table = comparison_markdown(comparison)
     except (KeyError, TypeError, ValueError) as exc:  # our stored file is at fault, not the client
-        return JSONResponse({"error": f"comparison.json cannot be rendered: {exc!r}", "status": 500}, 500)
+        return JSONResponse({"error": f"the stored comparison cannot be rendered: {exc!r}", "status": 500}, 500)
     return PlainTextResponse(table, media_type="text/markdown; charset=utf-8")
 
 
-def exported_plots() -> dict[str, Path]:
+def exported_plots(store: ModelStore) -> dict[str, Path]:
     """name -> file of every PNG the manifest lists under plots/ that exists inside exported/plots."""
-    store = _service().store
     folder = (store.directory / "plots").resolve()
     listed = store.manifest.get("plots")
     found = {}
@@ -113,13 +116,13 @@ def exported_plots() -> dict[str, Path]:
     return found
 
 
-async def plots_route(_: Request) -> Response:
-    return JSONResponse({"plots": [f"plots/{name}" for name in exported_plots()]})
+async def plots_route(request: Request) -> Response:
+    return JSONResponse({"plots": [f"plots/{name}" for name in exported_plots(_served(request).store)]})
 
 
 async def plot_route(request: Request) -> Response:
     name = request.path_params["name"]
-    path = exported_plots().get(name)
+    path = exported_plots(_served(request).store).get(name)
     if path is None:
         return error_response(NotFound(f"no exported plot named {name[:80]!r}; GET /plots lists them"))
     return FileResponse(path, media_type="image/png", headers=NO_CACHE)
@@ -140,15 +143,21 @@ async def static_route(request: Request) -> Response:
     return FileResponse(STATIC / name, headers=NO_CACHE)
 
 
-GET_APP = Starlette(
-    routes=[
-        Route("/models", models_route, methods=["GET"]),
-        Route("/comparison", comparison_route, methods=["GET"]),
-        Route("/latency", latency_route, methods=["GET"]),
-        Route("/plots", plots_route, methods=["GET"]),
-        Route("/plots/{name}", plot_route, methods=["GET"]),
-        Route("/ui", ui_route, methods=["GET"]),
-        Route("/ui/", ui_slash_route, methods=["GET"]),
-        Route("/ui/{name}", static_route, methods=["GET"]),
-    ]
-)
+ROUTES = [
+    Route("/models", models_route, methods=["GET"]),
+    Route("/comparison", comparison_route, methods=["GET"]),
+    Route("/latency", latency_route, methods=["GET"]),
+    Route("/plots", plots_route, methods=["GET"]),
+    Route("/plots/{name}", plot_route, methods=["GET"]),
+    Route("/ui", ui_route, methods=["GET"]),
+    Route("/ui/", ui_slash_route, methods=["GET"]),
+    Route("/ui/{name}", static_route, methods=["GET"]),
+]
+
+
+def create_app(served: Callable[[], Served]) -> Starlette:
+    """The GET app; `served` returns this worker's store and latency book (called per request, as the
+    service that owns them is created after this app)."""
+    app = Starlette(routes=ROUTES, exception_handlers={Exception: unexpected_in_route})
+    app.state.served = served
+    return app

@@ -1,5 +1,8 @@
 """The served models: read `manifest.json` once, verify each file's SHA-256, open it with onnxruntime.
 
+The manifest is the single source of truth: only the files it names are opened, and when an export replaces it
+during loading (the old export's files may then be gone), loading starts again from the new one.
+
 A model whose file is missing, altered or unusable is skipped with a logged reason; the others are
 served. Only names listed in the manifest are ever looked up, and every file must resolve inside the
 exported directory, so a name from a request cannot reach any other file.
@@ -8,6 +11,7 @@ exported directory, so a name from a request cannot reach any other file.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,10 +22,11 @@ import numpy as np
 import onnxruntime as ort
 
 from mnistserve.contracts import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, read_json, softmax, validate_manifest
-from serving.preprocess import Unavailable, UnknownModel
+from serving.errors import InferenceFailed, Unavailable, UnknownModel
 
 log = logging.getLogger("mnistserve.store")
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+RELOADS = 2  # how often a manifest replaced during loading is read again before the last one read is kept
 
 
 class ManifestError(RuntimeError):
@@ -58,7 +63,12 @@ class ServedModel:
             return np.zeros((0, NUM_CLASSES), np.float32), 0.0
         step = self.max_batch or len(x)
         start = time.perf_counter()
-        parts = [self.session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + step]})[0] for i in range(0, len(x), step)]
+        try:
+            parts = [self.session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + step]})[0] for i in range(0, len(x), step)]
+        except Exception as exc:  # onnxruntime's own error types (out of memory, a provider failing), all runtime
+            log.exception("inference of %s failed on a batch of %d", self.name, len(x))
+            raise InferenceFailed(f"inference of {self.name} failed; try again or choose another model "
+                                  f"({type(exc).__name__})") from None
         return np.concatenate(parts).astype(np.float32), (time.perf_counter() - start) * 1000.0
 
 
@@ -99,7 +109,22 @@ class ModelStore:
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory).resolve()
+        # An export replaces manifest.json by one rename and deletes the files of the old one only afterwards: a
+        # manifest that changed while we loaded may name files already gone, so load again from the new one.
+        for attempt in range(RELOADS + 1):
+            stamp = _stamp(self.directory / "manifest.json")
+            self._load_all()
+            if _stamp(self.directory / "manifest.json") == stamp:
+                break
+            log.warning("%s/manifest.json was replaced while loading (a new export)%s", self.directory,
+                        "; loading the new one" if attempt < RELOADS else "")
+        if not self.models:
+            log.error("no model in %s can be served; /readyz will fail", self.directory)
+
+    def _load_all(self) -> None:
+        """Every model the manifest names, and the comparison it names (checked against its SHA-256)."""
         self.manifest = load_manifest(self.directory)
+        self.models, self.skipped = {}, {}
         self.use_cuda = CUDA in ort.get_available_providers()
         for name, entry in self.manifest["models"].items():
             try:
@@ -108,9 +133,8 @@ class ModelStore:
             except SkipModel as exc:
                 self.skipped[name] = str(exc)
                 log.warning("skipping model %s: %s", name, exc)
-        self.comparison = _optional_json(self.directory / "comparison.json")
-        if not self.models:
-            log.error("no model in %s can be served; /readyz will fail", self.directory)
+        named = self.manifest.get("comparison") or {"file": "comparison.json"}  # older manifests name none
+        self.comparison = _optional_json(self.directory / Path(named["file"]).name, named.get("sha256"))
 
     @property
     def default(self) -> str | None:
@@ -185,15 +209,27 @@ def load_manifest(directory: Path) -> dict[str, Any]:
         raise ManifestError(f"{path} is invalid: {exc}") from None
 
 
-def _optional_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file that may be absent; a broken one is logged and ignored."""
-    if not path.is_file():
-        return None
+def _optional_json(path: Path, sha256: str | None = None) -> dict[str, Any] | None:
+    """A JSON file that may be absent; a broken one, or one that does not match `sha256`, is logged and ignored."""
     try:
-        return read_json(path)
+        data = path.read_bytes()
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise ValueError(f"checksum mismatch with the manifest's {sha256[:12]}")
+        return json.loads(data)
+    except FileNotFoundError:
+        return None
     except (ValueError, OSError) as exc:
         log.warning("ignoring %s: %s", path, exc)
         return None
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Identity of a file version: a rename over it gives a new inode."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 # Below this calibrated probability the best answer is flagged uncertain: with temperature-scaled probabilities

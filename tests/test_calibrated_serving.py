@@ -9,7 +9,6 @@ import numpy as np
 
 from mnistserve.contracts import read_json, softmax
 from serving.store import UNCERTAIN_BELOW, ModelStore, digit
-from serving_fixtures import digits, exported_dir, mlp  # noqa: F401  (fixtures)
 
 
 def test_the_manifest_temperature_softens_served_probabilities(exported_dir, tmp_path):

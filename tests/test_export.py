@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
-from mnistserve.contracts import read_json, sha256_file, validate_manifest
+from mnistserve.contracts import read_json, sha256_file, shipped_comparison, validate_manifest
 from training import export as E
+from training import publish as P
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +31,22 @@ def test_manifest_describes_a_verified_file(exported):
     assert entry["parity"]["images"] == 1000 and entry["parity"]["predictions_equal"]
     assert entry["parity"]["max_abs_diff"] < 1e-4
     assert 0.0 < entry["onnx_accuracy"] <= 1.0 and entry["latency_ms"]["batch1"] > 0
-    assert read_json(out / "comparison.json")["run_id"] == manifest["run_id"]
-    assert not list(out.glob(".staging-*"))
-    assert "plots/accuracy_vs_time.png" in manifest["plots"] and "plots/confusion_cnn.png" in manifest["plots"]
+    assert read_json(shipped_comparison(out))["run_id"] == manifest["run_id"]
+    assert not list(out.parent.glob(f".{out.name}.staging-*")) + list(out.glob("*staging*"))  # staged beside, removed
+    plots = {P.VERSIONED.sub("", Path(p).stem) for p in manifest["plots"]}  # plots/<name>.<sha12>.png
+    assert {"accuracy_vs_time", "confusion_cnn"} <= plots
     assert all((out / p).read_bytes()[:4] == b"\x89PNG" for p in manifest["plots"])
 
 
 def test_manifest_carries_calibration_real_world_and_the_default_rule(exported):
     out, manifest = exported
     entry = manifest["models"]["cnn"]
-    comparison_entry = read_json(out / "comparison.json")["models"][0]
+    comparison_entry = read_json(out / manifest["comparison"]["file"])["models"][0]
     assert entry["calibration"]["temperature"] == comparison_entry["calibration"]["temperature"] > 0
     assert set(entry["realworld"]["per_condition"]) == set(manifest["realworld"]["conditions"])
     assert 0.0 <= entry["realworld"]["accuracy"] <= 1.0 and entry["realworld"]["set"]["sha256"]
     assert "real-world accuracy" in manifest["default_rule"]
-    props = {p.key: p.value for p in onnx.load(str(out / "cnn.onnx")).metadata_props}
+    props = {p.key: p.value for p in onnx.load(str(out / entry["file"])).metadata_props}
     assert '"temperature"' in props["mnistserve"]  # the file carries its own temperature
 
 
@@ -59,10 +64,11 @@ def test_default_weighs_real_world_accuracy_within_an_mnist_margin():
 
 def test_onnx_file_takes_any_batch_and_carries_metadata(exported, mnist):
     out, manifest = exported
-    proto = onnx.load(str(out / "cnn.onnx"))
+    cnn = out / manifest["models"]["cnn"]["file"]
+    proto = onnx.load(str(cnn))
     props = {p.key: p.value for p in proto.metadata_props}
     assert props["model"] == "cnn" and '"onnx_accuracy"' in props["mnistserve"]
-    session = ort.InferenceSession(str(out / "cnn.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(cnn), providers=["CPUExecutionProvider"])
     for n in (1, 3, 64):
         x = mnist.test.images[:n].numpy()[:, None].astype(np.float32) / 255
         assert session.run(["scores"], {"input": x})[0].shape == (n, 10)
@@ -89,13 +95,19 @@ def test_robustness_command_measures_the_export_as_served(exported, tmp_path):
     assert bad.exit_code == 2 and "manifest.json not found" in bad.output and "Traceback" not in bad.output
 
 
-def test_tampered_file_is_detected_by_checksum(exported, tmp_path):
+def test_a_tampered_file_is_refused_by_the_store(exported, tmp_path):
+    from serving.store import ModelStore
+
     out, manifest = exported
-    copy = tmp_path / "cnn.onnx"
-    data = bytearray((out / "cnn.onnx").read_bytes())
+    copy = tmp_path / "exported"
+    shutil.copytree(out, copy)
+    cnn = copy / manifest["models"]["cnn"]["file"]
+    data = bytearray(cnn.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    copy.write_bytes(bytes(data))
-    assert sha256_file(copy) != manifest["models"]["cnn"]["sha256"]
+    cnn.write_bytes(bytes(data))
+    assert "cnn" in ModelStore(out).models  # the untouched export is served
+    store = ModelStore(copy)
+    assert "cnn" not in store.models and "checksum mismatch" in store.skipped["cnn"]
 
 
 def test_failed_export_leaves_previous_exported_intact(exported, smoke_runs, mnist, monkeypatch):
@@ -105,7 +117,7 @@ def test_failed_export_leaves_previous_exported_intact(exported, smoke_runs, mni
     with pytest.raises(E.ExportError, match="disagrees"):
         E.export_run(smoke_runs / "latest", out, mnist, log=lambda m: None)
     after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    assert after == before and not list(out.glob(".staging-*"))
+    assert after == before and not list(out.parent.glob(f".{out.name}.staging-*")) + list(out.glob("*staging*"))
 
 
 def test_choose_filters_and_ranks():

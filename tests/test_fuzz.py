@@ -1,5 +1,5 @@
 """Fast fuzzing for `make test`: property tests of `serving.preprocess`, then a few hundred hostile requests
-(benchmarks/attacks.py, the strategies benchmarks/fuzz.py runs at length) against one live `bentoml serve`."""
+(`mnistserve.testing.attacks`, the strategies benchmarks/fuzz.py runs at length) against the live `bentoml serve`."""
 
 from __future__ import annotations
 
@@ -14,25 +14,21 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from torch import nn
 
-from serving import Settings
+from mnistserve.settings import Settings
+from serving import errors
 from serving import preprocess as P
 from serving.store import ModelStore
-from serving_fixtures import REPO, start_server, write_exported
-
-if str(REPO) not in sys.path:  # benchmarks/ is a folder of scripts, importable from the repository root
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.attacks import (  # noqa: E402
+from mnistserve.testing.attacks import (
     FORMATS, MAGIC, MODES, TRAVERSAL, all_attacks, canvas, encode_image, headers_declaring, in_mode, multipart,
     png_declaring, violation,
 )
-from benchmarks.harness import digit_pngs  # noqa: E402
+from mnistserve.testing.digits import digit_pngs
+from mnistserve.testing.exported import untrained, write_exported
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about every corrupt file it reads
 LIMITS = Settings.from_env({})
-MAX_PIXELS = 1_000_000  # the test server's limit: small, so that the largest images stay quick
+MAX_PIXELS = 1_000_000  # the live server's limit (conftest.LIVE_ENV): small, so that the largest images stay quick
 DIGIT = digit_pngs()[7]
 CLIENT_ERRORS = (400, 413, 422)
 
@@ -41,7 +37,7 @@ def assert_model_input_or_client_error(data: bytes) -> None:
     """The preprocessing contract: a (1, 28, 28) float32 array in [0, 1], or a ServingError with a 4xx status."""
     try:
         x = P.from_bytes(data, max_pixels=MAX_PIXELS)
-    except P.ServingError as exc:
+    except errors.ServingError as exc:
         assert exc.status in CLIENT_ERRORS, (type(exc).__name__, exc.status, str(exc))
         return
     assert x.shape == (1, 28, 28) and x.dtype == np.float32
@@ -94,10 +90,10 @@ def test_decompression_bombs_are_refused_from_the_header(size):
     for data in files:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with pytest.raises(P.ServingError) as info:
+            with pytest.raises(errors.ServingError) as info:
                 P.from_bytes(data, max_pixels=MAX_PIXELS)
         assert info.value.status in (400, 413)
-    with pytest.raises(P.TooLarge):
+    with pytest.raises(errors.TooLarge):
         P.from_bytes(png_declaring(*size), max_pixels=MAX_PIXELS)
 
 
@@ -117,14 +113,14 @@ def test_arrays_with_nan_infinity_or_out_of_range_values_are_refused(cells, rows
         x = P.from_array(grid.tolist())
         assert x.shape == (1, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     else:
-        with pytest.raises(P.BadInput):
+        with pytest.raises(errors.BadInput):
             P.from_array(grid.tolist())
 
 
 def test_model_names_never_reach_the_file_system(tmp_path_factory):
     """Looking a name up opens no file at all: the store only consults the manifest's names, in memory."""
     directory = tmp_path_factory.mktemp("exported-store")
-    write_exported(directory, _untrained())
+    write_exported(directory, untrained())
     store = ModelStore(directory)
     opened: list[str] = []
     watching = [True]
@@ -136,7 +132,7 @@ def test_model_names_never_reach_the_file_system(tmp_path_factory):
     sys.addaudithook(hook)  # audit hooks cannot be removed: this one stops recording when the test ends
     try:
         for name in (*TRAVERSAL, str(directory / "manifest.json"), "tampered", "faster_rcnn"):
-            with pytest.raises(P.UnknownModel) as info:
+            with pytest.raises(errors.UnknownModel) as info:
                 store.get(name)
             assert info.value.status == 404
     finally:
@@ -147,24 +143,9 @@ def test_model_names_never_reach_the_file_system(tmp_path_factory):
 # -- a live server -----------------------------------------------------------------------------------------
 
 
-def _untrained() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()  # fuzzing needs a model, not a good one
-
-
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("exported-fuzz")
-    write_exported(directory, _untrained())
-    env = {"MNISTSERVE_MAX_PIXELS": str(MAX_PIXELS), "MNISTSERVE_ENABLE_BENCHMARK": "1",
-           "MNISTSERVE_BENCHMARK_MAX_RUNS": "5", "MNISTSERVE_TIMEOUT_S": "5"}  # the known bug below waits this out
-    server = start_server(directory, tmp_path_factory.mktemp("bentoml-home-fuzz"), env=env)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def http(fuzz_server):
-    with httpx.Client(base_url=fuzz_server.url, timeout=60.0) as client:
+def http(live_server):
+    with live_server.client(timeout=60.0) as client:
         yield client
 
 
@@ -225,8 +206,8 @@ def test_deeply_nested_multipart_pixels_is_a_client_error(http):
     assert r.status_code == 400, r.status_code
 
 
-def test_the_server_still_answers_after_the_fuzzing(fuzz_server, http):
-    assert fuzz_server.process.poll() is None
+def test_the_server_still_answers_after_the_fuzzing(live_server, http):
+    assert live_server.alive()
     assert http.get("/readyz").status_code == 200
     r = http.post("/predict", content=DIGIT, headers={"content-type": "image/png"})
     assert r.status_code == 200 and len(r.json()["probabilities"]) == 10

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torchvision
 
+from training.export import to_onnx
 from training.loop import model_loss
 from training.models import build_model, get_spec, model_names
 from training.models._transfer import WeightsUnavailable
@@ -57,9 +58,7 @@ def test_onnx_export_matches_pytorch(name: str, tmp_path: Path) -> None:
     spec = get_spec(name)
     model = _build(name).eval()
     path = tmp_path / f"{name}.onnx"
-    dynamic = None if spec.export_batch else {"input": {0: "N"}, "scores": {0: "N"}}
-    torch.onnx.export(model, _digits(spec.export_batch or 2), path, input_names=["input"], output_names=["scores"],
-                      dynamic_axes=dynamic, opset_version=18, dynamo=False)
+    to_onnx(model, path, spec.export_batch)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for seed, n in enumerate([spec.export_batch] * 3 if spec.export_batch else [1, 3, 5]):
         x = _digits(n, seed=seed + 1)

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter
 
 from serving import ink
+from serving import errors
 from serving import preprocess as P
-from serving_fixtures import REPO, as_photo, draw_one, draw_seven, draw_zero, encode
-from serving_fixtures import digits, mlp  # noqa: F401  (pytest fixtures)
+from mnistserve.testing.digits import as_photo, draw_one, draw_seven, draw_zero, encode
+from mnistserve.testing.servers import REPO
 
 LIMIT = 4096 * 4096
 
@@ -123,7 +124,7 @@ def test_blank_and_faint_images_have_no_ink():
                   Image.new("RGB", (64, 64), (128, 90, 30)),
                   Image.fromarray(np.random.default_rng(0).integers(120, 130, (60, 60), dtype=np.uint8)),
                   Image.new("RGBA", (40, 40), (0, 0, 0, 0))):
-        with pytest.raises(P.NoInk) as info:
+        with pytest.raises(errors.NoInk) as info:
             P.from_bytes(encode(image), max_pixels=LIMIT)
         assert info.value.status == 422
 
@@ -138,12 +139,12 @@ def _png_with_size(width: int, height: int) -> bytes:
 
 
 def test_pixel_limit_is_checked_on_the_header_before_decoding():
-    with pytest.raises(P.TooLarge) as info:
+    with pytest.raises(errors.TooLarge) as info:
         P.from_bytes(_png_with_size(100_000, 100_000), max_pixels=LIMIT)  # 10^10 pixels: never allocated
     assert info.value.status == 413 and "pixels" in str(info.value)
     bomb = encode(Image.new("1", (5000, 5000), 0))  # a few kilobytes that decode to 25 megapixels
     assert len(bomb) < 50_000
-    with pytest.raises(P.TooLarge):
+    with pytest.raises(errors.TooLarge):
         P.from_bytes(bomb, max_pixels=1_000_000)
 
 
@@ -154,7 +155,7 @@ def test_pixel_limit_is_checked_on_the_header_before_decoding():
     _png_with_size(0, 0),
 ])
 def test_not_an_image_or_truncated_is_400(data):
-    with pytest.raises(P.BadInput) as info:
+    with pytest.raises(errors.BadInput) as info:
         P.from_bytes(data, max_pixels=LIMIT)
     assert info.value.status == 400
 
@@ -164,7 +165,7 @@ def test_not_an_image_or_truncated_is_400(data):
 def test_arbitrary_bytes_give_an_image_or_a_client_error(data):
     try:
         x = P.from_bytes(data, max_pixels=LIMIT)
-    except P.ServingError as exc:
+    except errors.ServingError as exc:
         assert exc.status in (400, 413, 422)
     else:
         assert x.shape == (1, 28, 28)
@@ -176,7 +177,7 @@ def test_arbitrary_small_images_never_fail_unexpectedly(height, width, seed):
     pixels = np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
     try:
         geometry(P.from_bytes(encode(Image.fromarray(pixels)), max_pixels=LIMIT))
-    except P.NoInk:
+    except errors.NoInk:
         pass
 
 
@@ -195,7 +196,7 @@ def test_array_is_taken_as_mnist_and_only_scaled():
     [[float("inf")] * 28] * 28, [[10**400] * 28] * 28,
 ])
 def test_bad_arrays_are_400(values):
-    with pytest.raises(P.BadInput) as info:
+    with pytest.raises(errors.BadInput) as info:
         P.from_array(values)
     assert info.value.status == 400
 
@@ -207,12 +208,12 @@ def test_base64_with_or_without_data_url():
     assert P.decode_base64("data:image/png;base64," + plain) == png
     assert P.decode_base64(plain[:40] + "\n" + plain[40:]) == png
     for bad in ("not base64!", "", "data:image/png;base64,", "abc"):
-        with pytest.raises(P.BadInput):
+        with pytest.raises(errors.BadInput):
             P.decode_base64(bad)
 
 
 def test_errors_carry_their_http_status():
-    assert (P.BadInput.status, P.UnknownModel.status, P.TooLarge.status, P.NoInk.status, P.Unavailable.status) == (
+    assert (errors.BadInput.status, errors.UnknownModel.status, errors.TooLarge.status, errors.NoInk.status, errors.Unavailable.status) == (
         400, 404, 413, 422, 503)
 
 
@@ -478,7 +479,7 @@ def assert_input_or_client_error(image: Image.Image) -> None:
     for attempt in (lambda: P.from_image(image), lambda: P.from_bytes(encode(image, "TIFF"), max_pixels=LIMIT)):
         try:
             x = attempt()
-        except (P.BadInput, P.NoInk):
+        except (errors.BadInput, errors.NoInk):
             continue
         assert x.shape == (1, 28, 28) and x.dtype == np.float32
         assert np.isfinite(x).all() and 0.0 <= x.min() and x.max() <= 1.0

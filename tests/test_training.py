@@ -184,7 +184,10 @@ def test_killed_train_leaves_the_last_comparison_untouched(tmp_path, smoke_runs,
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert b"Traceback" not in err
+    if sig == signal.SIGKILL:  # nothing runs after SIGKILL: only that it struck mid-run can be checked
+        assert proc.returncode == -signal.SIGKILL
+    else:  # Ctrl-C is handled: a message, no traceback
+        assert proc.returncode == 130 and b"Traceback" not in err
     assert (runs / "latest" / "comparison.json").read_bytes() == before
     result = runner.invoke(app, ["train", "--resume", "--runs-dir", str(runs)])
     assert result.exit_code == 0, result.output

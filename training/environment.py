@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import platform
-import subprocess
-from importlib import metadata
 
 import torch
+
+from mnistserve import provenance
 
 
 def device_description(device: str) -> str:
@@ -18,24 +17,10 @@ def device_description(device: str) -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape the numbers."""
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "torchvision", "onnx", "onnxruntime-gpu", "onnxruntime", "scikit-learn", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    out["cuda"] = torch.version.cuda or "none"
-    return out
+    """Versions of Python and the libraries that shape the numbers, and the CUDA torch was built with."""
+    return {**provenance.versions(), "cuda": torch.version.cuda or "none"}
 
 
 def git_revision() -> str:
-    """Current commit (with '-dirty' when the tree has changes), or 'unknown' outside a checkout."""
-    if os.environ.get("MNISTSERVE_GIT_REVISION"):  # a copy of the tree without .git (a remote GPU machine)
-        return os.environ["MNISTSERVE_GIT_REVISION"]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """The revision of the checkout that ran (see `mnistserve.provenance.git_revision`)."""
+    return provenance.git_revision()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
-import tempfile
 import time
 import warnings
 from datetime import datetime, timezone
@@ -24,6 +24,7 @@ from training import robustness
 from training.data import MnistData
 from training.environment import git_revision
 from training.loop import to_input
+from training.publish import ExportError, commit, publishing, versioned
 from training.models import build_model, get_spec
 
 OPSET = 18
@@ -33,10 +34,6 @@ SHIP_LIMIT_BYTES = 20 * 1024 * 1024  # larger files stay out of git and are mark
 MNIST_MARGIN = 0.005  # a default may trail the best shipped MNIST test accuracy by at most this much
 DEFAULT_RULE = ("the shipped model with the highest real-world accuracy among those whose MNIST test accuracy is "
                 f"within {100 * MNIST_MARGIN:.1f} pt of the best shipped one; ties go to the higher test accuracy")
-
-
-class ExportError(RuntimeError):
-    """An export that failed a check; nothing in the output directory was changed."""
 
 
 def load_checkpoint(run_dir: Path, entry: dict) -> torch.nn.Module:
@@ -166,55 +163,40 @@ def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: 
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, {"mnistserve": json.dumps(info), "model": name, "input": json.dumps(INPUT_SPEC)})
     onnx.save(proto, str(path))
-    size = path.stat().st_size
-    return {**info, "file": path.name, "sha256": sha256_file(path), "size_bytes": size,
-            "shipped": size <= SHIP_LIMIT_BYTES}
+    size, digest = path.stat().st_size, sha256_file(path)
+    final = path.rename(staging / versioned(path.name, digest))
+    return {**info, "file": final.name, "sha256": digest, "size_bytes": size, "shipped": size <= SHIP_LIMIT_BYTES}
 
 
-def commit(staging: Path, out_dir: Path, manifest: dict, comparison: dict) -> None:
-    """Move verified files into place, the manifest last; drop files the new manifest no longer names."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    old = read_json(out_dir / "manifest.json") if (out_dir / "manifest.json").exists() else {"models": {}}
-    for entry in manifest["models"].values():
-        (staging / entry["file"]).replace(out_dir / entry["file"])
-    atomic_write_json(out_dir / "comparison.json", comparison)
-    plots = out_dir / "plots"
-    plots.mkdir(exist_ok=True)
-    fresh = {png.name for png in staging.glob("*.png")}
-    for stale in plots.glob("*.png"):
-        if stale.name not in fresh:
-            stale.unlink()
-    for png in staging.glob("*.png"):  # the run's report plots, for the service's page
-        png.replace(plots / png.name)
-    # Files too large for git are named in the manifest but kept out of commits, and out of `bentoml build`
-    # (which reads nested .bentoignore files): the service image carries what git ships.
-    ignored = "".join(f"/{e['file']}\n" for e in manifest["models"].values() if not e["shipped"])
-    for name in (".gitignore", ".bentoignore"):
-        (out_dir / name).write_text(ignored)
-    atomic_write_json(out_dir / "manifest.json", manifest)
-    keep = {e["file"] for e in manifest["models"].values()}
-    for entry in old.get("models", {}).values():
-        if entry.get("file") not in keep:
-            (out_dir / Path(entry.get("file", "")).name).unlink(missing_ok=True)
+def _stage_extras(run_dir: Path, staging: Path, comparison: dict) -> tuple[dict, list[str]]:
+    """The comparison and the run's plots under content-addressed names; their manifest fields."""
+    data = (json.dumps(comparison, indent=2) + "\n").encode()
+    digest = hashlib.sha256(data).hexdigest()
+    name = versioned("comparison.json", digest)
+    (staging / name).write_bytes(data)
+    (staging / "plots").mkdir()
+    plots = []
+    for png in sorted(run_dir.glob("*.png")):  # the run's report plots, for the service's page
+        target = staging / "plots" / versioned(png.name, sha256_file(png))
+        shutil.copyfile(png, target)
+        plots.append(f"plots/{target.name}")
+    return {"file": name, "sha256": digest}, plots
 
 
 def export_run(run_dir: Path, out_dir: Path, data: MnistData, *, models: list[str] | None = None,
                top: int | None = None, log: Callable[[str], None] = print) -> dict:
-    """Export the chosen models of a run; on any failure the previous `out_dir` is left as it was."""
+    """Export the chosen models of a run; on any failure or kill the previous `out_dir` is served as it was."""
     comparison = read_json(run_dir / "comparison.json")
     chosen = choose(comparison, models, top)
-    out_dir.mkdir(parents=True, exist_ok=True)
     realworld = robustness.load(robustness.PER_CONDITION[comparison["profile"]], data.cache_dir)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))  # same filesystem: moves are renames
-    try:
+    with publishing(out_dir) as staging:
         entries = {}
         for entry in chosen:
             try:
                 entries[entry["model"]] = export_one(run_dir, entry, staging, data, log, realworld)
             except (RuntimeError, ValueError, onnx.checker.ValidationError) as exc:
                 raise ExportError(f"{entry['model']}: export failed: {exc}") from exc
-        for png in run_dir.glob("*.png"):
-            shutil.copyfile(png, staging / png.name)
+        shipped_comparison, plots = _stage_extras(run_dir, staging, comparison)
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -225,9 +207,8 @@ def export_run(run_dir: Path, out_dir: Path, data: MnistData, *, models: list[st
             "realworld": {**realworld.info, "conditions": robustness.describe()},
             "input": INPUT_SPEC, "output": OUTPUT_SPEC,
             "models": entries,
-            "plots": sorted(f"plots/{p.name}" for p in staging.glob("*.png")),
+            "comparison": shipped_comparison,  # the run's comparison.json, as GET /comparison serves it
+            "plots": plots,
         }
-        commit(staging, out_dir, manifest, comparison)
+        commit(staging, out_dir, manifest)
         return manifest
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -75,11 +75,14 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
-def model_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """A model's own loss when it defines one (Faster R-CNN's detection losses), else cross-entropy."""
+def model_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0,
+               scores: torch.Tensor | None = None) -> torch.Tensor:
+    """A model's own loss when it defines one (Faster R-CNN's detection losses), else cross-entropy of
+    `scores` (computed here when not given)."""
     if hasattr(model, "loss"):
         return model.loss(x, y)
-    return F.cross_entropy(model(x).float(), y, label_smoothing=label_smoothing)
+    scores = model(x) if scores is None else scores
+    return F.cross_entropy(scores.float(), y, label_smoothing=label_smoothing)
 
 
 def autocast(cfg: TrainConfig, device: torch.device):
@@ -135,7 +138,7 @@ def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, batch_size: int |
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(cfg, device):
             scores = model(x).float()
-            loss = model.loss(x, y) if hasattr(model, "loss") else F.cross_entropy(scores, y)
+            loss = model_loss(model, x, y, scores=scores)
         loss_sum += loss.float() * len(y)
         preds.append(scores.argmax(1))
         all_scores.append(scores)

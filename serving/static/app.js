@@ -1,16 +1,18 @@
 // mnistserve web page: draw (or upload) a digit, POST it to /predict_all, show every model's answer.
 // Plain JavaScript, no build step, nothing fetched from outside this service. URLs are relative to
-// /ui, so the page also works behind a path prefix.
+// /ui, so the page also works behind a path prefix. When the service asks for an API key (a 401), the page
+// shows a field for it, keeps it in sessionStorage (this tab only) and sends it as `Authorization: Bearer`.
 "use strict";
 
 const DEBOUNCE_MS = 250; // after a stroke ends, wait this long for the next one before asking
 const LATENCY_EVERY_MS = 3000; // refresh of the live latency table
 const PEN = 18; // stroke width on the 280x280 canvas: about MNIST's stroke once scaled to 20x20
-const STATUS_WORDS = { 400: "Not a usable image", 404: "Not found", 413: "Too large", 415: "Unsupported upload",
+const TOKEN_KEY = "mnistserve.apiKey"; // sessionStorage: forgotten when the tab closes
+const STATUS_WORDS = { 400: "Not a usable image", 401: "API key needed", 404: "Not found", 413: "Too large", 415: "Unsupported upload",
   422: "Nothing to read", 503: "Service unavailable" };
 
 const $ = (id) => document.getElementById(id);
-let pad, pen, drawing = false, last = null, timer = null, asked = 0, inFlight = null;
+let pad, pen, drawing = false, last = null, timer = null, asked = 0, inFlight = null, lastStatus = 0;
 
 // The page's state, for people (status line) and for tests (body[data-state]):
 // idle, drawing, waiting (debounce), asking, answered, error.
@@ -27,6 +29,51 @@ function el(tag, props = {}, children = []) {
   }
   for (const child of children) node.append(child);
   return node;
+}
+
+// -- the API key --------------------------------------------------------------------------------
+
+function storedToken() {
+  try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (_) { return ""; } // storage may be off
+}
+
+// fetch() with the stored key, if any; a 401 opens the key field.
+async function authFetch(url, options = {}) {
+  const token = storedToken();
+  const headers = { ...(options.headers || {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+  const response = await fetch(url, { ...options, headers });
+  if (response.status === 401) askForToken(token ? "That key was refused; enter a valid one." :
+    "This service needs an API key.");
+  return response;
+}
+
+function askForToken(note) {
+  const opening = $("auth").hidden; // focus the field once, not on every refused refresh
+  $("auth").hidden = false;
+  $("auth-note").textContent = note;
+  if (opening) $("token").focus();
+}
+
+function useToken(event) {
+  event.preventDefault();
+  const token = $("token").value.trim();
+  if (!token) return;
+  try { sessionStorage.setItem(TOKEN_KEY, token); } catch (_) { /* kept nowhere: ask again next time */ }
+  $("token").value = "";
+  $("auth-note").textContent = "Key kept for this tab.";
+  reloadAll();
+}
+
+function forgetToken() {
+  try { sessionStorage.removeItem(TOKEN_KEY); } catch (_) { /* nothing kept */ }
+  $("auth-note").textContent = "Key forgotten.";
+}
+
+function reloadAll() {
+  loadComparison();
+  loadPlots();
+  loadLatency();
+  if (lastStatus === 401) askCanvas(); // the drawing that was refused
 }
 
 // -- drawing -------------------------------------------------------------------------------------
@@ -104,9 +151,10 @@ async function ask(blob, filename) {
   $("status").textContent = `Asking every model about ${filename}...`;
   const start = performance.now();
   try {
-    const response = await fetch("predict_all", { method: "POST", body, signal: inFlight.signal });
+    const response = await authFetch("predict_all", { method: "POST", body, signal: inFlight.signal });
     const text = await response.text();
     if (mine !== asked) return;
+    lastStatus = response.status;
     let data = null;
     try { data = JSON.parse(text); } catch (_) { /* not JSON: shown as text below */ }
     if (!response.ok) {
@@ -192,7 +240,7 @@ const COLUMNS = [ // header, value of a comparison row
 ];
 
 async function getJSON(url) {
-  const response = await fetch(url, { cache: "no-store" });
+  const response = await authFetch(url, { cache: "no-store" });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.error || `${url}: HTTP ${response.status}`);
   return data;
@@ -220,10 +268,17 @@ async function loadComparison() {
 async function loadPlots() {
   try {
     const { plots } = await getJSON("plots");
-    $("plots").replaceChildren(...plots.map((url) => el("figure", {}, [
-      el("a", { href: url, target: "_blank" }, [el("img", { src: url, alt: url, loading: "lazy" })]),
-      el("figcaption", { text: url.replace(/^plots\//, "") }),
-    ])));
+    // With a key, fetched rather than linked: an <img> cannot send it (GET routes may need one).
+    const keyed = Boolean(storedToken());
+    const figures = await Promise.all(plots.map(async (url) => {
+      const response = keyed ? await authFetch(url) : null;
+      const src = response && response.ok ? URL.createObjectURL(await response.blob()) : url;
+      return el("figure", {}, [
+        el("a", { href: src, target: "_blank" }, [el("img", { src, alt: url, loading: "lazy" })]),
+        el("figcaption", { text: url.replace(/^plots\//, "") }),
+      ]);
+    }));
+    $("plots").replaceChildren(...figures);
     if (!plots.length) $("plots").textContent = "No plots were exported.";
   } catch (error) {
     $("plots").textContent = `No plots: ${error.message}`;
@@ -277,6 +332,12 @@ function start() {
     $("status").textContent = "Draw a digit to start.";
   });
   $("predict").addEventListener("click", askCanvas);
+  $("auth").addEventListener("submit", useToken);
+  $("forget-token").addEventListener("click", forgetToken);
+  if (storedToken()) {
+    $("auth").hidden = false;
+    $("auth-note").textContent = "Using the key kept for this tab.";
+  }
   $("upload").addEventListener("change", (event) => {
     const file = event.target.files[0];
     if (file) ask(file, file.name);

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-PROFILES = ("smoke", "cpu", "gpu")
+from mnistserve.contracts import ARCHITECTURES, PROFILES
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class ModelSpec:
 
 _REGISTRY: dict[str, ModelSpec] = {}
 # One module per architecture; importing it registers it. The order is the comparison's order.
-_MODULES = ("cnn", "faster_rcnn", "vgg16", "alexnet", "vit")
+_MODULES = ARCHITECTURES
 
 
 def register_model(

@@ -8,31 +8,28 @@ Modes, each driven with the same raw image/png digits to POST /predict at every 
   reference          benchmarks/reference_server.py: Starlette + uvicorn, the same ModelStore and preprocessing.
 Every non-2xx answer and every transport error counts as a failure; the exit status is 1 when any occurs.
 On a machine with 2+ CPUs the servers are pinned to the first half and the load generator to the other half.
-Usage:  python benchmarks/serving.py [--exported exported] [--quick] [--requests 5000] [--concurrency 1 8 32 64]
+Usage:  python -m benchmarks.throughput [--exported exported] [--quick] [--requests 5000] [--concurrency 1 8 32 64]
 """
 
 from __future__ import annotations
 
+import argparse
+import shutil
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as a file: benchmarks/ heads sys.path and this very file would shadow `serving`
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
-    sys.path.insert(0, str(REPO))
+import httpx
+import numpy as np
 
-import argparse  # noqa: E402
-import shutil  # noqa: E402
+from benchmarks import harness as H
+from mnistserve.testing.processes import tree_rss
+from mnistserve.testing.servers import REPO, Server, start_bentoml
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-
-from benchmarks import harness as H  # noqa: E402
 
 GOALS = {"throughput_vs_reference": 0.70, "p50_ms_at_concurrency_1": 5.0, "batching_speedup": 2.0}
 
 
-def measure(server: H.Server, mode: str, templates: list[H.Template], args, client_cpus) -> list[dict]:
+def measure(server: Server, mode: str, templates: list[H.Template], args, client_cpus) -> list[dict]:
     """One row per concurrency level: throughput, latency, failures, CPU use of servers and load generator."""
     rows = []
     for c in args.concurrency:
@@ -40,7 +37,7 @@ def measure(server: H.Server, mode: str, templates: list[H.Template], args, clie
                       concurrency=c, warmup=args.warmup, timeout_s=args.timeout_s, deadline_s=args.deadline_s,
                       watch_pids=[server.process.pid])
         result = H.run_driver(load, client_cpus)
-        row = {"mode": mode, "concurrency": c, **result, "server_rss_mb": H.tree_rss(server.process.pid)["total_mb"],
+        row = {"mode": mode, "concurrency": c, **result, "server_rss_mb": tree_rss(server.process.pid)["total_mb"],
                "server_alive": server.alive()}
         rps = row["requests_per_second"]
         row["server_cpu_ms_per_request"] = round(1000 * row["cpu_util"]["servers"] / rps, 3) if rps else None
@@ -54,7 +51,7 @@ def measure(server: H.Server, mode: str, templates: list[H.Template], args, clie
     return rows
 
 
-def answers(server: H.Server, templates: list[H.Template]) -> list[list[float]]:
+def answers(server: Server, templates: list[H.Template]) -> list[list[float]]:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         out = []
         for t in templates:
@@ -83,10 +80,10 @@ def run(args) -> dict:
     try:
         expected = None
         for mode, switch in (("bentoml-batched", "1"), ("bentoml-direct", "0")):
-            bento = H.start_bentoml(exported, work / mode, cpus=server_cpus, name=mode,
+            bento = start_bentoml(exported, work / mode, cpus=server_cpus, name=mode,
                                     env={**env, "MNISTSERVE_ADAPTIVE_BATCHING": switch})
             try:
-                report.setdefault("rss_after_start_mb", {})[mode] = H.tree_rss(bento.process.pid)["total_mb"]
+                report.setdefault("rss_after_start_mb", {})[mode] = tree_rss(bento.process.pid)["total_mb"]
                 got = np.asarray(answers(bento, templates))
                 expected = got if expected is None else expected
                 report[f"parity_max_abs_diff_{mode}"] = float(np.abs(got - expected).max())
@@ -95,7 +92,7 @@ def run(args) -> dict:
                 bento.stop()
         ref = H.start_reference(exported, work, cpus=server_cpus, threads=threads)
         try:
-            report["rss_after_start_mb"]["reference"] = H.tree_rss(ref.process.pid)["total_mb"]
+            report["rss_after_start_mb"]["reference"] = tree_rss(ref.process.pid)["total_mb"]
             diff = np.abs(np.asarray(answers(ref, templates)) - expected).max()
             report["parity_max_abs_diff"] = float(diff)  # both servers must do the same work
             report["rows"] += measure(ref, "reference", templates, args, client_cpus)
@@ -136,16 +133,7 @@ def verdicts(report: dict) -> list[dict]:
 
 
 def markdown(report: dict) -> str:
-    pin = report["pinning"]
-    lines = [
-        "# Serving benchmark: BentoML service vs a minimal reference server", "",
-        f"- command: `{report['command']}`",
-        f"- device: {report['device']['cpu']}, {report['device']['cores']} cores, "
-        f"{report['device']['memory_gib']} GiB; load average at start {report['device']['load_average_at_start']}",
-        "- pinning: " + ("none" if pin == "none" else
-                          f"servers on CPUs {pin['servers']}, load generator on CPUs {pin['load_generator']}"),
-        f"- git revision: {report['git_revision']}; started {report['started']}",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
+    lines = H.markdown_head(report, "Serving benchmark: BentoML service vs a minimal reference server") + [
         f"- model: {report['model']} from {report['exported']}; onnxruntime threads: {report['onnxruntime_threads']}",
         f"- BentoML servers' environment: {report['server_env'] or 'defaults'}",
         f"- {report['requests_per_level']} measured requests per level after {report['warmup_per_level']} warm-up "

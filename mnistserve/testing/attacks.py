@@ -1,4 +1,4 @@
-"""Hypothesis strategies of hostile HTTP requests for the MNIST service, one per attack; fuzz.py and
+"""Hypothesis strategies of hostile HTTP requests for the MNIST service, one per attack; benchmarks/fuzz.py and
 tests/test_fuzz.py draw from them.
 
 Each strategy yields a `Probe` (one request). Images reach the service in every form it reads: a raw body
