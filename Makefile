@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup train serve test test-all bench build clean browser
+.PHONY: setup train serve test test-all bench build clean browser container test-container container-report deploy-bench
 
 setup: $(STAMP)
 
@@ -52,3 +52,27 @@ browser:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The Bento in a Docker image, mnistserve:latest (deploy/docker/container.sh): starts dockerd when none answers and,
+# where no image registry is reachable, builds a local Debian base image once (MNISTSERVE_BASE_IMAGE=auto|local|IMAGE).
+MNISTSERVE_BASE_IMAGE ?= auto
+MNISTSERVE_IMAGE ?= mnistserve:latest
+container: setup
+	@[ "$$(id -u)" = 0 ] || /usr/bin/docker info >/dev/null 2>&1 || docker info >/dev/null 2>&1 \
+		|| { echo "make container: needs root (to install Docker and start dockerd) or a running Docker engine you can use" >&2; exit 1; }
+	MNISTSERVE_BASE_IMAGE=$(MNISTSERVE_BASE_IMAGE) MNISTSERVE_IMAGE=$(MNISTSERVE_IMAGE) deploy/docker/container.sh
+
+# Builds the image, then runs it and asks it over HTTP on 127.0.0.1 (tests/test_container.py, marker `container`).
+test-container: container
+	MNISTSERVE_IMAGE=$(MNISTSERVE_IMAGE) MNISTSERVE_REQUIRE_CONTAINER=1 $(BIN)/python -m pytest -q -m container tests/test_container.py
+
+# Builds the image (timed), then its size, contents and time to /readyz -> reports/container/ (benchmarks/container.py).
+container-report: setup
+	MNISTSERVE_BASE_IMAGE=$(MNISTSERVE_BASE_IMAGE) MNISTSERVE_IMAGE=$(MNISTSERVE_IMAGE) $(BIN)/python -m benchmarks.container --build --runs 7
+
+# The swarm stack (deploy/swarm/): HAProxy's image built on the local base where there is one, then 1 vs 2 replicas,
+# a rolling update and a SIGKILLed replica under load -> reports/deploy/ (benchmarks/deploy.py).
+deploy-bench: container
+	base=$$(/usr/bin/docker image inspect mnistserve-base:bookworm >/dev/null 2>&1 && echo mnistserve-base:bookworm || echo debian:bookworm-slim); \
+	/usr/bin/docker build -q --build-arg BASE_IMAGE=$$base -t mnistserve-lb:latest -f deploy/swarm/Dockerfile.lb deploy/swarm
+	MNISTSERVE_IMAGE=$(MNISTSERVE_IMAGE) $(BIN)/python -m benchmarks.deploy

@@ -137,10 +137,20 @@ AUTH_VARIABLES = (
              "and # comments skipped; instead of MNISTSERVE_API_KEYS"),
     Variable("MNISTSERVE_AUTH_GET", "0", SERVICE_HELP["auth_get"]),
 )
+DEPLOY_VARIABLES = (
+    Variable("MNISTSERVE_IMAGE", "mnistserve:latest", "the image `make container` builds and the container tests, "
+             "benchmarks and swarm stack run"),
+    Variable("MNISTSERVE_BASE_IMAGE", "auto", "`make container`'s base: auto (python:3.11-slim where a registry answers, "
+             "else a local Debian base built once), local, or an image name"),
+    Variable("MNISTSERVE_REPLICAS", "2", "the swarm stack's model replicas (deploy/swarm/stack.yml)"),
+    Variable("MNISTSERVE_LB_PORT", "38080", "the swarm stack's HAProxy port on the host"),
+)
 TEST_VARIABLES = (
     Variable("MNISTSERVE_REQUIRE_BROWSER", "0", "tests: 1 makes the browser test fail, not skip, without Chromium (CI sets it)"),
+    Variable("MNISTSERVE_REQUIRE_CONTAINER", "0", "tests: 1 makes the container tests fail, not skip, without Docker "
+             "or the image (`make test-container` sets it)"),
 )
-VARIABLES = PATH_VARIABLES + SERVICE_VARIABLES + AUTH_VARIABLES + TEST_VARIABLES
+VARIABLES = PATH_VARIABLES + SERVICE_VARIABLES + AUTH_VARIABLES + DEPLOY_VARIABLES + TEST_VARIABLES
 
 
 def home() -> Path:
@@ -168,6 +178,11 @@ def data_dir() -> Path | None:
     """A folder of MNIST IDX files named by $MNISTSERVE_DATA, tried before the cache; None when unset."""
     env = os.environ.get("MNISTSERVE_DATA")
     return Path(env) if env else None
+
+
+def container_image() -> str:
+    """The image `make container` builds and the container tests and benchmarks run: $MNISTSERVE_IMAGE."""
+    return os.environ.get("MNISTSERVE_IMAGE") or "mnistserve:latest"
 
 
 def variables_markdown() -> str:

@@ -60,7 +60,7 @@ def models_info(served: Served) -> dict[str, Any]:
     entries = store.manifest["models"]
     skipped = [{"name": n, "reason": r, "shipped": entries[n].get("shipped"), "metrics": entries[n].get("metrics"),
                 "realworld": entries[n].get("realworld")} for n, r in store.skipped.items()]
-    return {"default": store.default, "default_rule": store.manifest.get("default_rule"),
+    return {"default": store.default, "default_rule": store.manifest.get("default_rule"), "problem": store.problem,
             "run_id": store.manifest.get("run_id"),
             "providers_available": ort.get_available_providers(), "models": models, "skipped": skipped}
 

@@ -101,14 +101,27 @@ class ModelStore:
 
     directory: Path
     threads: int = 0
+    strict: bool = True  # False (the service): a missing or invalid manifest leaves an empty store, not an error
     manifest: dict[str, Any] = field(init=False)
     models: dict[str, ServedModel] = field(init=False, default_factory=dict)
     skipped: dict[str, str] = field(init=False, default_factory=dict)
     comparison: dict[str, Any] | None = field(init=False, default=None)
     use_cuda: bool = field(init=False, default=False)
+    problem: str | None = field(init=False, default=None)  # why nothing is served when the manifest itself failed
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory).resolve()
+        try:
+            self._load_consistent()
+        except ManifestError as exc:
+            if self.strict:
+                raise
+            # A container without models stays up and unready (/readyz 503) and says why, rather than crash-loop.
+            self.manifest, self.models, self.skipped, self.problem = {"models": {}, "default": None}, {}, {}, str(exc)
+            log.error("no model can be served: %s", exc)
+
+    def _load_consistent(self) -> None:
+        """Load, and load again while manifest.json is replaced under us (an export committing)."""
         # An export replaces manifest.json by one rename and deletes the files of the old one only afterwards: a
         # manifest that changed while we loaded may name files already gone, so load again from the new one.
         for attempt in range(RELOADS + 1):
@@ -146,7 +159,8 @@ class ModelStore:
     def get(self, name: str | None) -> ServedModel:
         """The served model called `name` (None: the default); 404 names the served ones."""
         if not self.models:
-            raise Unavailable("no model can be served: " + "; ".join(f"{k}: {v}" for k, v in self.skipped.items()))
+            reasons = self.problem or "; ".join(f"{k}: {v}" for k, v in self.skipped.items())
+            raise Unavailable(f"no model can be served: {reasons}")
         if name is None or name == "":
             return self.models[self.default]
         if isinstance(name, str) and name in self.models:

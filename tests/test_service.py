@@ -6,6 +6,7 @@ Its HTTP API: tests/test_api.py (in-process); what only a running server shows: 
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -136,6 +137,10 @@ def test_a_bad_manifest_is_one_clear_start_up_error(tmp_path, content, message):
         (tmp_path / "manifest.json").write_text(content)
     with pytest.raises(ManifestError, match=message):
         ModelStore(tmp_path)
+    lenient = ModelStore(tmp_path, strict=False)  # the service's: up and unready, saying why on every request
+    assert not lenient.models and re.search(message, lenient.problem)
+    with pytest.raises(Unavailable, match="no model can be served: .*" + message):
+        lenient.get(None)
 
 
 def test_softmax_is_stable():
@@ -175,8 +180,10 @@ def test_bentoml_build_packs_the_models_without_torch(exported_dir, tmp_path):
     shutil.copytree(REPO / "serving", context / "serving", ignore=shutil.ignore_patterns("__pycache__"))
     (context / "mnistserve").mkdir()
     includes = yaml.safe_load((REPO / "bentofile.yaml").read_text())["include"]
-    for name in (p for p in includes if p.startswith("mnistserve/")):  # what the Bento takes, nothing else
+    for name in (p.lstrip("/") for p in includes if p.lstrip("/").startswith("mnistserve/")):  # what the Bento takes
         shutil.copy(REPO / name, context / "mnistserve")
+    (context / "reports" / "serving").mkdir(parents=True)  # a folder of the same name elsewhere stays out
+    (context / "reports" / "serving" / "serving.md").write_text("a report")
     shutil.copytree(REPO / "deploy" / "docker", context / "deploy" / "docker")  # the Dockerfile template
     shutil.copytree(exported_dir, context / "exported")
     (context / "exported" / "big.onnx").write_bytes(b"not shipped")  # as `mnistserve export` marks a large file
@@ -196,6 +203,7 @@ def test_bentoml_build_packs_the_models_without_torch(exported_dir, tmp_path):
     assert (bento / "src" / "exported" / "manifest.json").is_file()
     assert not (bento / "src" / "exported" / "big.onnx").exists()  # what git does not ship, the image does not carry
     assert (bento / "src" / "serving" / "service.py").is_file() and not (bento / "src" / "training").exists()
+    assert not (bento / "src" / "reports").exists()
     assert "BENTOML_DO_NOT_TRACK" in dockerfile or "BENTOML_DO_NOT_TRACK" in (bento / "bento.yaml").read_text()
     # The container runs the service as BentoML's unprivileged user, never root.
     users = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]

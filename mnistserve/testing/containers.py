@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import httpx
 
-IMAGE = os.environ.get("MNISTSERVE_IMAGE", "mnistserve:latest")
+from mnistserve import settings
+
+IMAGE = settings.container_image()
 
 
 def docker() -> str | None:
