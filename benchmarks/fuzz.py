@@ -37,6 +37,8 @@ from mnistserve.testing.servers import REPO, Server, start_bentoml
 
 
 SERVER_ENV = {"MNISTSERVE_ENABLE_BENCHMARK": "1", "MNISTSERVE_BENCHMARK_MAX_RUNS": "20"}
+MODES = {"direct": {"MNISTSERVE_ADAPTIVE_BATCHING": "0"}, "batching": {"MNISTSERVE_ADAPTIVE_BATCHING": "1"}}
+GOAL_REQUESTS = 20_000  # generated requests per serving mode (schemathesis and the campaign together)
 WEIGHTS = {"extreme-sizes": 0.4, "oversized-bodies": 0.4, "decompression-bombs": 0.7}  # the slow ones; others 1.0
 SCHEMATHESIS_CHECKS = "all"
 SKIPPED_CHECKS = "use_after_free,ensure_resource_availability,ignored_auth,object_level_authorization"
@@ -175,32 +177,43 @@ def run(args) -> dict:
     exported = H.require_manifest(args.exported)
     model = H.default_model(exported)
     limits = Settings.from_env({})
-    report = {"schema": "mnistserve.fuzz/1", **H.environment(), "exported": str(exported), "model": model,
+    report = {"schema": "mnistserve.fuzz/2", **H.environment(exported=exported), "model": model,
               "server_env": SERVER_ENV, "limits": {"max_body_bytes": limits.max_body_bytes,
-                                                    "max_pixels": limits.max_pixels}, "seed": args.seed}
+                                                    "max_pixels": limits.max_pixels}, "seed": args.seed, "modes": {}}
+    for mode in args.modes:  # the same attacks on each serving path: direct, and through the batcher
+        print(f"== serving mode: {mode}", flush=True)
+        report["modes"][mode] = run_mode(args, exported, model, limits, MODES[mode])
+        report["modes"][mode]["verdicts"] = verdicts(report["modes"][mode], args)
+    report["verdicts"] = [{**v, "goal": f"{mode}: {v['goal']}"} for mode, r in report["modes"].items()
+                          for v in r["verdicts"]]
+    return report
+
+
+def run_mode(args, exported: Path, model: str, limits: Settings, env: dict[str, str]) -> dict:
+    """Schemathesis, then the campaign, against one server started with `env`; then the after-checks."""
+    result: dict = {"server_env": {**SERVER_ENV, **env}}
     work = H.scratch_dir("mnistserve-fuzz-")
     try:
-        server = start_bentoml(exported, work, cpus=None, env=SERVER_ENV)
+        server = start_bentoml(exported, work, cpus=None, env=result["server_env"])
         peak = PeakRSS(server.process.pid)
         peak.start()
         try:
-            report["rss_at_start_mb"] = tree_rss(server.process.pid)["total_mb"]
+            result["rss_at_start_mb"] = tree_rss(server.process.pid)["total_mb"]
             started = time.monotonic()
-            report["schemathesis"] = run_schemathesis(server, work, args.schema_examples, args.seed,
+            result["schemathesis"] = run_schemathesis(server, work, args.schema_examples, args.seed,
                                                       timeout=args.time_budget_s / 2)
-            report["schemathesis"]["peak_rss_mb"] = peak.take()
-            report["schemathesis"]["seconds"] = round(time.monotonic() - started, 1)
-            report["campaign"] = campaign(server, args, limits, peak)
-            report["after"] = after_checks(server, model)
-            report["rss_at_end_mb"] = tree_rss(server.process.pid)["total_mb"]
+            result["schemathesis"]["peak_rss_mb"] = peak.take()
+            result["schemathesis"]["seconds"] = round(time.monotonic() - started, 1)
+            result["campaign"] = campaign(server, args, limits, peak)
+            result["after"] = after_checks(server, model)
+            result["rss_at_end_mb"] = tree_rss(server.process.pid)["total_mb"]
         finally:
             peak.done.set()
             server.stop()
-            report["server_log_exceptions"] = scan_log(server.log.read_text(errors="replace"))
+            result["server_log_exceptions"] = scan_log(server.log.read_text(errors="replace"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report["verdicts"] = verdicts(report, args)
-    return report
+    return result
 
 
 def campaign(server: Server, args, limits: Settings, peak: PeakRSS) -> dict:
@@ -240,12 +253,14 @@ def verdicts(report: dict, args) -> list[dict]:
          "met": after["alive"] and after["readyz"] == 200 and after["good_predict"] == 200},
     ]
     if not args.quick:
-        out.append({"goal": "at least 5,000 generated requests", "measured": total, "met": total >= 5000})
+        out.append({"goal": f"at least {GOAL_REQUESTS:,} generated requests", "measured": total,
+                    "met": total >= GOAL_REQUESTS})
     return out
 
 
 def markdown(report: dict) -> str:
-    st, camp = report["schemathesis"], report["campaign"]
+    """The report: what ran and on which models, the verdicts, then each serving mode's details."""
+    sent = {mode: r["schemathesis"]["sent"] + r["campaign"]["sent"] for mode, r in report["modes"].items()}
     lines = [
         "# Fuzzing the MNIST service", "",
         f"- command: `{report['command']}`",
@@ -253,40 +268,55 @@ def markdown(report: dict) -> str:
         f"{report['device']['load_average_at_start']}",
         f"- git revision: {report['git_revision']}; started {report['started']}; seed {report['seed']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
+        *H.measured_lines(report),
         f"- server: `bentoml serve` on loopback, default limits {report['limits']}, plus {report['server_env']}",
-        f"- requests: schemathesis {st['sent']} + campaign {camp['sent']} = **{st['sent'] + camp['sent']}**",
-        f"- server RSS: start {report['rss_at_start_mb']} MB, end {report['rss_at_end_mb']} MB", "",
+        "- requests per serving mode (schemathesis + campaign): "
+        + ", ".join(f"{mode} **{n:,}**" for mode, n in sent.items()), "",
         "## Verdicts", "", "| goal | measured | met |", "|---|---|---|",
         *[f"| {v['goal']} | {v['measured']} | {'yes' if v['met'] else '**no**'} |" for v in report["verdicts"]], "",
-        "## Campaign: statuses per attack", "", "| attack | sent | statuses | seconds | peak server RSS MB |",
+    ]
+    for mode, r in report["modes"].items():
+        lines += mode_markdown(mode, r)
+    return "\n".join(lines)
+
+
+def mode_markdown(mode: str, r: dict) -> list[str]:
+    """One serving mode's campaign, findings, schemathesis table and logged exceptions."""
+    st, camp = r["schemathesis"], r["campaign"]
+    return [
+        f"## Serving mode `{mode}` ({r['server_env']})", "",
+        f"- server RSS: start {r['rss_at_start_mb']} MB, end {r['rss_at_end_mb']} MB; afterwards {r['after']}", "",
+        "### Campaign: statuses per attack", "", "| attack | sent | statuses | seconds | peak server RSS MB |",
         "|---|---|---|---|---|",
         *[f"| {name} | {a['sent']} | {a['statuses']} | {a['seconds']} | {a['peak_rss_mb']} |"
           for name, a in camp["attacks"].items()],
         f"| **all** | {camp['sent']} | {camp['statuses']} | | |", "",
-        "## Campaign findings (requests that broke a rule; bodies in the JSON)", "",
+        "### Campaign findings (requests that broke a rule; bodies in the JSON)", "",
         *([f"- {f['attack']}: {f['problem']}: {f['status']} for {f['request']} -> {f['response'][:160]!r}"
            for f in camp["findings"][:30]] or ["- none"]), "",
-        "## Schemathesis (from /docs.json)", "", f"- `schemathesis {st['command']}` (exit {st['exit_code']}, "
+        "### Schemathesis (from /docs.json)", "", f"- `schemathesis {st['command']}` (exit {st['exit_code']}, "
         f"{st['seconds']} s, peak server RSS {st['peak_rss_mb']} MB); test cases {st['test_cases']}", "",
         "| operation | statuses |", "|---|---|", *[f"| {op} | {s} |" for op, s in st["statuses"].items()], "",
         "Schemathesis findings (contract checks: documented statuses, schema-valid input accepted, invalid input "
-        "rejected; only a 5xx fails this run):", "",
+        "rejected; only a 5xx fails this run; each is explained in reports/fuzz/FINDINGS.md):", "",
         *([f"- {f['code']} {f['title']}: {f['count']} on {', '.join(f['operations'])}" for f in st["findings"]]
           or ["- none"]), "",
-        "## Exceptions in the server log", "", f"{report['server_log_exceptions'] or 'none'}", "",
+        "### Exceptions in the server log", "", f"{r['server_log_exceptions'] or 'none'}", "",
         "BentoML logs every request its pydantic validation rejects (400) with a full traceback at ERROR level; "
         "those are counted under ValidationError. Anything else here deserves a look.", "",
     ]
-    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exported", type=Path, default=REPO / "exported")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "fuzz")
-    parser.add_argument("--requests", type=int, default=5000, help="hypothesis campaign requests, over all attacks")
+    parser.add_argument("--requests", type=int, default=20_000,
+                        help="hypothesis campaign requests per serving mode, over all attacks")
+    parser.add_argument("--modes", nargs="+", choices=tuple(MODES), default=list(MODES), help="serving modes to fuzz")
     parser.add_argument("--schema-examples", type=int, default=100, help="schemathesis --max-examples per operation")
-    parser.add_argument("--time-budget-s", type=float, default=2400.0, help="half for each phase; stops by itself")
+    parser.add_argument("--time-budget-s", type=float, default=2400.0,
+                        help="per serving mode, half for each phase; stops by itself")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="400 campaign requests, 5 schemathesis examples")
     args = parser.parse_args()

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from mnistserve.contracts import atomic_write_bytes, atomic_write_json
+from mnistserve.contracts import atomic_write_bytes, atomic_write_json, read_json, sha256_file
 from mnistserve.provenance import git_revision, versions
 from mnistserve.testing.digits import digit_pngs
 from mnistserve.testing.processes import machine_busy_seconds, tree_cpu_seconds, tree_rss
@@ -50,10 +50,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(pinning: dict[str, list[int]] | None = None) -> dict:
-    """Device, versions, git revision, load and the exact command, for every report."""
+def measured(exported: Path) -> dict:
+    """Which export a report measured: its run, the manifest's checksum and every model file's SHA-256."""
+    manifest_path = exported / "manifest.json"
+    manifest = read_json(manifest_path)
+    return {"exported": os.path.relpath(exported, REPO) if exported.is_relative_to(REPO) else str(exported),
+            "run_id": manifest.get("run_id"), "export_git_revision": manifest.get("git_revision"),
+            "manifest_sha256": sha256_file(manifest_path),
+            "models": {name: entry["sha256"] for name, entry in manifest["models"].items()}}
+
+
+def environment(pinning: dict[str, list[int]] | None = None, exported: Path | None = None) -> dict:
+    """Device, versions, git revision, load, the exact command and (given `exported`) the models measured."""
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
+        **({"measured": measured(exported)} if exported is not None else {}),
         "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1),
                    "machine": platform.machine(), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
         "pinning": pinning or "none",
@@ -82,7 +93,18 @@ def markdown_head(report: dict, title: str, servers: str = "servers") -> list[st
                          f"{servers} on CPUs {pin['servers']}, load generator on CPUs {pin['load_generator']}"),
         f"- git revision: {report['git_revision']}; started {report['started']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
+        *measured_lines(report),
     ]
+
+
+def measured_lines(report: dict) -> list[str]:
+    """The Markdown line naming the export a report measured (none for reports that measured no export)."""
+    m = report.get("measured")
+    if not m:
+        return []
+    models = ", ".join(f"{name} {sha[:12]}" for name, sha in m["models"].items())
+    return [f"- measured: `{m['exported']}` of run {m['run_id']} (manifest sha256 {m['manifest_sha256'][:12]}); "
+            f"model files sha256: {models}"]
 
 
 def split_cpus(enabled: bool) -> dict[str, list[int]] | None:

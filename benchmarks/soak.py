@@ -68,7 +68,7 @@ def run(args) -> dict:
     env = {"MNISTSERVE_ORT_THREADS": str(threads)} if threads else {}
     if args.adaptive_batching is not None:
         env["MNISTSERVE_ADAPTIVE_BATCHING"] = args.adaptive_batching
-    report = {"schema": "mnistserve.soak/1", **H.environment(pinning), "exported": str(exported), "model": model,
+    report = {"schema": "mnistserve.soak/1", **H.environment(pinning, exported=exported), "model": model,
               "server_env": env,
               "requests": args.requests, "concurrency": args.concurrency, "warmup_requests": args.warmup,
               "sample_every": args.sample_every, "bound_mb": args.bound_mb, "level_mb": args.level_mb,
@@ -125,7 +125,7 @@ def markdown(report: dict) -> str:
     load, mem = report["load"], report["memory"]
     lines = H.markdown_head(report, "Soak: the BentoML service under a long steady load", servers="server") + [
         f"- server environment: {report.get('server_env') or 'defaults'}",
-        f"- model {report['model']} from {report['exported']}; {report['requests']} requests at concurrency "
+        f"- model {report['model']} from {report['measured']['exported']}; {report['requests']} requests at concurrency "
         f"{report['concurrency']} after {report['warmup_requests']} warm-up requests; mix per 20 requests: 16 raw PNG "
         "/predict, 2 JSON pixels /predict, 1 /predict_batch of 4 images, 1 /predict_all", "",
         "## Verdicts", "", "| goal | measured | met |", "|---|---|---|",

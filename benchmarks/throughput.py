@@ -71,7 +71,7 @@ def run(args) -> dict:
     threads = len(server_cpus) if server_cpus else 0  # onnxruntime spin-waits: no more threads than cores
     env = {"MNISTSERVE_ORT_THREADS": str(threads)} if threads else {}
     env.update(dict(kv.split("=", 1) for kv in args.server_env))
-    report = {"server_env": env, "schema": "mnistserve.serving-benchmark/1", **H.environment(pinning), "exported": str(exported),
+    report = {"server_env": env, "schema": "mnistserve.serving-benchmark/1", **H.environment(pinning, exported=exported),
               "model": model, "requests_per_level": args.requests, "warmup_per_level": args.warmup,
               "concurrency": args.concurrency, "onnxruntime_threads": threads or "onnxruntime default",
               "goals": GOALS, "rows": []}
@@ -134,7 +134,7 @@ def verdicts(report: dict) -> list[dict]:
 
 def markdown(report: dict) -> str:
     lines = H.markdown_head(report, "Serving benchmark: BentoML service vs a minimal reference server") + [
-        f"- model: {report['model']} from {report['exported']}; onnxruntime threads: {report['onnxruntime_threads']}",
+        f"- model: {report['model']} from {report['measured']['exported']}; onnxruntime threads: {report['onnxruntime_threads']}",
         f"- BentoML servers' environment: {report['server_env'] or 'defaults'}",
         f"- {report['requests_per_level']} measured requests per level after {report['warmup_per_level']} warm-up "
         f"requests; failed requests in total: **{report['failed_requests']}**",

@@ -20,8 +20,8 @@ from serving import errors
 from serving import preprocess as P
 from serving.store import ModelStore
 from mnistserve.testing.attacks import (
-    FORMATS, MAGIC, MODES, TRAVERSAL, all_attacks, canvas, encode_image, headers_declaring, in_mode, multipart,
-    png_declaring, violation,
+    EXTREMES, FORMATS, MAGIC, MODES, NUMBER_KINDS, TRAVERSAL, all_attacks, canvas, encode_image, headers_declaring,
+    in_mode, multipart, number_image, png_declaring, violation,
 )
 from mnistserve.testing.digits import digit_pngs
 from mnistserve.testing.exported import untrained, write_exported
@@ -45,6 +45,37 @@ def assert_model_input_or_client_error(data: bytes) -> None:
 
 
 # -- serving.preprocess ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", sorted(EXTREMES))
+def test_number_images_with_extreme_values_give_a_model_input_or_a_client_error(pattern):
+    # float TIFFs with -1e38 backgrounds once overflowed to NaN and answered 500: every kind, format and size here
+    for mode, dtype, formats in NUMBER_KINDS:
+        for size in ((28, 28), (1, 1), (600, 20)):
+            for fmt in formats:
+                buffer = io.BytesIO()
+                number_image(pattern, mode, dtype, size).save(buffer, fmt)
+                assert_model_input_or_client_error(buffer.getvalue())
+
+
+def test_a_float_digit_on_a_huge_negative_background_is_still_read_as_its_digit():
+    buffer = io.BytesIO()
+    number_image("huge-negative-background", "F", np.float32, (28, 28)).save(buffer, "TIFF")
+    x = P.from_bytes(buffer.getvalue(), max_pixels=MAX_PIXELS)
+    assert x.max() == 1.0 and 0.02 < (x > 0.5).mean() < 0.5  # ink stays ink: the -1e38 paper did not swamp it
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "WEBP", "PNG"])
+def test_multi_frame_files_are_read_from_their_first_frame(fmt):
+    first = canvas(40, 40, "stroke", 0)
+    frames = [first, Image.new("L", (40, 40), 0), canvas(40, 40, "noise", 1)]
+    buffer = io.BytesIO()
+    first.save(buffer, fmt, save_all=True, append_images=frames[1:])
+    alone = io.BytesIO()
+    first.save(alone, "PNG")
+    x = P.from_bytes(buffer.getvalue(), max_pixels=MAX_PIXELS)
+    reference = P.from_bytes(alone.getvalue(), max_pixels=MAX_PIXELS)
+    assert np.abs(x - reference).max() < 0.15  # the first frame, not the black or the noisy one (WebP is lossy)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -179,6 +179,71 @@ def pil_images(draw, max_side: int = 64) -> Probe:
     return draw(deliver(data, media))
 
 
+# Value patterns of number images (float and 16/32-bit): what a scanner, a depth camera or a bug writes.
+EXTREMES = {
+    "huge-negative-background": lambda ink: np.where(ink, 1.0, -1e38),
+    "one-huge-negative": lambda ink: np.where(np.arange(ink.size).reshape(ink.shape) == 0, -1e37, ink * 1.0),
+    "max-float": lambda ink: np.where(ink, 3.4e38, -3.4e38),
+    "subnormal": lambda ink: ink * 1e-42,
+    "constant": lambda ink: np.full(ink.shape, 7.5),
+    "all-nan": lambda ink: np.full(ink.shape, np.nan),
+    "all-inf": lambda ink: np.full(ink.shape, np.inf),
+    "nan-background": lambda ink: np.where(ink, 1.0, np.nan),
+    "inf-ink": lambda ink: np.where(ink, np.inf, 0.0),
+    "negative-ink": lambda ink: np.where(ink, -1.0, 0.0),
+    "huge-range": lambda ink: np.where(ink, 1e30, 1e-30),
+    "zero": lambda ink: np.zeros(ink.shape),
+}
+# (mode, numpy dtype, formats) of the number images Pillow writes: float and 32-bit TIFF, 16-bit TIFF and PNG.
+NUMBER_KINDS = (("F", np.float32, ("TIFF",)), ("I", np.int32, ("TIFF",)),
+                ("I;16", np.uint16, ("TIFF", "PNG")))
+
+
+def number_image(pattern: str, mode: str, dtype: type, size: tuple[int, int]) -> Image.Image:
+    """A digit-like stroke as a number image whose values follow `pattern`, cast to `dtype` as a file stores it."""
+    ink = np.asarray(canvas(size[0], size[1], "stroke", 0)) < 128
+    with np.errstate(all="ignore"):
+        values = np.asarray(EXTREMES[pattern](ink), dtype=np.float64)
+        if dtype is not np.float32:  # integers: what a cast of these values gives, wrapped and clipped as C does
+            info = np.iinfo(dtype)
+            values = np.clip(np.nan_to_num(values, nan=0, posinf=info.max, neginf=info.min), info.min, info.max)
+        array = values.astype(dtype)
+    return Image.fromarray(array)  # float32 -> F, int32 -> I, uint16 -> I;16
+
+
+@st.composite
+def number_images(draw) -> Probe:
+    """Float, 32-bit and 16-bit images with extreme values (NaN, +-inf, +-3.4e38, subnormal, constant), every form."""
+    mode, dtype, formats = draw(st.sampled_from(NUMBER_KINDS))
+    size = draw(st.sampled_from([(28, 28), (1, 1), (3, 40), (64, 48), (600, 20)]))
+    image = number_image(draw(st.sampled_from(sorted(EXTREMES))), mode, dtype, size)
+    fmt = draw(st.sampled_from(formats))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return draw(deliver(buffer.getvalue(), f"image/{fmt.lower()}"))
+
+
+@st.composite
+def multi_frame(draw) -> Probe:
+    """Animations and multi-page files (GIF, TIFF, WebP, APNG) whose frames differ in mode, size and content."""
+    fmt = draw(st.sampled_from(("GIF", "TIFF", "WEBP", "PNG")))
+    frames = []
+    for i in range(draw(st.integers(2, 5))):
+        side = draw(st.sampled_from([1, 8, 28, 90]))
+        grey = canvas(side, draw(st.sampled_from([side, 1, 40])), draw(st.sampled_from(("noise", "stroke", "flat"))), i)
+        frames.append(in_mode(grey, draw(st.sampled_from(("L", "RGB", "RGBA", "P", "1", "F", "I;16"))), i))
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:])
+    except Exception:  # a mode or size the format cannot animate: the frames in 8-bit grey, at the first's size
+        buffer = io.BytesIO()
+        grey_frames = [_grey_of(f).resize(frames[0].size) for f in frames]
+        grey_frames[0].save(buffer, fmt, save_all=True, append_images=grey_frames[1:])
+    return draw(deliver(buffer.getvalue(), f"image/{fmt.lower()}"))
+
+
 @st.composite
 def extreme_sizes(draw, max_pixels: int) -> Probe:
     """1x1, single rows and columns, exactly the pixel limit and one row over it."""
@@ -442,6 +507,8 @@ def all_attacks(*, max_pixels: int, max_body_bytes: int, digit_png: bytes) -> di
     return {
         "random-bytes": random_bytes(),
         "pil-modes-and-formats": pil_images(),
+        "number-images-extreme-values": number_images(),
+        "multi-frame-files": multi_frame(),
         "extreme-sizes": extreme_sizes(max_pixels),
         "decompression-bombs": bombs(),
         "truncated-or-corrupted": damaged(),
