@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup train serve test test-all bench build clean browser container test-container container-report deploy-bench
+.PHONY: setup train serve test test-all test-slow bench build clean browser container test-container container-report deploy-bench
 
 setup: $(STAMP)
 
@@ -27,8 +27,13 @@ serve: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# Everything but the Docker tests (those need an engine: make test-container).
 test-all: setup
-	$(BIN)/python -m pytest -q -m ''
+	$(BIN)/python -m pytest -q -m 'not container'
+
+# Only the tests marked slow (every architecture trained and exported end to end, ...): CI runs them after make test.
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
 
 bench: setup
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'

@@ -11,6 +11,8 @@ from mnistserve.cli import app
 from mnistserve.contracts import read_json, sha256_file, validate_manifest
 from training.models import get_spec, model_names
 
+# Trains and exports all five architectures (~2-3 min on 2 cores): run by `make test-slow` and CI, not `make test`.
+pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def all_smoke(tmp_path_factory):
