@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup train serve test test-all test-slow bench build clean browser container test-container container-report deploy-bench
+.PHONY: setup train serve test test-all test-slow serving-reports bench build clean browser container test-container container-report deploy-bench
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ test-all: setup
 # Only the tests marked slow (every architecture trained and exported end to end, ...): CI runs them after make test.
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# Every serving report (throughput, floor, soaks, fuzzing of both modes) again, against the committed exported/.
+serving-reports: setup
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
+	benchmarks/serving_reports.sh
 
 bench: setup
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'

@@ -311,7 +311,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exported", type=Path, default=REPO / "exported")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "fuzz")
-    parser.add_argument("--requests", type=int, default=20_000,
+    parser.add_argument("--requests", type=int, default=24_000,
                         help="hypothesis campaign requests per serving mode, over all attacks")
     parser.add_argument("--modes", nargs="+", choices=tuple(MODES), default=list(MODES), help="serving modes to fuzz")
     parser.add_argument("--schema-examples", type=int, default=100, help="schemathesis --max-examples per operation")

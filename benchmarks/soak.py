@@ -168,11 +168,12 @@ def main() -> None:
     parser.add_argument("--adaptive-batching", choices=("0", "1"), help="MNISTSERVE_ADAPTIVE_BATCHING for the "
                         "server (default: the service's default); the report is then soak-batching-<0|1>")
     parser.add_argument("--quick", action="store_true", help="2,000 requests, 300 warm-up, a sample every 200")
+    parser.add_argument("--name", help="report file name (default: soak, or soak-batching-<0|1>)")
     args = parser.parse_args()
     if args.quick:
         args.requests, args.warmup, args.sample_every = 2000, 300, 200
     report = run(args)
-    name = "soak" if args.adaptive_batching is None else f"soak-batching-{args.adaptive_batching}"
+    name = args.name or ("soak" if args.adaptive_batching is None else f"soak-batching-{args.adaptive_batching}")
     H.write_report(args.out, name, report, markdown(report))
     for v in report["verdicts"]:
         print(f"{'met' if v['met'] else 'NOT met'}: {v['goal']}: {v['measured']}")

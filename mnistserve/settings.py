@@ -47,6 +47,7 @@ class Settings:
     max_batch_size: int = 32  # adaptive batching cap (BentoML requires > 1)
     max_latency_ms: int = 5000  # adaptive batching latency budget
     timeout_s: int = 30  # BentoML traffic timeout
+    workers: int = 1  # BentoML worker processes (each loads every model)
     access_log: bool = True  # BentoML's per-request log line
     json_logs: bool = False  # one JSON object a line (serving.logs), BentoML's access log included
     latency_window: int = 1000  # rolling window of /latency
@@ -117,6 +118,7 @@ SERVICE_HELP = {
     "max_batch_size": "adaptive batching: most single-image requests merged into one run (at least 2)",
     "max_latency_ms": "adaptive batching: a queued request older than this is shed with 503",
     "timeout_s": "request timeout, seconds",
+    "workers": "BentoML worker processes, each with every model loaded (reports/serving/serving-workers-1.md and -2.md compare them)",
     "access_log": "0 switches BentoML's access log (one line per request) off",
     "json_logs": "1: logs as one JSON object a line (access log fields parsed), for a log shipper",
     "latency_window": "requests kept per model for /latency",

@@ -63,7 +63,7 @@ _GET = {
                     "pretrained": False, "profile": "cpu", "latency_ms": {"batch1": 0.3, "batch64_per_image": 0.05}}],
         "skipped": [{"name": "faster_rcnn", "reason": _SKIPPED["faster_rcnn"], "shipped": False,
                      "metrics": _METRICS}]}),
-    "/comparison": ("The stored training comparison (exported/comparison.json); `?format=markdown` gives a table.",
+    "/comparison": ("The stored training comparison (the one exported/manifest.json names); `?format=markdown` gives a table.",
                     {"schema": "mnistserve.comparison/1", "profile": "cpu",
                      "models": [{"model": "cnn", "status": "ok", "pretrained": False, "metrics": _METRICS}]}),
     "/latency": ("Per model: live rolling figures (inference and whole-request ms, batch sizes) beside the "
@@ -116,7 +116,8 @@ def openapi_document(service: Any) -> dict[str, Any]:
             get["parameters"] = [{"name": "format", "in": "query", "required": False,
                                   "schema": {"type": "string", "enum": ["json", "markdown"], "default": "json"}}]
             get["responses"]["200"]["content"]["text/markdown"] = {"schema": {"type": "string"}}
-            get["responses"]["404"] = errors["404"] | {"description": "no comparison.json was exported"}
+            get["responses"]["400"] = errors["400"] | {"description": "format is neither json nor markdown"}
+            get["responses"]["404"] = errors["404"] | {"description": "the export holds no comparison"}
         spec["paths"][path] = {"get": get}
     for path, (text, media) in _OTHER_GET.items():
         spec["paths"][path] = {"get": {"tags": ["Service APIs"], "description": text, "responses": {

@@ -83,6 +83,7 @@ GET_APP = create_app(lambda: bentoml.get_current_service().served)
 @bentoml.service(
     name="mnistserve",
     traffic={"timeout": SETTINGS.timeout_s},
+    workers=SETTINGS.workers,
     logging={"access": {"enabled": SETTINGS.access_log}},
 )
 class MNISTService:
