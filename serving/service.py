@@ -19,8 +19,8 @@ How the pieces fit:
   * By default /predict decodes, runs the model and answers in one worker-thread call. With adaptive
     batching on (MNISTSERVE_ADAPTIVE_BATCHING=1), single-image requests reach the batchable `classify`
     through the service's own client (`self.to_async.classify`), so BentoML's dispatcher merges concurrent
-    requests into one run: that hop costs ~2.5 ms of CPU per request, more than a CPU saves by batching a
-    small model, so it is off by default (measured in reports/serving/).
+    requests into one run: that hop costs more CPU per request (10-14 ms in reports/serving/serving.md)
+    than a CPU saves by batching a small model, so it is off by default.
   * The GET routes and the web page (`serving.routes`, files in `serving/static`) live in a small
     Starlette app mounted with `@bentoml.asgi_app`; it reads only this worker's `Served` (the store and
     the latency book), which the service instance owns.
@@ -237,7 +237,7 @@ class MNISTService:
 
     async def _classify(self, pairs: list[tuple[str, np.ndarray]]) -> list[ModelScores]:
         """Run (model, (1, 28, 28) input) pairs: through the batchable `classify` with adaptive batching on,
-        else directly in a worker thread (no hop through BentoML's client: ~2.5 ms less CPU per request)."""
+        else directly in a worker thread (no hop through BentoML's client, whose CPU cost reports/serving/ measures)."""
         if not self.settings.adaptive_batching:
             return _raise_errors(await anyio.to_thread.run_sync(self._run_pairs, pairs))
         items = [ModelInput(model=name, input=x[0].tolist()) for name, x in pairs]
