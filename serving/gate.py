@@ -27,10 +27,14 @@ class InputGate:
     """ASGI middleware: the body limit, multipart and raw image bodies turned into the typed APIs'
     JSON, 415 for form bodies elsewhere, and the completed OpenAPI document at /docs.json."""
 
-    def __init__(self, app: Any, *, max_body_bytes: int, max_files: int, docs: Callable[[], dict]) -> None:
+    def __init__(self, app: Any, *, max_body_bytes: int, max_files: int, docs: Callable[[], dict],
+                 max_classify_items: int | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_files = max_files  # most files one multipart body may carry
+        # BentoML's dispatcher sheds a /classify request holding more items than one batch with a bare 503:
+        # refuse it here first, with a 413 that says why.
+        self.max_classify_items = max_classify_items
         self.docs = docs  # builds the /docs.json document (once; it caches)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -43,6 +47,8 @@ class InputGate:
         try:
             body = await _read_body(scope, receive, self.max_body_bytes)
             scope, body = await _as_json(scope, body, self.max_files)
+            if scope["path"] == "/classify" and self.max_classify_items:
+                _check_items(body, self.max_classify_items)
         except ServingError as exc:
             return await error_response(exc)(scope, receive, send)
         await self.app(scope, _replay(body, receive), send)
@@ -85,6 +91,16 @@ async def _read_body(scope: dict, receive: Any, limit: int) -> bytes:
             raise TooLarge(f"request body is over the limit of {limit} bytes")
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _check_items(body: bytes, limit: int) -> None:
+    """TooLarge when a /classify body holds more items than one batch (malformed JSON is BentoML's to answer)."""
+    try:
+        items = json.loads(body).get("items")
+    except (ValueError, AttributeError, RecursionError):
+        return
+    if isinstance(items, list) and len(items) > limit:
+        raise TooLarge(f"/classify takes at most {limit} items per request (MNISTSERVE_MAX_BATCH_SIZE); got {len(items)}")
 
 
 async def _as_json(scope: dict, body: bytes, max_files: int) -> tuple[dict, bytes]:

@@ -317,4 +317,5 @@ MNISTService.add_asgi_middleware(
     max_body_bytes=SETTINGS.max_body_bytes,
     max_files=SETTINGS.max_batch_images + 1,
     docs=_docs,
+    max_classify_items=SETTINGS.max_batch_size,
 )

@@ -163,6 +163,8 @@ ERRORS = {
                               400, "less than or equal to 1"),
     "classify unknown model": ("/classify", dict(json={"items": [{"model": "x", "input": [[0.0] * 28] * 28}]}),
                                200, "served models"),
+    "classify, more items than one batch": ("/classify", dict(json={"items": [{"model": "mlp", "input": [[0.0] * 28] * 28}]
+                                                                  * 100}), 413, "at most"),
     "benchmark runs": ("/latency/benchmark", dict(json={"runs": 0}), 400, "runs"),
     "benchmark model": ("/latency/benchmark", dict(json={"model": "nope"}), 404, "unknown model"),
 }
