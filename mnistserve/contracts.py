@@ -124,11 +124,17 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
     return manifest
 
 
+def comparison_entry(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's `comparison` ({file, sha256}), its file name kept inside the directory; older manifests
+    name none and mean `comparison.json`, unchecked."""
+    named = manifest.get("comparison") or {"file": "comparison.json"}
+    return {**named, "file": Path(named["file"]).name}
+
+
 def shipped_comparison(directory: Path) -> Path:
     """The comparison file that `directory`'s manifest names; `comparison.json` for older or missing manifests."""
     try:
-        named = read_json(Path(directory) / "manifest.json").get("comparison") or {}
-        return Path(directory) / Path(named["file"]).name
+        return Path(directory) / comparison_entry(read_json(Path(directory) / "manifest.json"))["file"]
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return Path(directory) / "comparison.json"
 

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from mnistserve.contracts import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, read_json, softmax, validate_manifest
+from mnistserve.contracts import (
+    INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, comparison_entry, read_json, softmax, validate_manifest,
+)
 from serving.errors import InferenceFailed, Unavailable, UnknownModel
 
 log = logging.getLogger("mnistserve.store")
@@ -146,8 +148,8 @@ class ModelStore:
             except SkipModel as exc:
                 self.skipped[name] = str(exc)
                 log.warning("skipping model %s: %s", name, exc)
-        named = self.manifest.get("comparison") or {"file": "comparison.json"}  # older manifests name none
-        self.comparison = _optional_json(self.directory / Path(named["file"]).name, named.get("sha256"))
+        named = comparison_entry(self.manifest)
+        self.comparison = _optional_json(self.directory / named["file"], named.get("sha256"))
 
     @property
     def default(self) -> str | None:

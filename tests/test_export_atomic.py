@@ -108,9 +108,7 @@ def test_a_real_export_is_content_addressed_and_leaves_nothing_else(first):
 
 @pytest.mark.parametrize("step", P.STEPS)
 def test_a_kill_at_each_step_leaves_one_whole_export_served(first, step, tmp_path):
-    real, manifest = first
-    out = tmp_path / "exported"
-    shutil.copytree(real, out)
+    out, manifest = _copy_of(first, tmp_path)
     nxt = make_next(out, manifest, tmp_path / "template", tag=f"next-{step}")
     killed = subprocess.run([sys.executable, "-c", KILLER, str(out), str(tmp_path / "template"), step],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -127,10 +125,15 @@ def test_a_kill_at_each_step_leaves_one_whole_export_served(first, step, tmp_pat
     assert_no_debris(out, again)
 
 
-def test_the_real_exporter_killed_while_moving_files_in_leaves_the_old_export_served(first, smoke_runs, tmp_path):
+def _copy_of(first, tmp_path) -> tuple[Path, dict]:
+    """A private copy of the first export (tests publish over it) and its manifest."""
     real, manifest = first
-    out = tmp_path / "exported"
-    shutil.copytree(real, out)
+    shutil.copytree(real, tmp_path / "exported")
+    return tmp_path / "exported", manifest
+
+
+def test_the_real_exporter_killed_while_moving_files_in_leaves_the_old_export_served(first, smoke_runs, tmp_path):
+    out, manifest = _copy_of(first, tmp_path)
     script = ("import os, signal, sys; from pathlib import Path; from training import publish; "
               "from training.data import load_mnist; from training.export import export_run; "
               "publish._step = lambda name: name == 'move' and os.kill(os.getpid(), signal.SIGKILL); "
@@ -143,9 +146,7 @@ def test_the_real_exporter_killed_while_moving_files_in_leaves_the_old_export_se
 
 
 def test_a_real_export_after_a_killed_one_completes_without_debris(first, smoke_runs, mnist, tmp_path):
-    real, manifest = first
-    out = tmp_path / "exported"
-    shutil.copytree(real, out)
+    out, manifest = _copy_of(first, tmp_path)
     (tmp_path / ".exported.staging-dead").mkdir()  # as a SIGKILLed export leaves it
     (tmp_path / ".exported.staging-dead" / "cnn.onnx").write_bytes(b"half")
     (out / "cnn.0123456789ab.onnx").write_bytes(b"moved in, never named")
@@ -157,9 +158,7 @@ def test_a_real_export_after_a_killed_one_completes_without_debris(first, smoke_
 
 
 def test_a_store_loading_while_an_export_commits_serves_the_new_export_whole(first, tmp_path, monkeypatch):
-    real, manifest = first
-    out = tmp_path / "exported"
-    shutil.copytree(real, out)
+    out, manifest = _copy_of(first, tmp_path)
     nxt = make_next(out, manifest, tmp_path / "template", tag="during-load")
     original, calls = ModelStore._load, []
 
@@ -188,9 +187,7 @@ def test_a_second_exporter_is_refused_while_one_runs(tmp_path):
 
 
 def test_a_comparison_that_does_not_match_the_manifest_is_ignored(first, tmp_path):
-    real, manifest = first
-    out = tmp_path / "exported"
-    shutil.copytree(real, out)
+    out, manifest = _copy_of(first, tmp_path)
     (out / manifest["comparison"]["file"]).write_text('{"run_id": "altered"}')
     store = ModelStore(out)
     assert store.comparison is None and set(store.models) == set(manifest["models"])
