@@ -1,7 +1,8 @@
 """The swarm stack of deploy/swarm/ under load: throughput with 1 and 2 replicas, a rolling update of every replica
 at concurrency 16 (goal: zero failed requests), and one replica killed with SIGKILL (what clients see, and how fast
-swarm replaces it). Load goes to HAProxy on 127.0.0.1 only. Initialises a swarm when none is active and leaves it
-afterwards; removes the stack it deployed, also when it fails.
+swarm replaces it). Load goes to HAProxy on 127.0.0.1 only. The figures come from the stack's own counters, every
+replica's /metrics and HAProxy's exporter (benchmarks/swarm_metrics.py), with the load generator's beside them.
+Initialises a swarm when none is active and leaves it afterwards; removes the stack it deployed, also when it fails.
 Usage:  python -m benchmarks.deploy [--seconds 20] [--concurrency 16] [--out reports/deploy]   (make deploy-bench)
 """
 
@@ -21,6 +22,8 @@ from pathlib import Path
 import httpx
 
 from benchmarks import harness as H
+from benchmarks.deploy_report import markdown
+from benchmarks.swarm_metrics import Watch
 from mnistserve.testing import containers
 from mnistserve.testing.digits import draw_seven, encode
 from mnistserve.testing.servers import REPO
@@ -103,22 +106,31 @@ def deploy(replicas: int) -> None:
                    env=env, check=True, capture_output=True)
 
 
+def throughput(concurrency: int, seconds: float) -> dict:
+    """Steady load for `seconds`: what clients saw and what the stack counted."""
+    with Watch(SERVICE) as watch, Load(concurrency) as load:
+        time.sleep(seconds)
+    return {**load.summary(), "metrics": watch.figures()}
+
+
 def rolling_update(concurrency: int) -> dict:
     """`docker service update --force` (every replica replaced, start-first) under load."""
-    with Load(concurrency) as load:
+    # Polled each second: every replica leaves during the update, and its counters with it.
+    with Watch(SERVICE, interval=1.0) as watch, Load(concurrency) as load:
         time.sleep(3)
         start = time.monotonic()
         docker("service", "update", "--force", "--detach=false", "--quiet", SERVICE)
         took = time.monotonic() - start
         time.sleep(3)
-    return {"update_seconds": round(took, 1), **load.summary()}
+    return {"update_seconds": round(took, 1), **load.summary(), "metrics": watch.figures()}
 
 
 def sigkill(concurrency: int, replicas: int) -> dict:
     """One replica's container killed with SIGKILL under load: failures seen, time until swarm has it back."""
-    with Load(concurrency) as load:
+    with Watch(SERVICE) as watch, Load(concurrency) as load:
         time.sleep(3)
         victim = healthy_replicas()[0]
+        watch.sample(victim)  # its counters die with it: what it answers after this scrape goes uncounted there
         killed = time.monotonic()
         docker("kill", "-s", "KILL", victim)
         while victim in healthy_replicas() or len(healthy_replicas()) < replicas:
@@ -128,26 +140,7 @@ def sigkill(concurrency: int, replicas: int) -> dict:
         time.sleep(3)
     failed_at = [round(t - killed, 2) for t, _, o in load.results if o != "ok"]
     return {"replaced_healthy_after_s": round(replaced, 1), "failed_between_s": [min(failed_at), max(failed_at)]
-            if failed_at else None, **load.summary()}
-
-
-def markdown(report: dict) -> str:
-    t = report["throughput"]
-    lines = H.markdown_head(report, "Swarm stack: replicas behind HAProxy (make deploy-bench)", "replicas")
-    lines += ["", f"- stack: deploy/swarm/stack.yml, image `{report['image']}`, load: {report['concurrency']} "
-              f"concurrent clients posting a drawn 7 (raw PNG) to HAProxy on 127.0.0.1:{PORT}, "
-              f"{report['seconds']} s per throughput figure; the load generator shares the machine's cores",
-              "", "| scenario | requests | failed | throughput | p50 | p99 | notes |", "|---|---|---|---|---|---|---|"]
-    rows = [(f"{n} replica{'s' * (n != '1')}", t[n], "") for n in sorted(t)]
-    rows.append(("rolling update, every replica (start-first)", report["rolling_update"],
-                 f"update took {report['rolling_update']['update_seconds']} s"))
-    k = report["sigkill"]
-    rows.append(("one replica SIGKILLed", k, f"healthy replacement after {k['replaced_healthy_after_s']} s; "
-                 f"failures {k['failures'] or 'none'}"))
-    for name, s, note in rows:
-        lines.append(f"| {name} | {s['requests']} | {s['failed']} | {s['throughput_rps']} req/s | {s['p50_ms']} ms "
-                     f"| {s['p99_ms']} ms | {note} |")
-    return "\n".join(lines) + "\n"
+            if failed_at else None, **load.summary(), "metrics": watch.figures()}
 
 
 def main() -> None:
@@ -167,9 +160,7 @@ def main() -> None:
         for n in (1, 2):
             deploy(n)
             wait_replicas(n)
-            with Load(args.concurrency) as load:
-                time.sleep(args.seconds)
-            report["throughput"][str(n)] = load.summary()
+            report["throughput"][str(n)] = throughput(args.concurrency, args.seconds)
             print(n, report["throughput"][str(n)], flush=True)
         report["rolling_update"] = rolling_update(args.concurrency)
         print("rolling update", report["rolling_update"], flush=True)
@@ -181,8 +172,8 @@ def main() -> None:
         if not joined:
             time.sleep(5)  # the stack's network goes first
             docker("swarm", "leave", "--force", check=False)
-    H.write_report(args.out, "swarm", report, markdown(report))
-    print(markdown(report))
+    H.write_report(args.out, "swarm", report, markdown(report, PORT))
+    print(markdown(report, PORT))
 
 
 if __name__ == "__main__":
