@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup train serve test test-all test-slow serving-reports bench build clean browser container test-container container-report deploy-bench
+.PHONY: setup train serve test test-all test-slow serving-reports versus bench build clean browser container test-container container-report deploy-bench
 
 setup: $(STAMP)
 
@@ -39,6 +39,12 @@ test-slow: setup
 serving-reports: setup
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
 	benchmarks/serving_reports.sh
+
+# This service vs TorchServe vs the reference server, each uvicorn server also without httptools/uvloop (~8 min on
+# 2 cores): reports/serving/versus.*. TorchServe needs a Java runtime (apt-get install -y default-jre-headless).
+versus: setup
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]' uvloop httptools
+	$(BIN)/python -m benchmarks.versus --http-variants
 
 bench: setup
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'

@@ -137,12 +137,13 @@ def default_model(exported: Path) -> str:
     return json.loads((exported / "manifest.json").read_text())["default"]
 
 
-def start_reference(exported: Path, workdir: Path, *, cpus: list[int] | None, threads: int) -> Server:
+def start_reference(exported: Path, workdir: Path, *, cpus: list[int] | None, threads: int,
+                    env: dict[str, str] | None = None, name: str = "reference") -> Server:
     """benchmarks/reference_server.py (Starlette + uvicorn, no BentoML) on a free loopback port."""
     port = free_port()
     argv = [sys.executable, "-m", "benchmarks.reference_server", "--exported", str(exported), "--port", str(port),
             "--threads", str(threads)]
-    return launch("reference", argv, env={}, log=workdir / "reference.log", cpus=cpus, url=f"http://127.0.0.1:{port}")
+    return launch(name, argv, env=env or {}, log=workdir / f"{name}.log", cpus=cpus, url=f"http://127.0.0.1:{port}")
 
 
 def scratch_dir(prefix: str) -> Path:

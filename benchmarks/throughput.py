@@ -183,24 +183,38 @@ NOTES = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def load_arguments(parser: argparse.ArgumentParser, *, name: str, requests: int, warmup: int, concurrency: list[int],
+                   deadline_s: float) -> None:
+    """The options every serving comparison takes (export, report, model, load, pinning, --quick); also versus.py's."""
+    parser.add_argument("--name", default=name, help=f"report file name (reports/serving/<name>.md; default {name})")
+    parser.add_argument("--quick", action="store_true", help="300 requests per level, 30 warm-up")
     parser.add_argument("--exported", type=Path, default=REPO / "exported")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "serving")
     parser.add_argument("--model", help="model to request (default: the manifest's default)")
-    parser.add_argument("--requests", type=int, default=5000, help="measured requests per concurrency level")
-    parser.add_argument("--warmup", type=int, default=300, help="unmeasured requests before each level")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--requests", type=int, default=requests, help="measured requests per concurrency level")
+    parser.add_argument("--warmup", type=int, default=warmup, help="unmeasured requests before each level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=concurrency)
     parser.add_argument("--timeout-s", type=float, default=30.0, help="per request")
-    parser.add_argument("--deadline-s", type=float, default=900.0, help="per level: it stops by itself after this")
+    parser.add_argument("--deadline-s", type=float, default=deadline_s, help="per level: it stops by itself after this")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and load generator to CPUs")
-    parser.add_argument("--server-env", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="extra environment of both BentoML servers, e.g. MNISTSERVE_ACCESS_LOG=0")
-    parser.add_argument("--name", default="serving", help="report file name (reports/serving/<name>.md)")
-    parser.add_argument("--quick", action="store_true", help="300 requests per level, 30 warm-up")
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments, with --quick applied and the load checked (a clear message, not a traceback)."""
     args = parser.parse_args()
     if args.quick:
         args.requests, args.warmup = min(args.requests, 300), min(args.warmup, 30)
+    if min(args.concurrency) < 1 or args.requests < 1 or args.warmup < 0:
+        parser.error("--concurrency and --requests must be >= 1, --warmup >= 0")
+    return args
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    load_arguments(parser, name="serving", requests=5000, warmup=300, concurrency=[1, 8, 32, 64], deadline_s=900.0)
+    parser.add_argument("--server-env", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="extra environment of both BentoML servers, e.g. MNISTSERVE_ACCESS_LOG=0")
+    args = parse(parser)
     report = run(args)
     H.write_report(args.out, args.name, report, markdown(report))
     for v in report["verdicts"]:
