@@ -5,7 +5,8 @@ Servers, each driven with the same raw image/png digits at every concurrency lev
   bentoml-direct   the service as shipped (adaptive batching off: /predict runs onnxruntime in a worker thread)
   reference        benchmarks/reference_server.py: Starlette + uvicorn, the same ModelStore and preprocessing
   torchserve       TorchServe 0.12 (Java frontend) with benchmarks/torchserve/handler.py: the same ModelStore,
-                   preprocessing and answer; one worker, batch size 1, token auth and the metrics API off
+                   preprocessing and answer; one worker, batch size 1, token auth, the metrics API and
+                   per-request debug/metric logging off (its access log kept, like BentoML's)
 With --http-variants the two uvicorn servers run twice: as installed (uvicorn's `auto` takes httptools and uvloop
 when importable) and with both hidden (`:h11-asyncio`), which makes uvicorn fall back to h11 and asyncio.
 Every non-2xx answer and every transport error counts as a failure; the exit status is 1 when any occurs.

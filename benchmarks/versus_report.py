@@ -115,8 +115,9 @@ NOTES = [
     "onnxruntime run per request, like the other two); BentoML's access log on, as shipped.",
     "- torchserve: `torchserve --foreground` with benchmarks/torchserve/config.properties: one worker, batch size 1 "
     "(model-config.yaml in the archive, made at run time in a scratch directory), token authorization off (every "
-    "request would need a key), the metrics API and the system-metrics collector off, asynchronous logging; its "
-    "default per-request log and metric lines stay. Its handler uses the same ModelStore, preprocessing and answer "
+    "request would need a key), the metrics API and the system-metrics collector off, asynchronous logging, and "
+    "benchmarks/torchserve/log4j2.xml: its access log kept (as BentoML's), its per-request DEBUG and metric log "
+    "lines (on by default, each also copied to stdout) off. Its handler uses the same ModelStore, preprocessing and answer "
     "as the reference server. Its CPU figures include the JVM and the Python worker.",
     "- `:h11-asyncio` rows: the same server with PYTHONPATH pointing at stand-in `uvloop` and `httptools` packages "
     "that raise ImportError, so uvicorn's `auto` loop and HTTP settings (which BentoML leaves at their defaults) "

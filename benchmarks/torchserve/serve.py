@@ -95,7 +95,8 @@ def start_torchserve(exported: Path, model: str, work: Path, *, cpus: list[int] 
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
            "MNISTSERVE_ORT_THREADS": str(threads)}
     argv = [tool("torchserve"), "--foreground", "--ts-config", str(config), "--model-store", str(mar.parent),
-            "--models", f"{model}={mar.name}", "--no-config-snapshots", "--disable-token-auth"]
+            "--models", f"{model}={mar.name}", "--no-config-snapshots", "--disable-token-auth",
+            "--log-config", str(HERE / "log4j2.xml")]
     return launch("torchserve", argv, env=env, log=work / "torchserve.log", url=f"http://127.0.0.1:{port}",
                   cpus=cpus, ready="/ping", timeout=timeout)
 
