@@ -9,6 +9,7 @@ Analysis runs on a copy reduced to at most 256 px; the digit is rendered from th
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -53,7 +54,7 @@ def _mnist_like(grey: np.ndarray) -> np.ndarray | None:
     if max(h, w) > SIDE + 8:
         return None
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    ground = float(np.median(border))
+    ground = _median(border)
     peak = float(grey.max())
     if ground > 8.0 or peak - ground < 4 * MIN_CONTRAST:  # MNIST's ground is 0 and its strokes reach 255
         return None
@@ -75,20 +76,57 @@ def _reduce(grey: np.ndarray, factor: int) -> np.ndarray:
     return np.asarray(Image.fromarray(grey.astype(np.float32, copy=False), "F").reduce(factor))
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median of finite values without its overhead: the middle of a partition, or the mean of the two middles."""
+    flat = values.ravel()
+    half = flat.size // 2
+    if flat.size % 2:
+        return float(np.partition(flat, half)[half])
+    part = np.partition(flat, (half - 1, half))
+    return float((part[half - 1] + part[half]) / 2)  # in the input's dtype, as np.mean of the two does
+
+
+def _percentile(values: np.ndarray, percent: float) -> float:
+    """np.percentile(values, percent) of finite values (its default, linear method, bit for bit) without its overhead."""
+    flat = values.ravel()
+    n = flat.size
+    position = (n - 1) * (percent / 100)  # where the percentile lies between the sorted values, as numpy finds it
+    below = math.floor(position)
+    if position >= n - 1:  # numpy then reads the last value twice, weighted by position + 1
+        below, gamma = n - 1, position + 1
+    else:
+        gamma = position - below
+    part = np.partition(flat, (below, min(below + 1, n - 1)))
+    a, b = part[below], part[min(below + 1, n - 1)]
+    step = float(b - a)  # in the input's dtype, then the interpolation in float64, as numpy's _lerp
+    return float(b) - step * (1 - gamma) if gamma >= 0.5 else float(a) + step * gamma
+
+
+def _ranks(n: int) -> tuple[int, ...]:
+    """The ranks of a block's n pixels that `_polarity` and `_digit_box` read: second extremes, quartiles, median."""
+    return tuple(sorted({min(1, n - 1), n // 4, n // 2, n - 1 - n // 4, max(n - 2, 0)}))
+
+
 def _blocks(grey: np.ndarray) -> tuple[np.ndarray, int]:
-    """Sorted pixels of each block of a GRID x GRID lattice (edges replicated), and the block side."""
+    """Pixels of each block of a GRID x GRID lattice (edges replicated), in order at `_ranks`, and the block side."""
     h, w = grey.shape
     side = max(1, math.ceil(max(h, w) / GRID))
     gh, gw = math.ceil(h / side), math.ceil(w / side)
-    padded = np.pad(grey, ((0, gh * side - h), (0, gw * side - w)), mode="edge")
+    padded = grey
+    if (gh * side, gw * side) != (h, w):  # np.pad(mode="edge"), without its overhead
+        padded = np.empty((gh * side, gw * side), grey.dtype)
+        padded[:h, :w] = grey
+        padded[h:, :w] = grey[-1]
+        padded[:, w:] = padded[:, w - 1 : w]
     blocks = padded.reshape(gh, side, gw, side).transpose(0, 2, 1, 3).reshape(gh, gw, side * side)
-    return np.sort(blocks, axis=2), side
+    # Only a few ranks are read: a partition puts exactly the values a full sort would at those places.
+    return np.partition(blocks, _ranks(side * side), axis=2), side
 
 
 def _polarity(ranked: np.ndarray) -> bool:
     """True for dark ink on light paper: the darkest pixels lie further from the typical (paper) level."""
     n = ranked.shape[2]
-    typical = float(np.median(ranked[..., n // 2]))  # paper, unless ink covers half the image
+    typical = _median(ranked[..., n // 2])  # paper, unless ink covers half the image
     # The second extreme of each block: a single noisy pixel does not decide. Uneven light spreads the paper
     # about its median on both sides; ink adds a long tail on one side only. A vote of blocks would fail for
     # thick strokes (blocks mostly ink) and a median of the border for a dark paper edge along one side.
@@ -96,20 +134,32 @@ def _polarity(ranked: np.ndarray) -> bool:
     return typical - darkest > lightest - typical
 
 
-def _background(paper: np.ndarray) -> np.ndarray:
-    """Paper level per block, robust to blocks that ink covers: a quadratic surface fills those in."""
-    gh, gw = paper.shape
+@functools.lru_cache(maxsize=32)
+def _design(gh: int, gw: int) -> np.ndarray:
+    """The quadratic surface's design matrix over a gh x gw lattice of block centres in [-1, 1] (read-only)."""
     y, x = np.mgrid[0:gh, 0:gw]
     y, x = (2 * y + 1) / gh - 1.0, (2 * x + 1) / gw - 1.0
     design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
+    design.flags.writeable = False
+    return design
+
+
+def _background(paper: np.ndarray) -> np.ndarray:
+    """Paper level per block, robust to blocks that ink covers: a quadratic surface fills those in."""
+    gh, gw = paper.shape
+    design = _design(gh, gw)
     z = paper.ravel().astype(np.float64)
-    fit = np.full(z.shape, np.median(z))  # a robust start: least squares on all blocks bends towards the ink
+    fit = np.full(z.shape, _median(z))  # a robust start: least squares on all blocks bends towards the ink
     keep = np.ones(z.shape, bool)
-    for _ in range(4):  # blocks darkened by ink (a thick marker) fall out; the surface follows the rest
+    for step in range(4):  # blocks darkened by ink (a thick marker) fall out; the surface follows the rest
         resid = z - fit
-        scale = 1.4826 * float(np.median(np.abs(resid[keep]))) + 1.0
+        scale = 1.4826 * _median(np.abs(resid[keep])) + 1.0
         # In ink-bright terms only the ink side is an outlier; a shadow darkens paper by less than SHADOW.
-        keep = resid < np.maximum(2.5 * scale, SHADOW * (255.0 - fit))
+        kept = resid < np.maximum(2.5 * scale, SHADOW * (255.0 - fit))
+        # The same blocks give the same surface (fit came from `keep`), so every later round would repeat this one.
+        if step > 0 and np.array_equal(kept, keep):
+            break
+        keep = kept
         if keep.sum() < 6:
             break
         fit = design @ np.linalg.lstsq(design[keep], z[keep], rcond=None)[0]
@@ -156,13 +206,14 @@ def _select(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     rows, starts, ends, label = components(mask)
     k = int(label.max()) + 1
+    if k == 1:  # one component is the main one, with no neighbours: all of the mask
+        return mask
     area = np.bincount(label, weights=ends - starts, minlength=k)
-    top, bottom = np.full(k, h), np.zeros(k, np.int64)
-    left, right = np.full(k, w), np.zeros(k, np.int64)
-    np.minimum.at(top, label, rows)
-    np.maximum.at(bottom, label, rows + 1)
-    np.minimum.at(left, label, starts)
-    np.maximum.at(right, label, ends)
+    # Every label 0..k-1 has runs: sorted by label, each component's runs are one segment to reduce.
+    order = np.argsort(label, kind="stable")
+    first = np.searchsorted(label[order], np.arange(k))
+    top, bottom = np.minimum.reduceat(rows[order], first), np.maximum.reduceat(rows[order], first) + 1
+    left, right = np.minimum.reduceat(starts[order], first), np.maximum.reduceat(ends[order], first)
     tall, wide = bottom - top, right - left
     # A paper edge or a shadow touches the border and runs along it, thin across; or it fills most of the image.
     along_rows = ((top == 0) | (bottom == h)) & (wide >= 0.4 * w) & (tall <= 0.2 * h)
@@ -203,31 +254,70 @@ def _max_pool(ink: np.ndarray, factor: int) -> np.ndarray:
 
 def _stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width in pixels: area over half the perimeter of ink >= 0.5 (exact for long strokes)."""
-    mask = np.pad(ink >= 0.5, 1)
-    edges = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+    mask = ink >= 0.5
+    # The perimeter counts ink/paper changes along rows and columns, and ink on the border (paper beyond it).
+    edges = (np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+             + np.count_nonzero(mask[0]) + np.count_nonzero(mask[-1])
+             + np.count_nonzero(mask[:, 0]) + np.count_nonzero(mask[:, -1]))
     return 2.0 * np.count_nonzero(mask) / max(edges, 1)
+
+
+def _pad(ink: np.ndarray, radius: int) -> np.ndarray:
+    """np.pad(ink, radius) with zeros, without its overhead."""
+    h, w = ink.shape
+    padded = np.zeros((h + 2 * radius, w + 2 * radius), ink.dtype)
+    padded[radius : radius + h, radius : radius + w] = ink
+    return padded
+
+
+def _shift_reduce(out: np.ndarray, source: np.ndarray, dy: int, dx: int, reduce: np.ufunc) -> None:
+    """out[i, j] = reduce(out[i, j], source[i + dy, j + dx]) wherever (i + dy, j + dx) lies inside source."""
+    h, w = source.shape
+    view = out[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    reduce(view, source[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)], out=view)
 
 
 def _disc_filter(ink: np.ndarray, radius: int, reduce: np.ufunc) -> np.ndarray:
     """Grey dilation (np.maximum: grows by `radius` on each side) or erosion (np.minimum) by a disc."""
-    padded = np.pad(ink, radius)
+    padded = _pad(ink, radius)
+    # The disc is rows of horizontal segments: reduce along x once per half-width (segment k from k - 1),
+    # then along y. Max and min are exact, so this equals reducing over every offset of the disc in turn.
+    segments = [padded]
+    for k in range(1, radius + 1):
+        segment = segments[-1].copy()
+        _shift_reduce(segment, padded, 0, -k, reduce)
+        _shift_reduce(segment, padded, 0, k, reduce)
+        segments.append(segment)
     out = padded.copy()
-    h, w = padded.shape
     for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if dy * dy + dx * dx <= radius * radius:
-                shifted = padded[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
-                view = out[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
-                reduce(view, shifted, out=view)
+        _shift_reduce(out, segments[math.isqrt(radius * radius - dy * dy)], dy, 0, reduce)
     return out if reduce is np.maximum else out[radius:-radius, radius:-radius]
+
+
+def _grow(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask grown by one pixel up, down, left and right (a disc of radius 1), at the same size."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
+
+
+def _bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of a boolean mask's True pixels, bottom and right exclusive; None when none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _crop(ink: np.ndarray, level: float = INK_LEVEL) -> np.ndarray:
     """The bounding box of ink >= level (the whole array when there is none)."""
-    rows, cols = np.nonzero(ink >= level)
-    if rows.size == 0:
+    bounds = _bounds(ink >= level)
+    if bounds is None:
         return ink
-    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    return ink[bounds[0] : bounds[1], bounds[2] : bounds[3]]
 
 
 def _thicken(crop: np.ndarray) -> np.ndarray:
@@ -238,7 +328,7 @@ def _thicken(crop: np.ndarray) -> np.ndarray:
 
 def _erode_once(ink: np.ndarray, step: int) -> np.ndarray:
     """Grey erosion by one pixel: a cross, then a square, in turn (together close to a disc)."""
-    padded = np.pad(ink, 1)
+    padded = _pad(ink, 1)
     out = np.minimum(np.minimum(padded[:-2, 1:-1], padded[2:, 1:-1]), np.minimum(padded[1:-1, :-2], padded[1:-1, 2:]))
     if step % 2:
         out = np.minimum(out, np.minimum(np.minimum(padded[:-2, :-2], padded[:-2, 2:]),
@@ -331,9 +421,8 @@ def _digit_box(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]
     peak = float(strength.max())
     # Otsu splits ink from paper; the bounds keep it off the paper's noise and off a few very dark pixels.
     threshold = min(max(_otsu(strength), 0.2 * peak), 0.6 * peak)
-    digit = _disc_filter(_select(strength >= threshold).astype(np.float32), 1, np.maximum)[1:-1, 1:-1] > 0  # + rim
-    rows, cols = np.nonzero(digit)
-    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    digit = _grow(_select(strength >= threshold))  # and a rim of one pixel
+    top, bottom, left, right = _bounds(digit)  # never None: the strongest pixel is >= threshold
     box = (left * factor, top * factor, min(right * factor, w), min(bottom * factor, h))
     # At the caller's resolution: small digits in large images keep their detail.
     allowed = np.repeat(np.repeat(digit[top:bottom, left:right], factor, 0), factor, 1)
@@ -342,7 +431,8 @@ def _digit_box(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]
     fine = np.where(allowed[: region.shape[0], : region.shape[1]], fine, 0.0)
     # Anti-aliased levels are kept: paper below half the threshold is cut, the strongest tenth of the ink is 1.
     floor = 0.5 * threshold
-    full = max(float(np.percentile(fine[fine >= threshold], 90)) if (fine >= threshold).any() else peak, threshold)
+    inked = fine[fine >= threshold]
+    full = max(_percentile(inked, 90) if inked.size else peak, threshold)
     return np.clip((fine - floor) / (full - floor), 0.0, 1.0).astype(np.float32), box
 
 
@@ -354,9 +444,11 @@ def to_frame(grey: np.ndarray) -> np.ndarray:
     crop = _crop(_digit_box(grey)[0])
     if not crop.any():  # cannot happen for finite input; a 500 (a division by zero mass below) would be worse
         raise Blank("the image has no ink: it is blank or too faint to read a digit")
-    if max(crop.shape) > BOX and (fill := fill_hollow(crop, _stroke_width(crop))) is not None:
+    width = _stroke_width(crop) if max(crop.shape) > BOX else 0.0
+    if max(crop.shape) > BOX and (fill := fill_hollow(crop, width)) is not None:
         crop = np.maximum(crop, fill.astype(np.float32))  # an outline digit becomes the solid digit it outlines
-    if max(crop.shape) > BOX and _stroke_width(crop) * BOX / max(crop.shape) > STROKE_MAX:
+        width = _stroke_width(crop)
+    if max(crop.shape) > BOX and width * BOX / max(crop.shape) > STROKE_MAX:
         crop = _thin(crop)
     elif max(crop.shape) > BOX:  # only a reduction can make thin strokes vanish
         if max(crop.shape) > POOL_TARGET:

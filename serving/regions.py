@@ -19,7 +19,9 @@ ANALYSIS = 128  # holes are measured on a mask at most this large
 def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """8-connected components of `mask` as runs: (run rows, run starts, run ends, component of each run)."""
     h, w = mask.shape
-    step = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)  # +1 where a run starts, -1 after it
+    padded = np.zeros((h, w + 2), np.int8)  # paper on both sides: every run has a start and an end
+    padded[:, 1:-1] = mask
+    step = padded[:, 1:] - padded[:, :-1]  # +1 where a run starts, -1 after it
     rows, starts = np.nonzero(step == 1)
     ends = np.nonzero(step == -1)[1]  # row-major order pairs every start with its end
     n = len(rows)
@@ -43,27 +45,39 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return rows, starts, ends, np.unique(parent, return_inverse=True)[1]
 
 
+def _run_pixels(width: int, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices (row * width + column) of every pixel of the runs, and the length of each run."""
+    lengths = ends - starts
+    offsets = np.cumsum(lengths) - lengths  # where each run's pixels begin in the concatenation
+    return np.repeat(rows * width + starts - offsets, lengths) + np.arange(lengths.sum()), lengths
+
+
 def paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """A boolean image of the given runs."""
-    edges = np.zeros((shape[0], shape[1] + 1), np.int16)
-    np.add.at(edges, (rows, starts), 1)
-    np.add.at(edges, (rows, ends), -1)
-    return np.cumsum(edges, axis=1)[:, :-1] > 0
+    out = np.zeros(shape[0] * shape[1], bool)
+    out[_run_pixels(shape[1], rows, starts, ends)[0]] = True
+    return out.reshape(shape)
 
 
 def _label_image(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                  label: np.ndarray) -> np.ndarray:
     """An int image: component label + 1 on each run's pixels, 0 elsewhere."""
-    out = np.zeros(shape, np.int32)
-    for r, s, e, k in zip(rows.tolist(), starts.tolist(), ends.tolist(), label.tolist()):
-        out[r, s:e] = k + 1
-    return out
+    out = np.zeros(shape[0] * shape[1], np.int32)
+    pixels, lengths = _run_pixels(shape[1], rows, starts, ends)
+    out[pixels] = np.repeat(label + 1, lengths)  # runs never overlap: each pixel is written once
+    return out.reshape(shape)
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:
-    """Binary erosion by a 3x3 cross."""
-    p = np.pad(mask, 1)
-    return p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    """Binary erosion by a 3x3 cross (paper beyond the border)."""
+    out = mask.copy()
+    out[1:] &= mask[:-1]
+    out[:-1] &= mask[1:]
+    out[:, 1:] &= mask[:, :-1]
+    out[:, :-1] &= mask[:, 1:]
+    out[0] = out[-1] = False
+    out[:, 0] = out[:, -1] = False
+    return out
 
 
 def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
@@ -76,21 +90,25 @@ def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
         padded[: mask.shape[0], : mask.shape[1]] = mask
         mask = padded.reshape(h // factor, factor, w // factor, factor).any(axis=(1, 3))
     rim = rim_width / factor
-    ground = np.pad(~mask, 1)  # the outside becomes one component that touches the border
+    ground = np.ones((mask.shape[0] + 2, mask.shape[1] + 2), bool)  # the outside becomes one component
+    ground[1:-1, 1:-1] = ~mask
     rows, starts, ends, label = components(ground)
+    if label.max() == 0:  # the ground is one piece, the outside: no holes
+        return None
     labels = _label_image(ground.shape, rows, starts, ends, label)[1:-1, 1:-1]
-    outside = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
-    holes = np.where(np.isin(labels, list(outside)), 0, labels)
+    k = int(labels.max()) + 1
+    outside = np.zeros(k, bool)  # the labels that touch the border: the ground around the glyph
+    outside[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    holes = np.where(outside[labels], 0, labels)
     if not holes.any():
         return None
-    k = int(labels.max()) + 1
     area = np.bincount(holes.ravel(), minlength=k).astype(np.float64)
     half_width = np.zeros(k)
     eroded = holes > 0
     depth = 0
     while eroded.any():  # each erosion peels one pixel: a hole's half-width is how long it survives
         depth += 1
-        half_width[np.unique(holes[eroded])] = depth
+        half_width[holes[eroded]] = depth  # repeated labels all get the same depth
         eroded = _erode(eroded)
     side = max(mask.shape)
     band = ((2 * half_width <= HOLLOW_BAND * side) & (area >= HOLLOW_ELONGATION * half_width**2)
