@@ -96,6 +96,16 @@ def test_detections_to_scores_picks_best_box_per_digit() -> None:
     assert torch.isfinite(empty).all() and torch.all(empty == empty[0])  # no detection: a uniform row
 
 
+def test_detections_to_scores_batched_ignores_invalid_detections() -> None:
+    scores = torch.tensor([[0.9, 0.2], [0.95, 0.6]])
+    labels = torch.tensor([[4, 2], [4, 8]])
+    valid = torch.tensor([[False, True], [True, True]])  # image 0's 0.9 for digit 3 is padding, not a detection
+    rows = detections_to_scores(scores, labels, valid)
+    assert rows.shape == (2, 10)
+    assert rows[0].argmax().item() == 1 and rows[0, 3] == rows[0, 0]  # digit 3 got nothing in image 0
+    assert rows[1].argmax().item() == 3 and rows[1, 7] > rows[1, 0]
+
+
 def test_faster_rcnn_without_detections_gives_finite_uniform_rows() -> None:
     model = _build("faster_rcnn").eval()
     model.detector.roi_heads.score_thresh = 1.1  # no detection can pass
@@ -216,13 +226,13 @@ def test_detector_classifies_without_rpn_nms_and_trains_with_it() -> None:
     model = build_model("faster_rcnn", width=8)
     rpn = model.detector.rpn
     seen = []
-    original = rpn.filter_proposals
+    original = rpn.filter_batched
 
     def spy(*args, **kwargs):
         seen.append(rpn.nms_thresh)
         return original(*args, **kwargs)
 
-    rpn.filter_proposals = spy
+    rpn.filter_batched = spy
     x = torch.zeros(2, 1, 28, 28)
     x[:, :, 8:20, 12:16] = 1.0
     model.eval()

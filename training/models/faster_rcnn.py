@@ -6,13 +6,14 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 
 from training.models import Hparams, register_model
+from training.models._batched_rcnn import BatchedFasterRCNN
 
 NUM_CLASSES = 10
 SCORE_EPS = 1e-4  # floor under log(): a class without any detection gets log(1e-4), never -inf
@@ -36,16 +37,19 @@ def boxes_from_ink(images: torch.Tensor, threshold: float = 0.2) -> torch.Tensor
     return torch.where(cols.any(1, keepdim=True), boxes, full)
 
 
-def detections_to_scores(scores: torch.Tensor, labels: torch.Tensor, eps: float = SCORE_EPS) -> torch.Tensor:
-    """One image's detections (D,), (D,) with labels 1..10 -> (10,) scores log(best score of that digit + eps).
+def detections_to_scores(scores: Tensor, labels: Tensor, valid: Tensor | None = None, eps: float = SCORE_EPS) -> Tensor:
+    """Detections (N, D) scores and labels 1..10 (and which are real) -> (N, 10) log(best score of that digit + eps).
 
     log keeps the order of the detection scores, and softmax over the row gives each digit's best score
     divided by their sum; with no detection at all every digit gets log(eps), a uniform row.
     """
     digits = torch.arange(1, NUM_CLASSES + 1, device=labels.device)
-    hit = (labels[:, None] == digits).to(scores.dtype) * scores[:, None]  # (D, 10)
-    best = torch.cat([scores.new_zeros(1, NUM_CLASSES), hit]).amax(0)  # (10,); the zero row covers D = 0
-    return torch.log(best + eps)
+    hit = labels[..., None] == digits  # (..., D, 10)
+    if valid is not None:
+        hit = hit & valid[..., None]
+    per_digit = torch.where(hit, scores[..., None], 0.0)
+    floor = per_digit.new_zeros(*per_digit.shape[:-2], 1, NUM_CLASSES)  # covers D = 0
+    return torch.log(torch.cat([floor, per_digit], -2).amax(-2) + eps)
 
 
 @contextmanager
@@ -85,69 +89,79 @@ def _backbone(width: int) -> nn.Sequential:
 
 
 class DigitDetector(nn.Module):
-    """A Faster R-CNN behind the model contract: forward gives (N, 10) scores, loss the summed detection losses."""
+    """A Faster R-CNN behind the model contract: forward gives (N, 10) scores, loss the summed detection losses.
 
-    def __init__(self, detector: FasterRCNN, ink_threshold: float = 0.2) -> None:
+    `batched` (the default) runs the detector's batched tensor path; False runs torchvision's own per-image path
+    on the same weights, kept for comparison (tests, benchmarks/train_speed.py --detector).
+    """
+
+    def __init__(self, detector: BatchedFasterRCNN, ink_threshold: float = 0.2, batched: bool = True) -> None:
         super().__init__()
         self.detector = detector
         self.ink_threshold = ink_threshold
+        self.batched = batched
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         """(N, 1, 28, 28) in [0, 1] -> (N, 10) scores from the detections (see `detections_to_scores`)."""
         with _mode(self.detector, False), _rpn_nms(self.detector, TEST_RPN_NMS):
-            detections = self.detector(list(x))
-        return torch.stack([detections_to_scores(d["scores"], d["labels"]) for d in detections])
+            if self.batched:
+                return detections_to_scores(*self.detector.batched_detections(x))
+            found = self.detector(list(x))
+        return torch.stack([detections_to_scores(d["scores"], d["labels"]) for d in found])
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
         """Sum of the RPN and box-head losses against one ink box per image, labelled digit + 1 (0 = background)."""
         boxes = boxes_from_ink(x, self.ink_threshold)
-        targets = [{"boxes": b[None], "labels": (label + 1)[None]} for b, label in zip(boxes, y)]
         with _mode(self.detector, True):  # also under evaluate's no_grad, so validation reports the same loss
-            losses = self.detector(list(x), targets)
+            if self.batched:
+                losses = self.detector.batched_losses(x, boxes, y + 1)
+            else:
+                targets = [{"boxes": b[None], "labels": (label + 1)[None]} for b, label in zip(boxes, y)]
+                losses = self.detector(list(x), targets)
         return sum(losses.values())
 
 
-def build_detector(*, width: int = 32, image_size: int = 56, representation: int = 128) -> DigitDetector:
-    """A small Faster R-CNN sized for a digit on a 28 px canvas, upsampled to `image_size`."""
+def detector_settings(*, width: int = 32, image_size: int = 56, representation: int = 128) -> dict:
+    """FasterRCNN's keyword arguments for a digit on a 28 px canvas, upsampled to `image_size`."""
     scale = image_size / 28
     # Ink boxes span about 4-20 px wide and 14-20 px tall at 28 px; anchors are tall or square.
     sizes = tuple(round(s * scale) for s in (10, 16, 24))
-    anchors = AnchorGenerator(sizes=(sizes,), aspect_ratios=((1.0, 2.0),))
-    # One sample per bin: RoIs span only ~10 feature cells, and RoIAlign's backward is costly on the CPU.
-    roi_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=1)
     channels = 2 * width
-    detector = FasterRCNN(
-        _backbone(width),
+    return dict(
+        backbone=_backbone(width),
         min_size=image_size, max_size=image_size, size_divisible=8,  # no padding to 32: 56 stays 56
         image_mean=[0.1307], image_std=[0.3081],  # MNIST statistics on the 1-channel input
-        rpn_anchor_generator=anchors,
+        rpn_anchor_generator=AnchorGenerator(sizes=(sizes,), aspect_ratios=((1.0, 2.0),)),
         # One object per image: a few proposals are plenty (the defaults are 2000/1000).
         rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=20,
         rpn_pre_nms_top_n_test=50, rpn_post_nms_top_n_test=10,
         rpn_batch_size_per_image=64,
-        box_roi_pool=roi_pool,
+        # One sample per bin: RoIs span only ~10 feature cells, and RoIAlign's backward is costly on the CPU.
+        box_roi_pool=MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=1),
         box_head=TwoMLPHead(channels * 7 * 7, representation),
         box_predictor=FastRCNNPredictor(representation, NUM_CLASSES + 1),
         box_batch_size_per_image=16, box_positive_fraction=0.5,  # half of the sampled RoIs teach the digit
         # Keep every class's candidate (no 0.05 cut), so each digit gets a score from its best box.
         box_score_thresh=0.0, box_detections_per_img=50,
     )
-    return DigitDetector(detector)
+
+
+def build_detector(*, width: int = 32, image_size: int = 56, representation: int = 128) -> DigitDetector:
+    """A small Faster R-CNN (batched) sized for a digit on a 28 px canvas, upsampled to `image_size`."""
+    return DigitDetector(BatchedFasterRCNN(**detector_settings(width=width, image_size=image_size,
+                                                                representation=representation)))
 
 
 @register_model(
     "faster_rcnn",
     summary="Faster R-CNN (torchvision) on ink boxes, small GroupNorm backbone at 56 px; scores from detections",
     loss_kind="detection (sum of Faster R-CNN losses)",
-    export_batch=1,  # torchvision's detector loops over the images in Python: the trace fixes the batch
     profiles={
         "smoke": Hparams(epochs=1, batch_size=32, lr=2e-3, train_subset=512, eval_subset=256, build={"width": 16}),
-        # Per-image Python work in torchvision's detector dominates on the CPU: a subset, and small batches for
-        # more updates per image seen.
-        "cpu": Hparams(epochs=3, batch_size=32, lr=2e-3, train_subset=25_000, build={"width": 32}),
-        # torchvision's per-image Python work bounds it on a GPU too (424 images/s on an H100, reports/gpu/):
-        # one epoch, so that benchmarks/gpu.sh stays under 9 minutes.
-        "gpu": Hparams(epochs=1, batch_size=128, lr=2e-3, build={"width": 64, "image_size": 84, "representation": 256}),
+        # On the CPU the convolutions and RoIAlign's backward, not Python, set the pace (benchmarks/train_speed.py
+        # --detector): small batches for more updates per image seen.
+        "cpu": Hparams(epochs=3, batch_size=32, lr=2e-3, build={"width": 32}),
+        "gpu": Hparams(epochs=6, batch_size=128, lr=2e-3, build={"width": 64, "image_size": 84, "representation": 256}),
     },
 )
 def faster_rcnn(*, width: int = 32, image_size: int = 56, representation: int = 128) -> nn.Module:
