@@ -100,6 +100,14 @@ def test_handler_bad_requests_get_their_own_status(handler_dir):
     assert "unknown model 'nope'" in answers[3]["error"] and answers[3]["status"] == 404
 
 
+def test_handler_refuses_a_body_over_the_limit_with_413(handler_dir):
+    handler = MNISTHandler()
+    context = FakeContext(handler_dir, [{"body": {"content-type": "image/png"}}])
+    handler.initialize(context)
+    answer = json.loads(handler.handle([{"body": b"\0" * (handler.settings.max_body_bytes + 1)}], context)[0])
+    assert context.status == {0: 413} and "over the limit" in answer["error"]
+
+
 def test_media_type_falls_back_to_the_request_header():
     context = FakeContext(Path("."), [{"body": {"content-type": "image/png; q=1"}}, {"CONTENT-TYPE": "Image/JPEG"}, {}])
     assert [media_type(context, i) for i in range(3)] == ["image/png", "image/jpeg", ""]

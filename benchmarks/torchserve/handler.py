@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.reference_server import infer
 from mnistserve.settings import Settings
-from serving.errors import BadInput, ServingError
+from serving.errors import BadInput, ServingError, TooLarge
 from serving.store import ModelStore
 
 
@@ -54,7 +54,7 @@ def answer(store: ModelStore, settings: Settings, item: dict[str, Any], media: s
     try:
         body, model = request_parts(item)
         if len(body) > settings.max_body_bytes:
-            raise BadInput(f"request body is over the limit of {settings.max_body_bytes} bytes")
+            raise TooLarge(f"request body is over the limit of {settings.max_body_bytes} bytes")
         return 200, infer(store, settings, body, media, model)
     except ServingError as exc:
         return exc.status, {"error": str(exc), "status": exc.status}

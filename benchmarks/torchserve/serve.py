@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from string import Template
 
+import httpx
+
 from mnistserve.contracts import atomic_write_json, read_json
 from mnistserve.testing.servers import REPO, Server, free_port, launch
 
@@ -68,25 +70,42 @@ def make_archive(exported: Path, model: str, work: Path) -> Path:
     return store / f"{model}.mar"
 
 
-def write_config(work: Path, store: Path, port: int, queue: int) -> Path:
+def write_config(work: Path, store: Path, port: int, management_port: int, queue: int) -> Path:
     """config.properties from the template: loopback addresses on free ports, the settings it explains."""
     text = Template((HERE / "config.properties").read_text()).substitute(
-        inference_port=port, management_port=free_port(), metrics_port=free_port(),
+        inference_port=port, management_port=management_port, metrics_port=free_port(),
         grpc_inference_port=free_port(), grpc_management_port=free_port(), model_store=store, job_queue_size=queue)
     path = work / "config.properties"
     path.write_text(text)
     return path
 
 
+def wait_for_workers(server: Server, management_url: str, model: str, timeout: float) -> None:
+    """Wait until every worker of `model` is READY: /ping answers 200 before the Python worker has loaded it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise RuntimeError(f"torchserve exited with {server.process.returncode}:\n{server.log_tail()}")
+        try:
+            workers = httpx.get(f"{management_url}/models/{model}", timeout=5).json()[0]["workers"]
+            if workers and all(w["status"] == "READY" for w in workers):
+                return
+        except (httpx.HTTPError, ValueError, KeyError, IndexError):
+            pass  # not answering yet, or no worker listed yet
+        time.sleep(0.25)
+    stop_torchserve(server)
+    raise RuntimeError(f"torchserve's worker for {model} was not READY after {timeout:.0f}s:\n{server.log_tail()}")
+
+
 def start_torchserve(exported: Path, model: str, work: Path, *, cpus: list[int] | None, threads: int,
                      queue: int = 1024, timeout: float = 180.0) -> Server:
-    """`torchserve --foreground` serving `model` of `exported` on a free loopback port; ready when /ping says so."""
+    """`torchserve --foreground` serving `model` of `exported` on a free loopback port, returned once its worker is READY."""
     if java_version() is None:
         raise SystemExit(f"no Java runtime on PATH: TorchServe's frontend needs one; {INSTALL}")
     work.mkdir(parents=True, exist_ok=True)
     mar = make_archive(exported, model, work)
-    port = free_port()
-    config = write_config(work, mar.parent, port, queue)
+    port, management_port = free_port(), free_port()
+    config = write_config(work, mar.parent, port, management_port, queue)
     tmp, logs = work / "tmp", work / "logs"
     tmp.mkdir(exist_ok=True)
     # TEMP and TMPDIR: TorchServe's pid file and the worker's Unix socket (fixed names) go here, so two runs on one
@@ -97,8 +116,10 @@ def start_torchserve(exported: Path, model: str, work: Path, *, cpus: list[int] 
     argv = [tool("torchserve"), "--foreground", "--ts-config", str(config), "--model-store", str(mar.parent),
             "--models", f"{model}={mar.name}", "--no-config-snapshots", "--disable-token-auth",
             "--log-config", str(HERE / "log4j2.xml")]
-    return launch("torchserve", argv, env=env, log=work / "torchserve.log", url=f"http://127.0.0.1:{port}",
-                  cpus=cpus, ready="/ping", timeout=timeout)
+    server = launch("torchserve", argv, env=env, log=work / "torchserve.log", url=f"http://127.0.0.1:{port}",
+                    cpus=cpus, ready="/ping", timeout=timeout)
+    wait_for_workers(server, f"http://127.0.0.1:{management_port}", model, timeout)
+    return server
 
 
 def stop_torchserve(server: Server, timeout: float = 30.0) -> None:
