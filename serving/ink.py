@@ -102,13 +102,8 @@ def _percentile(values: np.ndarray, percent: float) -> float:
     return float(b) - step * (1 - gamma) if gamma >= 0.5 else float(a) + step * gamma
 
 
-def _ranks(n: int) -> tuple[int, ...]:
-    """The ranks of a block's n pixels that `_polarity` and `_digit_box` read: second extremes, quartiles, median."""
-    return tuple(sorted({min(1, n - 1), n // 4, n // 2, n - 1 - n // 4, max(n - 2, 0)}))
-
-
 def _blocks(grey: np.ndarray) -> tuple[np.ndarray, int]:
-    """Pixels of each block of a GRID x GRID lattice (edges replicated), in order at `_ranks`, and the block side."""
+    """Pixels of each block of a GRID x GRID lattice (edges replicated), partitioned at the median, and the block side."""
     h, w = grey.shape
     side = max(1, math.ceil(max(h, w) / GRID))
     gh, gw = math.ceil(h / side), math.ceil(w / side)
@@ -119,8 +114,35 @@ def _blocks(grey: np.ndarray) -> tuple[np.ndarray, int]:
         padded[h:, :w] = grey[-1]
         padded[:, w:] = padded[:, w - 1 : w]
     blocks = padded.reshape(gh, side, gw, side).transpose(0, 2, 1, 3).reshape(gh, gw, side * side)
-    # Only a few ranks are read: a partition puts exactly the values a full sort would at those places.
-    return np.partition(blocks, _ranks(side * side), axis=2), side
+    # Only a few ranks are read (`_rank`): a partition puts exactly the values a full sort would at those places.
+    return np.partition(blocks, side * side // 2, axis=2), side
+
+
+def _rank(ranked: np.ndarray, r: int) -> np.ndarray:
+    """Each block's r-th smallest pixel, from blocks partitioned at the median: the half that holds it, partitioned."""
+    m = ranked.shape[2] // 2
+    if r == m:
+        return ranked[..., m]
+    if r < m:
+        return np.partition(ranked[..., :m], r, axis=2)[..., r]
+    return np.partition(ranked[..., m + 1 :], r - m - 1, axis=2)[..., r - m - 1]
+
+
+def _second_smallest(part: np.ndarray) -> np.ndarray:
+    """The second smallest of each row (at least two values): the smallest again if it repeats, else the next."""
+    low = part.min(axis=2, keepdims=True)
+    ties = part == low
+    return np.where(np.count_nonzero(ties, axis=2) >= 2, low[..., 0], np.where(ties, np.inf, part).min(axis=2))
+
+
+def _second_extremes(ranked: np.ndarray) -> tuple[float, float]:
+    """The lowest rank-1 and the highest rank n-2 pixel of all blocks (blocks partitioned at the median)."""
+    n = ranked.shape[2]
+    m = n // 2
+    # Rank 1 lies in the lower half and rank n-2 in the upper one unless it is the median itself (n <= 4).
+    darkest = _second_smallest(ranked[..., :m]) if 1 < m else ranked[..., min(1, n - 1)]
+    lightest = -_second_smallest(-ranked[..., m + 1 :]) if n - 2 > m else ranked[..., max(n - 2, 0)]
+    return float(darkest.min()), float(lightest.max())
 
 
 def _polarity(ranked: np.ndarray) -> bool:
@@ -130,7 +152,7 @@ def _polarity(ranked: np.ndarray) -> bool:
     # The second extreme of each block: a single noisy pixel does not decide. Uneven light spreads the paper
     # about its median on both sides; ink adds a long tail on one side only. A vote of blocks would fail for
     # thick strokes (blocks mostly ink) and a median of the border for a dark paper edge along one side.
-    darkest, lightest = float(ranked[..., min(1, n - 1)].min()), float(ranked[..., max(n - 2, 0)].max())
+    darkest, lightest = _second_extremes(ranked)
     return typical - darkest > lightest - typical
 
 
@@ -412,7 +434,7 @@ def _digit_box(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]
     dark_ink = _polarity(ranked)
     n = ranked.shape[2]
     # The paper is the ink-bright image's lower quartile in each block: right unless ink covers 3/4 of it.
-    paper = 255.0 - ranked[..., n - 1 - n // 4] if dark_ink else ranked[..., n // 4]
+    paper = 255.0 - _rank(ranked, n - 1 - n // 4) if dark_ink else _rank(ranked, n // 4)
     grid = _background(paper)
     strength, contrast = _strength(small, _upsample(grid, side, (0, 0, small.shape[1], small.shape[0])), dark_ink)
     if float(contrast.max()) < MIN_CONTRAST:
