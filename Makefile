@@ -43,7 +43,7 @@ serving-reports: setup
 # This service vs TorchServe vs the reference server, each uvicorn server also without httptools/uvloop (~8 min on
 # 2 cores): reports/serving/versus.*. TorchServe needs a Java runtime (apt-get install -y default-jre-headless).
 versus: setup
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]' uvloop httptools
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.versus --http-variants
 
 bench: setup
