@@ -40,7 +40,7 @@ serving-reports: setup
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
 	benchmarks/serving_reports.sh
 
-# This service vs TorchServe vs the reference server, each uvicorn server also without httptools/uvloop (~8 min on
+# This service vs TorchServe vs the reference server, each uvicorn server also without httptools/uvloop (~10 min on
 # 2 cores): reports/serving/versus.*. TorchServe needs a Java runtime (apt-get install -y default-jre-headless).
 versus: setup
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
