@@ -27,9 +27,9 @@ def compare(run: Path, entry: dict, threshold: float, x, labels: np.ndarray, wor
     detector_module.TEST_RPN_NMS = threshold  # read by DigitDetector.forward at each call, the export's trace too
     model = load_checkpoint(run, entry)
     path = work / f"faster_rcnn-{threshold}.onnx"
-    to_onnx(model, path, 1)
+    to_onnx(model, path, None)  # the batched detector exports a dynamic batch axis
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    torch_scores, onnx_scores = run_torch(model, x, 1), run_onnx(session, x.numpy(), 1)
+    torch_scores, onnx_scores = run_torch(model, x, None), run_onnx(session, x.numpy(), None)
     diff = np.abs(softmax(torch_scores) - softmax(onnx_scores)).max(1)
     return {"rpn_nms_threshold": threshold, "max_prob_diff": float(diff.max()),
             "images_over_1e-4": int((diff > 1e-4).sum()), "images_over_1e-3": int((diff > 1e-3).sum()),

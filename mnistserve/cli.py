@@ -106,6 +106,7 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     weights: Annotated[Optional[str], typer.Option(help="VGG16/AlexNet: auto, imagenet, none or a state-dict PATH.")] = None,
     freeze_epochs: Annotated[Optional[int], typer.Option(help="VGG16/AlexNet: epochs with the feature extractor frozen.")] = None,
+    compile_step: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the training step [default: the profile's].")] = None,
     runs_dir: Annotated[Optional[Path], typer.Option(help="Where runs are stored [default: ./runs].")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="A directory with MNIST IDX files.")] = None,
     resume: Annotated[bool, typer.Option(help="Finish the latest interrupted run from its last finished epoch.")] = False,
@@ -128,7 +129,8 @@ def train(
         dev = resolve_device(device)
         prof = resolve_profile(profile.value, dev)
         req = RunRequest(models=tuple(dict.fromkeys(names)), profile=prof, device=dev, seed=seed, epochs=epochs,
-                         batch_size=batch_size, lr=lr, weights=weights, freeze_epochs=freeze_epochs)
+                         batch_size=batch_size, lr=lr, weights=weights, freeze_epochs=freeze_epochs,
+                         compile=compile_step)
         data = load_mnist(data_dir)
     except (ValueError, DataUnavailable) as exc:
         raise fail(str(exc))

@@ -219,3 +219,18 @@ def test_bf16_on_the_cpu_only_where_the_profile_asks_and_the_cpu_has_it(monkeypa
     vit = make_config("vit", "cpu", "cpu")
     assert not vit.amp and not vit.channels_last  # the ViT's does not
     assert make_config("vit", "gpu", "cuda").amp  # CUDA always trains in bf16
+
+
+def test_compile_option_reaches_the_config_and_the_compiled_loss_matches() -> None:
+    from training.loop import compiled_loss, model_loss
+    from training.models import build_model
+    from training.run import _configs
+
+    (cfg,) = _configs(RunRequest(models=("cnn",), profile="smoke", device="cpu", compile=True))
+    assert cfg.compile is True and cfg.to_dict()["compile"] is True  # stored with the run's hyperparameters
+    (default,) = _configs(RunRequest(models=("cnn",), profile="smoke", device="cpu"))
+    assert default.compile is False
+    torch.manual_seed(0)
+    model = build_model("cnn", width=8).eval()  # no dropout: compiled code draws other random numbers
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
+    torch.testing.assert_close(compiled_loss()(model, x, y, 0.0), model_loss(model, x, y, 0.0), rtol=1e-4, atol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import nullcontext
@@ -85,6 +86,12 @@ def model_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothi
     return F.cross_entropy(scores.float(), y, label_smoothing=label_smoothing)
 
 
+@functools.cache
+def compiled_loss() -> Callable[..., torch.Tensor]:
+    """`model_loss` through torch.compile, made once: its cache of compiled graphs then lives across epochs."""
+    return torch.compile(model_loss)
+
+
 def autocast(cfg: TrainConfig, device: torch.device):
     """bf16 autocast (no loss scaler needed) when the config asks for it, else plain float32."""
     return torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp else nullcontext()
@@ -105,6 +112,7 @@ def train_one_epoch(
     order = torch.randperm(len(split), device=device, generator=generator)
     total, seen = torch.zeros((), device=device), 0
     parts = parse(cfg.augment)
+    loss_of = compiled_loss() if cfg.compile else model_loss
     for start in range(0, len(order), cfg.batch_size):
         idx = order[start : start + cfg.batch_size]
         x, y = to_input(split.images[idx]), split.labels[idx]
@@ -113,7 +121,7 @@ def train_one_epoch(
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(cfg, device):
-            loss = model_loss(model, x, y, cfg.label_smoothing)
+            loss = loss_of(model, x, y, cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

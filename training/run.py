@@ -55,6 +55,7 @@ class RunRequest:
     lr: float | None = None
     weights: str | None = None
     freeze_epochs: int | None = None
+    compile: bool | None = None
 
 
 def new_run_dir(runs_dir: Path, profile: str) -> Path:
@@ -134,7 +135,7 @@ def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Repo
 
 def _configs(req: RunRequest) -> list[TrainConfig]:
     overrides = {"seed": req.seed, "epochs": req.epochs, "batch_size": req.batch_size, "lr": req.lr,
-                 "weights": req.weights, "freeze_epochs": req.freeze_epochs}
+                 "weights": req.weights, "freeze_epochs": req.freeze_epochs, "compile": req.compile}
     return [make_config(name, req.profile, req.device, **overrides) for name in req.models]
 
 

@@ -25,6 +25,7 @@ class Hparams:
     freeze_epochs: int = 0  # epochs with the pretrained feature extractor frozen
     label_smoothing: float = 0.0
     cpu_bf16: bool = False  # bf16 autocast and channels-last on CPUs with native bf16 (AVX512-BF16, AMX)
+    compile: bool = False  # torch.compile the training step's loss (benchmarks/compile_gain.py says where it pays)
     build: dict[str, Any] = field(default_factory=dict)  # keyword arguments for the builder
 
 
