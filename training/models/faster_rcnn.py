@@ -158,9 +158,11 @@ def build_detector(*, width: int = 32, image_size: int = 56, representation: int
     loss_kind="detection (sum of Faster R-CNN losses)",
     profiles={
         "smoke": Hparams(epochs=1, batch_size=32, lr=2e-3, train_subset=512, eval_subset=256, build={"width": 16}),
-        # On the CPU the convolutions and RoIAlign's backward, not Python, set the pace (benchmarks/train_speed.py
-        # --detector): small batches for more updates per image seen.
-        "cpu": Hparams(epochs=3, batch_size=32, lr=2e-3, build={"width": 32}),
+        # On the CPU the convolutions and RoIAlign's backward, not Python, set the pace (reports/detector/): a
+        # subset, and small batches for more updates per image seen.
+        "cpu": Hparams(epochs=3, batch_size=32, lr=2e-3, train_subset=25_000, build={"width": 32}),
+        # Six epochs, where torchvision's per-image path allowed one in gpu.sh's budget (424 images/s on an H100,
+        # reports/gpu/); the batched path's GPU speed is not measured yet (benchmarks/detector_speed.py in gpu.sh).
         "gpu": Hparams(epochs=6, batch_size=128, lr=2e-3, build={"width": 64, "image_size": 84, "representation": 256}),
     },
 )
