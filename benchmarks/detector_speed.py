@@ -193,7 +193,7 @@ def main() -> None:
     atomic_write_json(args.out / f"{stem}.json", report)
     lines = [f"# Faster R-CNN: batched path vs torchvision's per-image path ({report['device']})", "",
              f"- command: `{command}`", f"- git revision: {report['git_revision']}; torch {versions()['torch']}, "
-             f"torchvision {versions().get('torchvision', '?')}, onnxruntime {versions().get('onnxruntime', '?')}",
+             f"torchvision {versions().get('torchvision', '?')}, onnxruntime {versions().get('onnxruntime-gpu') or versions().get('onnxruntime', '?')}",
              f"- profile {args.profile}: batch {cfg.batch_size}, build {cfg.build}; weights: {weights}"
              + (f" (sha256 {checksum[:12]})" if checksum else ""), "",
              "| what | torchvision (per image) | batched | ratio |", "|---|---|---|---|",
