@@ -26,7 +26,7 @@ from mnistserve.settings import Settings
 from mnistserve.testing.servers import REPO
 from serving.errors import BadInput, ServingError, TooLarge
 from serving.preprocess import decode_base64, from_array, from_bytes
-from serving.store import ModelStore, ServedModel, digit, softmax
+from serving.store import ModelStore, ServedModel, digit
 
 
 def parse(body: bytes, media: str, query_model: str | None, settings: Settings) -> tuple[np.ndarray, str | None]:
@@ -51,7 +51,8 @@ def infer(store: ModelStore, settings: Settings, body: bytes, media: str, query_
     x, model = parse(body, media, query_model, settings)
     served: ServedModel = store.get(model)
     logits, ms = served.run(x[None])  # (1, 1, 28, 28) -> (1, 10)
-    return {**digit(softmax(logits.astype(np.float64))[0]), "model": served.name, "version": served.version,
+    # Calibrated, as the service answers: softmax(logits / temperature).
+    return {**digit(served.probabilities(logits.astype(np.float64))[0]), "model": served.name, "version": served.version,
             "inference_ms": round(ms, 4), "batch_size": 1}
 
 
