@@ -177,7 +177,10 @@ def test_killed_train_leaves_the_last_comparison_untouched(tmp_path, smoke_runs,
     before = (runs / "latest" / "comparison.json").read_bytes()
     proc = subprocess.Popen([sys.executable, "-m", "mnistserve", "train", "--model", "cnn", "--profile", "smoke",
                              "--epochs", "3", "--device", "cpu", "--runs-dir", str(runs)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+                            # A suite started in the background inherits SIGINT ignored, and Python keeps an ignored
+                            # SIGINT ignored: the child would never see the Ctrl-C this test sends.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(runs.glob("*/cnn/last.pt")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # wait until the first epoch's checkpoint exists: then kill mid-run
