@@ -18,17 +18,10 @@ import torch
 
 from mnistserve.contracts import atomic_write_bytes, atomic_write_json
 from training.config import make_config
-from training.environment import device_description, git_revision, versions
+from training.data import TRAIN_SIZE
+from training.environment import device_description, git_revision, synchronize, versions
 from training.loop import autocast, model_loss
 from training.models import build_model, model_names
-
-TRAIN_IMAGES = 50_000
-
-
-def sync(device: str) -> None:
-    """Wait for queued CUDA work, so that wall-clock time covers it."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def step_seconds(name: str, profile: str, device: str, compiled: bool, steps: int) -> tuple[float, float]:
@@ -44,14 +37,14 @@ def step_seconds(name: str, profile: str, device: str, compiled: bool, steps: in
     y = torch.randint(0, 10, (cfg.batch_size,), device=device)
     times = []
     for _ in range(steps + 2):  # the first is compile or warm-up, the second settles allocator and autotuning
-        sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         with autocast(cfg, torch.device(device)):
             loss = loss_of(model, x, y, cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - t0)
     steady = sorted(times[2:])[len(times[2:]) // 2]
     return times[0], steady
@@ -68,7 +61,7 @@ def main() -> None:
     rows = []
     for name in args.models or model_names():
         cfg = make_config(name, args.profile, args.device)
-        run_steps = cfg.epochs * math.ceil((cfg.train_subset or TRAIN_IMAGES) / cfg.batch_size)
+        run_steps = cfg.epochs * math.ceil((cfg.train_subset or TRAIN_SIZE) / cfg.batch_size)
         try:
             _, eager = step_seconds(name, args.profile, args.device, False, args.steps)
             first, compiled = step_seconds(name, args.profile, args.device, True, args.steps)

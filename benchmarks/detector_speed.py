@@ -26,17 +26,11 @@ from benchmarks.inference import time_ms, tuned_session
 from mnistserve.contracts import INPUT_NAME, OUTPUT_NAME, atomic_write_bytes, atomic_write_json, read_json
 from training.config import make_config
 from training.data import load_mnist
-from training.environment import device_description, git_revision, versions
+from training.environment import device_description, git_revision, synchronize, versions
 from training.export import load_checkpoint, to_onnx
 from training.models import build_model
 
 PATHS = {"torchvision (per image)": False, "batched": True}
-
-
-def sync(device: str) -> None:
-    """Wait for queued CUDA work, so that wall-clock time covers it."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def training_speed(model, images: torch.Tensor, labels: torch.Tensor, batch: int, steps: int, rounds: int,
@@ -50,7 +44,7 @@ def training_speed(model, images: torch.Tensor, labels: torch.Tensor, batch: int
     for r in range(rounds + 1):  # round 0 warms both paths up (allocator, cuDNN autotune) and is not counted
         for name, batched in PATHS.items():
             model.batched = batched
-            sync(device)
+            synchronize(device)
             t0 = time.perf_counter()
             for _ in range(steps):
                 x = images[cursor : cursor + batch].to(device, non_blocking=True).unsqueeze(1).float() / 255
@@ -61,7 +55,7 @@ def training_speed(model, images: torch.Tensor, labels: torch.Tensor, batch: int
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            sync(device)
+            synchronize(device)
             if r:
                 rates[name].append(steps * batch / (time.perf_counter() - t0))
     return {name: {"images_per_second": float(np.median(v)), "rounds": [round(x, 1) for x in v]}
@@ -101,7 +95,7 @@ def classify_speed(model, x: torch.Tensor, device: str, repeats: int) -> dict[st
 
         def run() -> None:
             model(x)
-            sync(device)
+            synchronize(device)
 
         t = time_ms(run, repeats)
         out[name] = {"images_per_second": 64 / (t["median_ms"] / 1000), **t}

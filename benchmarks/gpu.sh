@@ -19,7 +19,8 @@ MODELS=${GPU_MODELS:-"cnn vit alexnet vgg16 faster_rcnn"}
 DEVICE=${GPU_DEVICE:-cuda} PROFILE=${GPU_PROFILE:-gpu}
 # VGG16 at 224 px is exported only where onnxruntime has a CUDA provider: checking it on the full test split on
 # the CPU costs minutes. GPU_EXPORT_MODELS overrides the choice.
-if $PY -c 'import onnxruntime as o, sys; sys.exit("CUDAExecutionProvider" not in o.get_available_providers())' 2>/dev/null
+# onnxruntime-gpu lists its CUDA provider even on a machine without a GPU: the device decides first.
+if [ "$DEVICE" != cpu ] && $PY -c 'import onnxruntime as o, sys; sys.exit("CUDAExecutionProvider" not in o.get_available_providers())' 2>/dev/null
 then EXPORT_MODELS=${GPU_EXPORT_MODELS:-$MODELS}
 else EXPORT_MODELS=${GPU_EXPORT_MODELS:-"cnn vit alexnet faster_rcnn"}
 fi

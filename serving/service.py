@@ -19,7 +19,7 @@ How the pieces fit:
   * By default /predict decodes, runs the model and answers in one worker-thread call. With adaptive
     batching on (MNISTSERVE_ADAPTIVE_BATCHING=1), single-image requests reach the batchable `classify`
     through the service's own client (`self.to_async.classify`), so BentoML's dispatcher merges concurrent
-    requests into one run: that hop costs more CPU per request (9-14 ms in reports/serving/serving.md)
+    requests into one run: that hop costs more CPU per request (reports/serving/serving.md measures it)
     than a CPU saves by batching a small model, so it is off by default.
   * The GET routes and the web page (`serving.routes`, files in `serving/static`) live in a small
     Starlette app mounted with `@bentoml.asgi_app`; it reads only this worker's `Served` (the store and

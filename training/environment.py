@@ -21,6 +21,12 @@ def versions() -> dict[str, str]:
     return {**provenance.versions(), "cuda": torch.version.cuda or "none"}
 
 
+def synchronize(device: str) -> None:
+    """Wait for queued CUDA work, so that wall-clock time covers it (a no-op on the CPU)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def git_revision() -> str:
     """The revision of the checkout that ran (see `mnistserve.provenance.git_revision`)."""
     return provenance.git_revision()
