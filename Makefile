@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup train serve test test-all test-slow serving-reports versus bench build clean browser container test-container container-report deploy-bench
+.PHONY: setup train serve test lint test-all test-slow serving-reports versus bench build clean browser container test-container container-report deploy-bench
 
 setup: $(STAMP)
 
@@ -24,8 +24,13 @@ train: setup
 serve: setup
 	$(BIN)/bentoml serve serving.service:MNISTService --host 127.0.0.1 --port 3000
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+# ruff (configured in pyproject.toml): the lint rules and the formatting, checked, never rewritten here.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Everything but the Docker tests (those need an engine: make test-container).
 test-all: setup

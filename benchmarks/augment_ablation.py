@@ -11,7 +11,6 @@ import shlex
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mnistserve.contracts import atomic_write_bytes, atomic_write_json
@@ -49,14 +48,27 @@ def run_variant(model_name: str, spec: str, data, rw: robustness.RealWorldSet, e
     rw_scores = predict_scores(model, torch.from_numpy(rw.images), cfg)
     both, both_labels = validation_scores(model, val, cfg)
     half = len(both) // 2  # the first half is the clean validation split
-    temps = {"val+augmented": fit_temperature(both, both_labels), "val": fit_temperature(both[:half], both_labels[:half])}
+    temps = {
+        "val+augmented": fit_temperature(both, both_labels),
+        "val": fit_temperature(both[:half], both_labels[:half]),
+    }
     real = robustness.score(rw_scores, rw)
     return {
-        "augment": spec, "epochs": cfg.epochs, "train_seconds": seconds, "test_accuracy": ev.accuracy,
-        "realworld_accuracy": real["accuracy"], "per_condition": real["per_condition"],
-        "calibration": {k: {"temperature": t, "val_nll": nll(both, both_labels, t),
-                            "ece_test": ece_before_after(ev.scores, ev.labels, t),
-                            "ece_realworld": ece_before_after(rw_scores, rw.labels, t)} for k, t in temps.items()},
+        "augment": spec,
+        "epochs": cfg.epochs,
+        "train_seconds": seconds,
+        "test_accuracy": ev.accuracy,
+        "realworld_accuracy": real["accuracy"],
+        "per_condition": real["per_condition"],
+        "calibration": {
+            k: {
+                "temperature": t,
+                "val_nll": nll(both, both_labels, t),
+                "ece_test": ece_before_after(ev.scores, ev.labels, t),
+                "ece_realworld": ece_before_after(rw_scores, rw.labels, t),
+            }
+            for k, t in temps.items()
+        },
     }
 
 
@@ -64,26 +76,41 @@ def markdown(payload: dict) -> str:
     """The report: one row per variant, per-condition columns, then the calibration comparison."""
     rows = payload["variants"]
     conditions = list(next(iter(rows.values()))["per_condition"])
-    lines = [f"# Augmentation ablation: {payload['model']} at the cpu profile's settings", "",
-             f"- command: `{payload['command']}`", f"- git revision: {payload['git_revision']}",
-             f"- device: {payload['device']}", "- versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()),
-             f"- real-world set: {payload['set']['images']} images, seed {payload['set']['seed']}, "
-             f"sha256 {payload['set']['sha256'][:16]}", "",
-             "| variant | parts | epochs | train s | MNIST test | real-world | " + " | ".join(conditions) + " |",
-             "|" + "---|" * (len(conditions) + 6)]
+    lines = [
+        f"# Augmentation ablation: {payload['model']} at the cpu profile's settings",
+        "",
+        f"- command: `{payload['command']}`",
+        f"- git revision: {payload['git_revision']}",
+        f"- device: {payload['device']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()),
+        f"- real-world set: {payload['set']['images']} images, seed {payload['set']['seed']}, "
+        f"sha256 {payload['set']['sha256'][:16]}",
+        "",
+        "| variant | parts | epochs | train s | MNIST test | real-world | " + " | ".join(conditions) + " |",
+        "|" + "---|" * (len(conditions) + 6),
+    ]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['augment']} | {r.get('epochs', '')} | {r['train_seconds']:.0f} | "
-                     f"{100 * r['test_accuracy']:.2f} | "
-                     f"{100 * r['realworld_accuracy']:.2f} | "
-                     + " | ".join(f"{100 * r['per_condition'][c]:.1f}" for c in conditions) + " |")
-    lines += ["", "Temperature fitted on the clean validation split vs clean + augmented (ECE, 15 bins):", "",
-              "| variant | fitted on | T | ECE test before -> after | ECE real-world before -> after |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {r['augment']} | {r.get('epochs', '')} | {r['train_seconds']:.0f} | "
+            f"{100 * r['test_accuracy']:.2f} | "
+            f"{100 * r['realworld_accuracy']:.2f} | "
+            + " | ".join(f"{100 * r['per_condition'][c]:.1f}" for c in conditions)
+            + " |"
+        )
+    lines += [
+        "",
+        "Temperature fitted on the clean validation split vs clean + augmented (ECE, 15 bins):",
+        "",
+        "| variant | fitted on | T | ECE test before -> after | ECE real-world before -> after |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
         for how, c in r["calibration"].items():
-            lines.append(f"| {name} | {how} | {c['temperature']:.3f} | {100 * c['ece_test']['before']:.2f}% -> "
-                         f"{100 * c['ece_test']['after']:.2f}% | {100 * c['ece_realworld']['before']:.2f}% -> "
-                         f"{100 * c['ece_realworld']['after']:.2f}% |")
+            lines.append(
+                f"| {name} | {how} | {c['temperature']:.3f} | {100 * c['ece_test']['before']:.2f}% -> "
+                f"{100 * c['ece_test']['after']:.2f}% | {100 * c['ece_realworld']['before']:.2f}% -> "
+                f"{100 * c['ece_realworld']['after']:.2f}% |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -92,8 +119,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/augment"))
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--variants", default=None, help="comma list of variant names (default: all of them)")
-    parser.add_argument("--extra", action="append", default=None, metavar="NAME=PARTS",
-                        help="one more variant, e.g. 'no-noise=stroke,affine,elastic,blur' (repeatable)")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=None,
+        metavar="NAME=PARTS",
+        help="one more variant, e.g. 'no-noise=stroke,affine,elastic,blur' (repeatable)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     args = parser.parse_args()
     chosen = variants()
@@ -105,10 +137,16 @@ def main() -> None:
     data = load_mnist()
     rw = robustness.load(robustness.PER_CONDITION["cpu"], data.cache_dir)
     flags = [(k, item) for k, v in vars(args).items() if v is not None for item in (v if isinstance(v, list) else [v])]
-    payload = {"command": "python -m benchmarks.augment_ablation " + " ".join(
-                   f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in flags),
-               "model": args.model, "git_revision": git_revision(), "device": device_description("cpu"),
-               "versions": versions(), "set": rw.info, "variants": {}}
+    payload = {
+        "command": "python -m benchmarks.augment_ablation "
+        + " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in flags),
+        "model": args.model,
+        "git_revision": git_revision(),
+        "device": device_description("cpu"),
+        "versions": versions(),
+        "set": rw.info,
+        "variants": {},
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     earlier = args.out / f"ablation-{args.model}.json"
     if earlier.is_file():  # variants measured by an earlier call on the same set are kept, not re-run
@@ -123,8 +161,11 @@ def main() -> None:
             continue
         payload["variants"][name] = run_variant(args.model, spec, data, rw, args.epochs)
         r = payload["variants"][name]
-        print(f"{name}: test {100 * r['test_accuracy']:.2f}%, real-world {100 * r['realworld_accuracy']:.2f}% "
-              f"{json.dumps({k: round(100 * v, 1) for k, v in r['per_condition'].items()})}", flush=True)
+        print(
+            f"{name}: test {100 * r['test_accuracy']:.2f}%, real-world {100 * r['realworld_accuracy']:.2f}% "
+            f"{json.dumps({k: round(100 * v, 1) for k, v in r['per_condition'].items()})}",
+            flush=True,
+        )
         # Written after every variant: a long ablation that is stopped keeps what it measured.
         atomic_write_json(args.out / f"ablation-{args.model}.json", payload)
         atomic_write_bytes(args.out / f"ablation-{args.model}.md", markdown(payload).encode())

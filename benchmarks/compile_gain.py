@@ -71,28 +71,57 @@ def main() -> None:
             continue
         compile_s = max(first - compiled, 0.0)
         eager_total, compiled_total = run_steps * eager, compile_s + run_steps * compiled
-        rows.append({"model": name, "batch_size": cfg.batch_size, "run_steps": run_steps, "eager_step_ms": 1000 * eager,
-                     "compiled_step_ms": 1000 * compiled, "compile_seconds": compile_s, "eager_run_seconds": eager_total,
-                     "compiled_run_seconds": compiled_total, "pays": compiled_total < eager_total})
-        print(f"{name}: eager {1000 * eager:.1f} ms, compiled {1000 * compiled:.1f} ms a step, compile {compile_s:.1f} s;"
-              f" run of {run_steps} steps: {eager_total:.0f} s vs {compiled_total:.0f} s", flush=True)
-    command = (f"python -m benchmarks.compile_gain --profile {args.profile} --device {args.device} --steps {args.steps}"
-               + (f" --models {' '.join(args.models)}" if args.models else ""))
-    report = {"command": command, "device": device_description(args.device), "versions": versions(),
-              "git_revision": git_revision(), "profile": args.profile, "rows": rows}
+        rows.append(
+            {
+                "model": name,
+                "batch_size": cfg.batch_size,
+                "run_steps": run_steps,
+                "eager_step_ms": 1000 * eager,
+                "compiled_step_ms": 1000 * compiled,
+                "compile_seconds": compile_s,
+                "eager_run_seconds": eager_total,
+                "compiled_run_seconds": compiled_total,
+                "pays": compiled_total < eager_total,
+            }
+        )
+        print(
+            f"{name}: eager {1000 * eager:.1f} ms, compiled {1000 * compiled:.1f} ms a step, compile {compile_s:.1f} s;"
+            f" run of {run_steps} steps: {eager_total:.0f} s vs {compiled_total:.0f} s",
+            flush=True,
+        )
+    command = (
+        f"python -m benchmarks.compile_gain --profile {args.profile} --device {args.device} --steps {args.steps}"
+        + (f" --models {' '.join(args.models)}" if args.models else "")
+    )
+    report = {
+        "command": command,
+        "device": device_description(args.device),
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "profile": args.profile,
+        "rows": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "compile.json", report)
-    lines = [f"# torch.compile: does it pay? ({report['device']}, profile {args.profile})", "",
-             f"- command: `{command}`", f"- git revision: {report['git_revision']}; torch {versions()['torch']}", "",
-             "| model | batch | eager ms/step | compiled ms/step | compile s | run steps | eager run s | compiled run s | pays |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# torch.compile: does it pay? ({report['device']}, profile {args.profile})",
+        "",
+        f"- command: `{command}`",
+        f"- git revision: {report['git_revision']}; torch {versions()['torch']}",
+        "",
+        "| model | batch | eager ms/step | compiled ms/step | compile s | run steps | eager run s | compiled run s "
+        "| pays |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | failed: {r['error']} |||||||| no |")
             continue
-        lines.append(f"| {r['model']} | {r['batch_size']} | {r['eager_step_ms']:.1f} | {r['compiled_step_ms']:.1f} | "
-                     f"{r['compile_seconds']:.1f} | {r['run_steps']} | {r['eager_run_seconds']:.0f} | "
-                     f"{r['compiled_run_seconds']:.0f} | {'yes' if r['pays'] else 'no'} |")
+        lines.append(
+            f"| {r['model']} | {r['batch_size']} | {r['eager_step_ms']:.1f} | {r['compiled_step_ms']:.1f} | "
+            f"{r['compile_seconds']:.1f} | {r['run_steps']} | {r['eager_run_seconds']:.0f} | "
+            f"{r['compiled_run_seconds']:.0f} | {'yes' if r['pays'] else 'no'} |"
+        )
     atomic_write_bytes(args.out / "compile.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 

@@ -30,8 +30,13 @@ ABSENT = ("gcc", "cc", "make", "git", "pip", "pip3")  # nothing that builds or f
 def build(image: str) -> dict:
     """`deploy/docker/container.sh` (bentoml build + containerize), timed; its last line says what it built."""
     start = time.monotonic()
-    done = subprocess.run(["deploy/docker/container.sh"], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "MNISTSERVE_IMAGE": image})
+    done = subprocess.run(
+        ["deploy/docker/container.sh"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MNISTSERVE_IMAGE": image},
+    )
     if done.returncode != 0:
         raise SystemExit(f"container.sh failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     lines = [line for line in done.stdout.splitlines() if line.startswith("container:")]
@@ -40,14 +45,29 @@ def build(image: str) -> dict:
 
 def contents(image: str, info: dict) -> dict:
     """Size, layers, user, base, and which build tools the image has on its PATH."""
-    found = containers.docker_cli("run", "--rm", "--entrypoint", "sh", image, "-c",
-                            "for t in " + " ".join(ABSENT) + "; do command -v $t || true; done").stdout.split()
+    found = containers.docker_cli(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "for t in " + " ".join(ABSENT) + "; do command -v $t || true; done",
+    ).stdout.split()
     history = containers.docker_cli("history", "--no-trunc", "--format", "{{json .}}", image).stdout.splitlines()
-    layers = [{"size": row["Size"], "step": row["CreatedBy"][:110]} for row in map(json.loads, history)
-              if row["Size"] not in ("0B", "0")]
-    return {"id": info["Id"][7:19], "size_mb": round(info["Size"] / 1e6, 1), "user": info["Config"]["User"],
-            "base": (info["Config"].get("Labels") or {}).get("org.opencontainers.image.base.name", "unknown"),
-            "build_tools_found": found, "layers": layers}
+    layers = [
+        {"size": row["Size"], "step": row["CreatedBy"][:110]}
+        for row in map(json.loads, history)
+        if row["Size"] not in ("0B", "0")
+    ]
+    return {
+        "id": info["Id"][7:19],
+        "size_mb": round(info["Size"] / 1e6, 1),
+        "user": info["Config"]["User"],
+        "base": (info["Config"].get("Labels") or {}).get("org.opencontainers.image.base.name", "unknown"),
+        "build_tools_found": found,
+        "layers": layers,
+    }
 
 
 def ready_times(image: str, runs: int) -> list[dict]:
@@ -59,8 +79,13 @@ def ready_times(image: str, runs: int) -> list[dict]:
             start = time.monotonic()
             with httpx.Client(base_url=box.url, timeout=30) as http:
                 r = http.post("/predict", content=seven, headers={"Content-Type": "image/png"})
-            out.append({"ready_s": round(ready, 2), "first_predict_ms": round((time.monotonic() - start) * 1e3, 1),
-                        "digit": r.json().get("digit") if r.status_code == 200 else r.status_code})
+            out.append(
+                {
+                    "ready_s": round(ready, 2),
+                    "first_predict_ms": round((time.monotonic() - start) * 1e3, 1),
+                    "digit": r.json().get("digit") if r.status_code == 200 else r.status_code,
+                }
+            )
     return out
 
 
@@ -76,18 +101,25 @@ def markdown(report: dict) -> str:
     lines = H.markdown_head(report, "The Docker image (make container)", "containers")
     lines += ["", f"- image: `{report['tag']}` {img['id']}, base `{img['base']}`, user `{img['user']}`"]
     if report.get("build"):
-        lines.append(f"- build (`deploy/docker/container.sh`, base image and pip cache reused): "
-                     f"{report['build']['seconds']} s")
+        lines.append(
+            f"- build (`deploy/docker/container.sh`, base image and pip cache reused): {report['build']['seconds']} s"
+        )
     lines += [
-        "", "| figure | measured | goal |", "|---|---|---|",
+        "",
+        "| figure | measured | goal |",
+        "|---|---|---|",
         f"| image size | {img['size_mb']:.0f} MB | <= {GOAL_MB} MB |",
         f"| `docker run` -> /readyz 200, median of {len(ready)} | {statistics.median(ready):.2f} s "
         f"(min {min(ready):.2f}, max {max(ready):.2f}) | <= {GOAL_READY_S:.0f} s |",
         f"| first /predict after ready, median | {statistics.median(r['first_predict_ms'] for r in runs):.0f} ms | |",
         f"| build tools on PATH ({', '.join(ABSENT)}) | {', '.join(img['build_tools_found']) or 'none'} | none |",
-        "", "Models in the image (its exported/manifest.json; "
-        + ("same as the checkout's" if report["manifest_matches_checkout"] else "**differs from the checkout's**") + "):",
-        "", "| model | file | sha256 | shipped |", "|---|---|---|---|",
+        "",
+        "Models in the image (its exported/manifest.json; "
+        + ("same as the checkout's" if report["manifest_matches_checkout"] else "**differs from the checkout's**")
+        + "):",
+        "",
+        "| model | file | sha256 | shipped |",
+        "|---|---|---|---|",
     ]
     lines += [f"| {m['name']} | {m['file']} | {m['sha256'][:12]} | {m['shipped']} |" for m in report["models"]]
     lines += ["", "Layers with content:", "", "| size | step |", "|---|---|"]
@@ -109,13 +141,22 @@ def main() -> None:
     if info is None:
         raise SystemExit(f"no image {args.image}: run `make container` first")
     manifest = image_manifest(args.image, info)
-    report = {**H.environment(), "tag": args.image, "build": built, "image": contents(args.image, info),
-              "ready": ready_times(args.image, args.runs),
-              "manifest_matches_checkout": manifest == read_json(REPO / "exported" / "manifest.json"),
-              "models": [{"name": n, "file": e["file"], "sha256": e["sha256"], "shipped": e.get("shipped")}
-                         for n, e in manifest["models"].items()]}
-    report["goals_met"] = (report["image"]["size_mb"] <= GOAL_MB
-                           and statistics.median(r["ready_s"] for r in report["ready"]) <= GOAL_READY_S)
+    report = {
+        **H.environment(),
+        "tag": args.image,
+        "build": built,
+        "image": contents(args.image, info),
+        "ready": ready_times(args.image, args.runs),
+        "manifest_matches_checkout": manifest == read_json(REPO / "exported" / "manifest.json"),
+        "models": [
+            {"name": n, "file": e["file"], "sha256": e["sha256"], "shipped": e.get("shipped")}
+            for n, e in manifest["models"].items()
+        ],
+    }
+    report["goals_met"] = (
+        report["image"]["size_mb"] <= GOAL_MB
+        and statistics.median(r["ready_s"] for r in report["ready"]) <= GOAL_READY_S
+    )
     H.write_report(args.out, "container", report, markdown(report))
     print(markdown(report))
 

@@ -59,20 +59,36 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     rows = []
-    for name, cl, bf16 in (("float32", False, False), ("float32, channels-last", True, False),
-                           ("bf16 autocast", False, True), ("bf16 autocast, channels-last", True, True)):
+    for name, cl, bf16 in (
+        ("float32", False, False),
+        ("float32, channels-last", True, False),
+        ("bf16 autocast", False, True),
+        ("bf16 autocast, channels-last", True, True),
+    ):
         ms = step_ms(build_model("cnn", width=16), channels_last=cl, bf16=bf16)
         rows.append((f"CNN step: {name}", ms, 128 / ms * 1000))
     t0 = time.perf_counter()
     compiled = torch.compile(build_model("cnn", width=16))
     ms = step_ms(compiled, channels_last=False, bf16=False)
-    rows.append((f"CNN step: float32, torch.compile (compiling and timing took {time.perf_counter() - t0:.0f} s)",
-                 ms, 128 / ms * 1000))
+    rows.append(
+        (
+            f"CNN step: float32, torch.compile (compiling and timing took {time.perf_counter() - t0:.0f} s)",
+            ms,
+            128 / ms * 1000,
+        )
+    )
     rows += [(f"VGG16 AdamW step alone, fused={fused}", adamw_ms(fused), None) for fused in (False, True)]
-    lines = ["# CPU training-step costs", "", "- command: `python -m benchmarks.cpu_step`",
-             f"- device: {device_description('cpu')}, native bf16: {cpu_has_native_bf16()}; git {git_revision()}; "
-             f"torch {versions()['torch']}", "- CNN: the cpu profile's width 16, batch 128, fused AdamW", "",
-             "| what | ms | images/s |", "|---|---|---|"]
+    lines = [
+        "# CPU training-step costs",
+        "",
+        "- command: `python -m benchmarks.cpu_step`",
+        f"- device: {device_description('cpu')}, native bf16: {cpu_has_native_bf16()}; git {git_revision()}; "
+        f"torch {versions()['torch']}",
+        "- CNN: the cpu profile's width 16, batch 128, fused AdamW",
+        "",
+        "| what | ms | images/s |",
+        "|---|---|---|",
+    ]
     lines += [f"| {what} | {ms:.1f} | {'' if ips is None else f'{ips:.0f}'} |" for what, ms, ips in rows]
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "cpu_step.md", ("\n".join(lines) + "\n").encode())

@@ -74,17 +74,23 @@ class Load:
         ok = [d for _, d, o in self.results if o == "ok"]
         failed = Counter(o for _, _, o in self.results if o != "ok")
         seconds = self.stopped - self.started
-        return {"seconds": round(seconds, 1), "requests": len(self.results), "ok": len(ok),
-                "failed": sum(failed.values()), "failures": dict(failed),
-                "throughput_rps": round(len(ok) / seconds, 1),
-                "p50_ms": round(statistics.median(ok) * 1e3, 1) if ok else None,
-                "p99_ms": round(sorted(ok)[int(0.99 * (len(ok) - 1))] * 1e3, 1) if ok else None}
+        return {
+            "seconds": round(seconds, 1),
+            "requests": len(self.results),
+            "ok": len(ok),
+            "failed": sum(failed.values()),
+            "failures": dict(failed),
+            "throughput_rps": round(len(ok) / seconds, 1),
+            "p50_ms": round(statistics.median(ok) * 1e3, 1) if ok else None,
+            "p99_ms": round(sorted(ok)[int(0.99 * (len(ok) - 1))] * 1e3, 1) if ok else None,
+        }
 
 
 def healthy_replicas() -> list[str]:
     """Ids of the service's containers whose health check passes."""
-    return docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}",
-                  "--filter", "health=healthy").split()
+    return docker(
+        "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}", "--filter", "health=healthy"
+    ).split()
 
 
 def wait_replicas(n: int, timeout: float = 120) -> float:
@@ -102,8 +108,13 @@ def wait_replicas(n: int, timeout: float = 120) -> float:
 
 def deploy(replicas: int) -> None:
     env = {**os.environ, "MNISTSERVE_REPLICAS": str(replicas), "MNISTSERVE_LB_PORT": str(PORT)}
-    subprocess.run([containers.docker(), "stack", "deploy", "-c", "deploy/swarm/stack.yml", STACK], cwd=REPO,
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [containers.docker(), "stack", "deploy", "-c", "deploy/swarm/stack.yml", STACK],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 def throughput(concurrency: int, seconds: float) -> dict:
@@ -139,8 +150,12 @@ def sigkill(concurrency: int, replicas: int) -> dict:
         replaced = time.monotonic() - killed
         time.sleep(3)
     failed_at = [round(t - killed, 2) for t, _, o in load.results if o != "ok"]
-    return {"replaced_healthy_after_s": round(replaced, 1), "failed_between_s": [min(failed_at), max(failed_at)]
-            if failed_at else None, **load.summary(), "metrics": watch.figures()}
+    return {
+        "replaced_healthy_after_s": round(replaced, 1),
+        "failed_between_s": [min(failed_at), max(failed_at)] if failed_at else None,
+        **load.summary(),
+        "metrics": watch.figures(),
+    }
 
 
 def main() -> None:
@@ -154,8 +169,13 @@ def main() -> None:
     joined = docker("info", "-f", "{{.Swarm.LocalNodeState}}") == "active"
     if not joined:
         docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-    report = {**H.environment(), "image": containers.IMAGE, "concurrency": args.concurrency,
-              "seconds": args.seconds, "throughput": {}}
+    report = {
+        **H.environment(),
+        "image": containers.IMAGE,
+        "concurrency": args.concurrency,
+        "seconds": args.seconds,
+        "throughput": {},
+    }
     try:
         for n in (1, 2):
             deploy(n)

@@ -41,17 +41,24 @@ def counts(values: dict) -> str:
 def counted(name: str, s: dict) -> str:
     """One row of what the stack counted."""
     m, lb = s["metrics"], s["metrics"]["haproxy"]
-    replicas = ", ".join(f"{c[:8]}{' (left)' if r['left'] else ''}: {r['requests']}"
-                         for c, r in m["per_replica"].items() if r["requests"] or not r["left"])
-    return (f"| {name} | {sum(lb['responses'].values())} | {counts(lb['responses'])} | {lb['retry_warnings']} / "
-            f"{lb['redispatch_warnings']} | {counts(m['by_status'])} | {replicas} | {ms(m['inference_ms'])} | "
-            f"{ms(m['request_ms'])} |")
+    replicas = ", ".join(
+        f"{c[:8]}{' (left)' if r['left'] else ''}: {r['requests']}"
+        for c, r in m["per_replica"].items()
+        if r["requests"] or not r["left"]
+    )
+    return (
+        f"| {name} | {sum(lb['responses'].values())} | {counts(lb['responses'])} | {lb['retry_warnings']} / "
+        f"{lb['redispatch_warnings']} | {counts(m['by_status'])} | {replicas} | {ms(m['inference_ms'])} | "
+        f"{ms(m['request_ms'])} |"
+    )
 
 
 def seen(name: str, s: dict, note: str) -> str:
     """One row of what the load generator saw."""
-    return (f"| {name} | {s['requests']} | {s['failed']} | {counts(s['failures'])} | {s['throughput_rps']} req/s "
-            f"| {s['p50_ms']} ms | {s['p99_ms']} ms | {note} |")
+    return (
+        f"| {name} | {s['requests']} | {s['failed']} | {counts(s['failures'])} | {s['throughput_rps']} req/s "
+        f"| {s['p50_ms']} ms | {s['p99_ms']} ms | {note} |"
+    )
 
 
 def agreement(name: str, s: dict) -> str:
@@ -67,17 +74,26 @@ def agreement(name: str, s: dict) -> str:
 def markdown(report: dict, port: int) -> str:
     """The whole report."""
     lines = H.markdown_head(report, "Swarm stack: replicas behind HAProxy (make deploy-bench)", "replicas")
-    lines += ["", f"- stack: deploy/swarm/stack.yml, image `{report['image']}`, load: {report['concurrency']} "
-              f"concurrent clients posting a drawn 7 (raw PNG) to HAProxy on 127.0.0.1:{port}, "
-              f"{report['seconds']} s per throughput figure; the load generator shares the machine's cores",
-              "", "## What the stack counted (/metrics)", "",
-              "| scenario | HAProxy: answers | by class | retries / redispatches | replicas: answers by status "
-              "| per replica | inference p50 / p99 | in replica /predict p50 / p99 |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"- stack: deploy/swarm/stack.yml, image `{report['image']}`, load: {report['concurrency']} "
+        f"concurrent clients posting a drawn 7 (raw PNG) to HAProxy on 127.0.0.1:{port}, "
+        f"{report['seconds']} s per throughput figure; the load generator shares the machine's cores",
+        "",
+        "## What the stack counted (/metrics)",
+        "",
+        "| scenario | HAProxy: answers | by class | retries / redispatches | replicas: answers by status "
+        "| per replica | inference p50 / p99 | in replica /predict p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     lines += [counted(name, s) for name, s, _ in rows(report)]
-    lines += ["", "## What clients saw (the load generator)", "",
-              "| scenario | requests | failed | failures | throughput | p50 | p99 | notes |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## What clients saw (the load generator)",
+        "",
+        "| scenario | requests | failed | failures | throughput | p50 | p99 | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     lines += [seen(name, s, note) for name, s, note in rows(report)]
     lines += ["", "## Do the counts agree?", ""] + [agreement(name, s) for name, s, _ in rows(report)]
     return "\n".join(lines + ["", EXPLANATION]) + "\n"

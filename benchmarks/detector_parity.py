@@ -31,10 +31,14 @@ def compare(run: Path, entry: dict, threshold: float, x, labels: np.ndarray, wor
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     torch_scores, onnx_scores = run_torch(model, x, None), run_onnx(session, x.numpy(), None)
     diff = np.abs(softmax(torch_scores) - softmax(onnx_scores)).max(1)
-    return {"rpn_nms_threshold": threshold, "max_prob_diff": float(diff.max()),
-            "images_over_1e-4": int((diff > 1e-4).sum()), "images_over_1e-3": int((diff > 1e-3).sum()),
-            "predictions_equal": bool((torch_scores.argmax(1) == onnx_scores.argmax(1)).all()),
-            "accuracy": float((torch_scores.argmax(1) == labels).mean())}
+    return {
+        "rpn_nms_threshold": threshold,
+        "max_prob_diff": float(diff.max()),
+        "images_over_1e-4": int((diff > 1e-4).sum()),
+        "images_over_1e-3": int((diff > 1e-3).sum()),
+        "predictions_equal": bool((torch_scores.argmax(1) == onnx_scores.argmax(1)).all()),
+        "accuracy": float((torch_scores.argmax(1) == labels).mean()),
+    }
 
 
 def main() -> None:
@@ -51,18 +55,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         rows = [compare(run, entry, t, x, labels, Path(work)) for t in (0.7, 1.0)]
     detector_module.TEST_RPN_NMS = shipped
-    report = {"run": run.name, "images": args.images, "git_revision": git_revision(), "versions": versions(),
-              "command": f"python -m benchmarks.detector_parity --images {args.images}", "rows": rows}
+    report = {
+        "run": run.name,
+        "images": args.images,
+        "git_revision": git_revision(),
+        "versions": versions(),
+        "command": f"python -m benchmarks.detector_parity --images {args.images}",
+        "rows": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "detector_parity.json", report)
-    lines = ["# Faster R-CNN: ONNX parity with and without RPN NMS when classifying", "",
-             f"- command: `{report['command']}` (run {run.name}, git {report['git_revision']})",
-             f"- torch {report['versions']['torch']}, torchvision {report['versions']['torchvision']}, "
-             f"onnxruntime CPU; first {args.images} official test images", "",
-             "| RPN NMS threshold | max prob diff | images > 1e-4 | images > 1e-3 | predictions equal | accuracy |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['rpn_nms_threshold']} | {r['max_prob_diff']:.2e} | {r['images_over_1e-4']} | "
-              f"{r['images_over_1e-3']} | {r['predictions_equal']} | {r['accuracy']:.4f} |" for r in rows]
+    lines = [
+        "# Faster R-CNN: ONNX parity with and without RPN NMS when classifying",
+        "",
+        f"- command: `{report['command']}` (run {run.name}, git {report['git_revision']})",
+        f"- torch {report['versions']['torch']}, torchvision {report['versions']['torchvision']}, "
+        f"onnxruntime CPU; first {args.images} official test images",
+        "",
+        "| RPN NMS threshold | max prob diff | images > 1e-4 | images > 1e-3 | predictions equal | accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['rpn_nms_threshold']} | {r['max_prob_diff']:.2e} | {r['images_over_1e-4']} | "
+        f"{r['images_over_1e-3']} | {r['predictions_equal']} | {r['accuracy']:.4f} |"
+        for r in rows
+    ]
     atomic_write_bytes(args.out / "detector_parity.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 

@@ -33,8 +33,9 @@ from training.models import build_model
 PATHS = {"torchvision (per image)": False, "batched": True}
 
 
-def training_speed(model, images: torch.Tensor, labels: torch.Tensor, batch: int, steps: int, rounds: int,
-                   device: str) -> dict[str, dict]:
+def training_speed(
+    model, images: torch.Tensor, labels: torch.Tensor, batch: int, steps: int, rounds: int, device: str
+) -> dict[str, dict]:
     """Images/s of full optimiser steps for each path, the paths alternating round by round."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
@@ -58,8 +59,10 @@ def training_speed(model, images: torch.Tensor, labels: torch.Tensor, batch: int
             synchronize(device)
             if r:
                 rates[name].append(steps * batch / (time.perf_counter() - t0))
-    return {name: {"images_per_second": float(np.median(v)), "rounds": [round(x, 1) for x in v]}
-            for name, v in rates.items()}
+    return {
+        name: {"images_per_second": float(np.median(v)), "rounds": [round(x, 1) for x in v]}
+        for name, v in rates.items()
+    }
 
 
 def step_profile(model, images: torch.Tensor, labels: torch.Tensor, batch: int, device: str, top: int = 6) -> dict:
@@ -79,8 +82,10 @@ def step_profile(model, images: torch.Tensor, labels: torch.Tensor, batch: int, 
                 opt.step()
         ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
         total = sum(e.self_cpu_time_total for e in ops)
-        out[name] = {"operator_calls": sum(e.count for e in ops) // 2,
-                     "top": [{"op": e.key, "share": e.self_cpu_time_total / total} for e in ops[:top]]}
+        out[name] = {
+            "operator_calls": sum(e.count for e in ops) // 2,
+            "top": [{"op": e.key, "share": e.self_cpu_time_total / total} for e in ops[:top]],
+        }
     return out
 
 
@@ -111,8 +116,11 @@ def agreement(model, x: torch.Tensor, device: str) -> dict:
         model.batched = batched
         scores[name] = torch.cat([model(x[i : i + 100].to(device)).float().cpu() for i in range(0, len(x), 100)])
     a, b = scores.values()
-    return {"images": len(x), "max_abs_score_diff": float((a - b).abs().max()),
-            "predictions_equal": bool((a.argmax(1) == b.argmax(1)).all())}
+    return {
+        "images": len(x),
+        "max_abs_score_diff": float((a - b).abs().max()),
+        "predictions_equal": bool((a.argmax(1) == b.argmax(1)).all()),
+    }
 
 
 def onnx_speed(model, x: torch.Tensor, work: Path, repeats: int) -> dict[str, dict]:
@@ -165,8 +173,9 @@ def main() -> None:
     data = load_mnist()
     test = data.test.images[:1000].unsqueeze(1).float() / 255
     print(f"training steps, batch {cfg.batch_size}, {cfg.build} ...", flush=True)
-    train = training_speed(model, data.train.images, data.train.labels, cfg.batch_size, args.steps, args.rounds,
-                           args.device)
+    train = training_speed(
+        model, data.train.images, data.train.labels, cfg.batch_size, args.steps, args.rounds, args.device
+    )
     profile = step_profile(model, data.train.images, data.train.labels, cfg.batch_size, args.device)
     print("classification ...", flush=True)
     classify = classify_speed(model, test, args.device, args.repeats)
@@ -176,32 +185,65 @@ def main() -> None:
     (old, new) = (train[name]["images_per_second"] for name in PATHS)
     old_onnx = onnx["per-image export, 64 images one by one"]["ms_per_image"]
     new_onnx = onnx["batched export, batch 64"]["ms_per_image"]
-    command = (f"python -m benchmarks.detector_speed --profile {args.profile} --device {args.device}"
-               + (f" --run {args.run}" if args.run else "") + f" --steps {args.steps} --rounds {args.rounds}")
-    report = {"command": command, "device": device_description(args.device), "versions": versions(),
-              "git_revision": git_revision(), "profile": args.profile, "settings": cfg.to_dict(), "weights": weights,
-              "checkpoint_sha256": checksum, "training": train, "step_profile": profile, "classification": classify, "agreement": agree,
-              "onnx": onnx, "training_speedup": new / old, "onnx_batch64_speedup": old_onnx / new_onnx}
+    command = (
+        f"python -m benchmarks.detector_speed --profile {args.profile} --device {args.device}"
+        + (f" --run {args.run}" if args.run else "")
+        + f" --steps {args.steps} --rounds {args.rounds}"
+    )
+    report = {
+        "command": command,
+        "device": device_description(args.device),
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "profile": args.profile,
+        "settings": cfg.to_dict(),
+        "weights": weights,
+        "checkpoint_sha256": checksum,
+        "training": train,
+        "step_profile": profile,
+        "classification": classify,
+        "agreement": agree,
+        "onnx": onnx,
+        "training_speedup": new / old,
+        "onnx_batch64_speedup": old_onnx / new_onnx,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"speed-{args.profile}-{args.device.split(':')[0]}"
     atomic_write_json(args.out / f"{stem}.json", report)
-    lines = [f"# Faster R-CNN: batched path vs torchvision's per-image path ({report['device']})", "",
-             f"- command: `{command}`", f"- git revision: {report['git_revision']}; torch {versions()['torch']}, "
-             f"torchvision {versions().get('torchvision', '?')}, onnxruntime {versions().get('onnxruntime-gpu') or versions().get('onnxruntime', '?')}",
-             f"- profile {args.profile}: batch {cfg.batch_size}, build {cfg.build}; weights: {weights}"
-             + (f" (sha256 {checksum[:12]})" if checksum else ""), "",
-             "| what | torchvision (per image) | batched | ratio |", "|---|---|---|---|",
-             f"| training, images/s (median of {args.rounds} rounds of {args.steps} steps) | {old:.0f} | {new:.0f} | "
-             f"**{new / old:.2f}x** |"]
+    lines = [
+        f"# Faster R-CNN: batched path vs torchvision's per-image path ({report['device']})",
+        "",
+        f"- command: `{command}`",
+        f"- git revision: {report['git_revision']}; torch {versions()['torch']}, "
+        f"torchvision {versions().get('torchvision', '?')}, "
+        f"onnxruntime {versions().get('onnxruntime-gpu') or versions().get('onnxruntime', '?')}",
+        f"- profile {args.profile}: batch {cfg.batch_size}, build {cfg.build}; weights: {weights}"
+        + (f" (sha256 {checksum[:12]})" if checksum else ""),
+        "",
+        "| what | torchvision (per image) | batched | ratio |",
+        "|---|---|---|---|",
+        f"| training, images/s (median of {args.rounds} rounds of {args.steps} steps) | {old:.0f} | {new:.0f} | "
+        f"**{new / old:.2f}x** |",
+    ]
     c_old, c_new = (classify[name]["images_per_second"] for name in PATHS)
     lines.append(f"| PyTorch classification at batch 64, images/s | {c_old:.0f} | {c_new:.0f} | {c_new / c_old:.2f}x |")
-    lines.append(f"| onnxruntime ms per image: today's export image by image vs batched export at batch 64 | "
-                 f"{old_onnx:.3f} | {new_onnx:.3f} | **{old_onnx / new_onnx:.2f}x** |")
-    lines += ["", f"Batched export at batch 1: {onnx['batched export, batch 1']['ms_per_image']:.3f} ms. "
-              f"Agreement on {agree['images']} test images: max |score difference| {agree['max_abs_score_diff']:.2e}, "
-              f"predictions {'identical' if agree['predictions_equal'] else 'NOT identical'}."]
-    lines += ["", "Where a training step's CPU time goes (torch.profiler, self time of the top operators; 2 steps):", "",
-              "| path | operator calls a step | top operators (share of self time) |", "|---|---|---|"]
+    lines.append(
+        f"| onnxruntime ms per image: today's export image by image vs batched export at batch 64 | "
+        f"{old_onnx:.3f} | {new_onnx:.3f} | **{old_onnx / new_onnx:.2f}x** |"
+    )
+    lines += [
+        "",
+        f"Batched export at batch 1: {onnx['batched export, batch 1']['ms_per_image']:.3f} ms. "
+        f"Agreement on {agree['images']} test images: max |score difference| {agree['max_abs_score_diff']:.2e}, "
+        f"predictions {'identical' if agree['predictions_equal'] else 'NOT identical'}.",
+    ]
+    lines += [
+        "",
+        "Where a training step's CPU time goes (torch.profiler, self time of the top operators; 2 steps):",
+        "",
+        "| path | operator calls a step | top operators (share of self time) |",
+        "|---|---|---|",
+    ]
     for name, p in profile.items():
         tops = ", ".join(f"{t['op']} {t['share']:.0%}" for t in p["top"])
         lines.append(f"| {name} | {p['operator_calls']:,} | {tops} |")

@@ -1,7 +1,7 @@
 """The two smallest servers `floor.py` compares: a BentoML service and a Starlette app, each echoing a JSON number.
 
-    bentoml serve benchmarks.floor_apps:Floor          POST /echo {"x": 1} -> {"x": 1}
-    uvicorn benchmarks.floor_apps:STARLETTE            the same route, no BentoML
+bentoml serve benchmarks.floor_apps:Floor          POST /echo {"x": 1} -> {"x": 1}
+uvicorn benchmarks.floor_apps:STARLETTE            the same route, no BentoML
 """
 
 from __future__ import annotations

@@ -33,8 +33,20 @@ from mnistserve.testing.digits import digit_pngs
 from mnistserve.testing.processes import machine_busy_seconds, tree_cpu_seconds, tree_rss
 from mnistserve.testing.servers import REPO, Server, free_port, launch, pin
 
-PACKAGES = ("bentoml", "onnxruntime", "onnxruntime-gpu", "numpy", "pillow", "httpx", "uvicorn", "starlette",
-            "pydantic", "hypothesis", "schemathesis", "psutil")
+PACKAGES = (
+    "bentoml",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "numpy",
+    "pillow",
+    "httpx",
+    "uvicorn",
+    "starlette",
+    "pydantic",
+    "hypothesis",
+    "schemathesis",
+    "psutil",
+)
 
 
 # -- machine, versions, command ------------------------------------------------------------------------
@@ -54,10 +66,13 @@ def measured(exported: Path) -> dict:
     """Which export a report measured: its run, the manifest's checksum and every model file's SHA-256."""
     manifest_path = exported / "manifest.json"
     manifest = read_json(manifest_path)
-    return {"exported": os.path.relpath(exported, REPO) if exported.is_relative_to(REPO) else str(exported),
-            "run_id": manifest.get("run_id"), "export_git_revision": manifest.get("git_revision"),
-            "manifest_sha256": sha256_file(manifest_path),
-            "models": {name: entry["sha256"] for name, entry in manifest["models"].items()}}
+    return {
+        "exported": os.path.relpath(exported, REPO) if exported.is_relative_to(REPO) else str(exported),
+        "run_id": manifest.get("run_id"),
+        "export_git_revision": manifest.get("git_revision"),
+        "manifest_sha256": sha256_file(manifest_path),
+        "models": {name: entry["sha256"] for name, entry in manifest["models"].items()},
+    }
 
 
 def environment(pinning: dict[str, list[int]] | None = None, exported: Path | None = None) -> dict:
@@ -65,8 +80,13 @@ def environment(pinning: dict[str, list[int]] | None = None, exported: Path | No
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         **({"measured": measured(exported)} if exported is not None else {}),
-        "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1),
-                   "machine": platform.machine(), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
+        "device": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "memory_gib": round(memory_gib, 1),
+            "machine": platform.machine(),
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        },
         "pinning": pinning or "none",
         "versions": versions(PACKAGES),
         "git_revision": git_revision(),
@@ -86,11 +106,17 @@ def markdown_head(report: dict, title: str, servers: str = "servers") -> list[st
     """A report's title and its command, device, pinning, revision and versions lines."""
     pin, device = report["pinning"], report["device"]
     return [
-        f"# {title}", "", f"- command: `{report['command']}`",
+        f"# {title}",
+        "",
+        f"- command: `{report['command']}`",
         f"- device: {device['cpu']}, {device['cores']} cores, {device['memory_gib']} GiB; "
         f"load average at start {device['load_average_at_start']}",
-        "- pinning: " + ("none" if pin == "none" else
-                         f"{servers} on CPUs {pin['servers']}, load generator on CPUs {pin['load_generator']}"),
+        "- pinning: "
+        + (
+            "none"
+            if pin == "none"
+            else f"{servers} on CPUs {pin['servers']}, load generator on CPUs {pin['load_generator']}"
+        ),
         f"- git revision: {report['git_revision']}; started {report['started']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
         *measured_lines(report),
@@ -103,8 +129,10 @@ def measured_lines(report: dict) -> list[str]:
     if not m:
         return []
     models = ", ".join(f"{name} {sha[:12]}" for name, sha in m["models"].items())
-    return [f"- measured: `{m['exported']}` of run {m['run_id']} (manifest sha256 {m['manifest_sha256'][:12]}); "
-            f"model files sha256: {models}"]
+    return [
+        f"- measured: `{m['exported']}` of run {m['run_id']} (manifest sha256 {m['manifest_sha256'][:12]}); "
+        f"model files sha256: {models}"
+    ]
 
 
 def split_cpus(enabled: bool) -> dict[str, list[int]] | None:
@@ -129,7 +157,8 @@ def require_manifest(exported: Path) -> Path:
         raise SystemExit(
             f"{exported}/manifest.json not found. Export models first (`mnistserve export --out {exported}`), or "
             "for a quick try: mnistserve train --model cnn --profile smoke --runs-dir /tmp/x/runs && "
-            "mnistserve export --runs-dir /tmp/x/runs --out /tmp/x/exported, then --exported /tmp/x/exported")
+            "mnistserve export --runs-dir /tmp/x/runs --out /tmp/x/exported, then --exported /tmp/x/exported"
+        )
     return exported
 
 
@@ -137,12 +166,28 @@ def default_model(exported: Path) -> str:
     return json.loads((exported / "manifest.json").read_text())["default"]
 
 
-def start_reference(exported: Path, workdir: Path, *, cpus: list[int] | None, threads: int,
-                    env: dict[str, str] | None = None, name: str = "reference") -> Server:
+def start_reference(
+    exported: Path,
+    workdir: Path,
+    *,
+    cpus: list[int] | None,
+    threads: int,
+    env: dict[str, str] | None = None,
+    name: str = "reference",
+) -> Server:
     """benchmarks/reference_server.py (Starlette + uvicorn, no BentoML) on a free loopback port."""
     port = free_port()
-    argv = [sys.executable, "-m", "benchmarks.reference_server", "--exported", str(exported), "--port", str(port),
-            "--threads", str(threads)]
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.reference_server",
+        "--exported",
+        str(exported),
+        "--port",
+        str(port),
+        "--threads",
+        str(threads),
+    ]
     return launch(name, argv, env=env or {}, log=workdir / f"{name}.log", cpus=cpus, url=f"http://127.0.0.1:{port}")
 
 
@@ -196,12 +241,18 @@ def _percentiles(ms: list[float]) -> dict:
         return {"p50": None, "p90": None, "p99": None, "mean": None, "max": None}
     a = np.asarray(ms)
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3),
-            "mean": round(float(a.mean()), 3), "max": round(float(a.max()), 3)}
+    return {
+        "p50": round(float(p50), 3),
+        "p90": round(float(p90), 3),
+        "p99": round(float(p99), 3),
+        "mean": round(float(a.mean()), 3),
+        "max": round(float(a.max()), 3),
+    }
 
 
-async def _phase(clients: list[httpx.AsyncClient], templates: list[Template], count: int, deadline: float,
-                 on_done=None) -> dict:
+async def _phase(
+    clients: list[httpx.AsyncClient], templates: list[Template], count: int, deadline: float, on_done=None
+) -> dict:
     """Send `count` requests from one worker per client; every non-2xx or transport error is a failure."""
     state = {"next": 0, "done": 0}
     latencies: list[float] = []
@@ -240,10 +291,15 @@ async def _phase(clients: list[httpx.AsyncClient], templates: list[Template], co
     ok = sum(v for k, v in statuses.items() if k.isdigit() and 200 <= int(k) < 300)
     sent = sum(statuses.values())
     return {
-        "sent": sent, "ok": ok, "failed": sent - ok, "wall_s": round(wall, 3),
+        "sent": sent,
+        "ok": ok,
+        "failed": sent - ok,
+        "wall_s": round(wall, 3),
         "requests_per_second": round(sent / wall, 1) if wall > 0 else None,
-        "latency_ms": _percentiles(latencies), "statuses": dict(statuses),
-        "stopped_by_deadline": sent < count, "failure_examples": examples,
+        "latency_ms": _percentiles(latencies),
+        "statuses": dict(statuses),
+        "stopped_by_deadline": sent < count,
+        "failure_examples": examples,
         "batch_sizes": {str(k): v for k, v in sorted(batch_sizes.items())} or None,
     }
 
@@ -255,8 +311,13 @@ async def drive(load: Load) -> dict:
     samples: list[dict] = []
 
     def sample(done: int) -> None:
-        samples.append({"requests": done, "t_s": round(time.monotonic() - t0, 2),
-                        "rss": {str(p): tree_rss(p) for p in load.watch_pids}})
+        samples.append(
+            {
+                "requests": done,
+                "t_s": round(time.monotonic() - t0, 2),
+                "rss": {str(p): tree_rss(p) for p in load.watch_pids},
+            }
+        )
 
     def every(done: int) -> None:
         if load.sample_every and done % load.sample_every == 0:
@@ -266,8 +327,10 @@ async def drive(load: Load) -> dict:
         # One client of one connection per worker: a shared pool's bookkeeping grows with its size and made
         # httpx itself the bottleneck at concurrency 32+ (2+ ms of client CPU per request at 64).
         one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        clients = [await stack.enter_async_context(httpx.AsyncClient(base_url=load.url, timeout=load.timeout_s,
-                                                                     limits=one)) for _ in range(load.concurrency)]
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=load.url, timeout=load.timeout_s, limits=one))
+            for _ in range(load.concurrency)
+        ]
         warm = await _phase(clients, templates, load.warmup, deadline) if load.warmup else None
         t0 = time.monotonic()
         if load.sample_every:
@@ -287,14 +350,24 @@ async def drive(load: Load) -> dict:
 
 def _cpu_now(pids: list[int]) -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"servers": sum(tree_cpu_seconds(p) for p in pids), "load_generator": usage.ru_utime + usage.ru_stime,
-            "machine": machine_busy_seconds()}
+    return {
+        "servers": sum(tree_cpu_seconds(p) for p in pids),
+        "load_generator": usage.ru_utime + usage.ru_stime,
+        "machine": machine_busy_seconds(),
+    }
 
 
 def run_driver(load: Load, cpus: list[int] | None) -> dict:
     """Run the load driver in a process of its own (pinned to `cpus`) and return its result."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.harness", "drive"], input=json.dumps(asdict(load)),
-                          capture_output=True, text=True, cwd=REPO, timeout=load.deadline_s + 120, preexec_fn=pin(cpus))
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.harness", "drive"],
+        input=json.dumps(asdict(load)),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=load.deadline_s + 120,
+        preexec_fn=pin(cpus),
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"the load driver failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout)
@@ -302,8 +375,10 @@ def run_driver(load: Load, cpus: list[int] | None) -> dict:
 
 def main() -> None:
     if sys.argv[1:] != ["drive"]:
-        raise SystemExit("usage: python -m benchmarks.harness drive  (a JSON Load on stdin; used by throughput.py, "
-                         "soak.py and floor.py)")
+        raise SystemExit(
+            "usage: python -m benchmarks.harness drive  (a JSON Load on stdin; used by throughput.py, "
+            "soak.py and floor.py)"
+        )
     load = Load(**json.loads(sys.stdin.read()))
     print(json.dumps(asyncio.run(drive(load))))
 

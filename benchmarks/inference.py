@@ -86,10 +86,20 @@ def bench_model(name: str, entry: dict, exported: Path, run_dir: Path, device: s
         x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
         o = time_ms(onnx_runner(session, x, ort_device), repeats)
         t = time_ms(torch_runner(model, x, device), repeats)
-        rows.append({"batch": batch, "onnxruntime": o, "torch_eager": t, "speedup": t["median_ms"] / o["median_ms"],
-                     "onnx_images_per_second": 1000 * batch / o["median_ms"]})
-        print(f"{name:>12} batch {batch:>3}: onnxruntime {o['median_ms']:8.3f} ms, torch {t['median_ms']:8.3f} ms, "
-              f"x{rows[-1]['speedup']:.2f}", flush=True)
+        rows.append(
+            {
+                "batch": batch,
+                "onnxruntime": o,
+                "torch_eager": t,
+                "speedup": t["median_ms"] / o["median_ms"],
+                "onnx_images_per_second": 1000 * batch / o["median_ms"],
+            }
+        )
+        print(
+            f"{name:>12} batch {batch:>3}: onnxruntime {o['median_ms']:8.3f} ms, torch {t['median_ms']:8.3f} ms, "
+            f"x{rows[-1]['speedup']:.2f}",
+            flush=True,
+        )
     return {"provider": session.get_providers()[0], "onnx_device": ort_device, "torch_device": device, "rows": rows}
 
 
@@ -108,22 +118,35 @@ def main() -> None:
             print(f"{name}: {entry['file']} not present (not shipped); train and export it to benchmark it")
             continue
         results[name] = bench_model(name, entry, args.exported, args.run.resolve(), args.device, args.repeats)
-    report = {"device": args.device, "threads": os.cpu_count(), "versions": versions(), "git_revision": git_revision(),
-              "command": f"python -m benchmarks.inference --device {args.device} --repeats {args.repeats}",
-              "manifest_run": manifest["run_id"], "results": results}
+    report = {
+        "device": args.device,
+        "threads": os.cpu_count(),
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "command": f"python -m benchmarks.inference --device {args.device} --repeats {args.repeats}",
+        "manifest_run": manifest["run_id"],
+        "results": results,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / f"inference-{args.device}.json", report)
-    lines = [f"# Inference: onnxruntime vs PyTorch eager ({args.device}, {os.cpu_count()} cores)", "",
-             f"- command: `{report['command']}`", f"- git revision: {report['git_revision']}, models from run "
-             f"{manifest['run_id']}", f"- onnxruntime {ort.__version__} (providers available: "
-             f"{', '.join(ort.get_available_providers())}), torch {torch.__version__}", "",
-             "| model | batch | onnxruntime ms | torch ms | speedup | ORT images/s | ORT on | torch on |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Inference: onnxruntime vs PyTorch eager ({args.device}, {os.cpu_count()} cores)",
+        "",
+        f"- command: `{report['command']}`",
+        f"- git revision: {report['git_revision']}, models from run {manifest['run_id']}",
+        f"- onnxruntime {ort.__version__} (providers available: "
+        f"{', '.join(ort.get_available_providers())}), torch {torch.__version__}",
+        "",
+        "| model | batch | onnxruntime ms | torch ms | speedup | ORT images/s | ORT on | torch on |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         for row in r["rows"]:
-            lines.append(f"| {name} | {row['batch']} | {row['onnxruntime']['median_ms']:.3f} | "
-                         f"{row['torch_eager']['median_ms']:.3f} | {row['speedup']:.2f}x | "
-                         f"{row['onnx_images_per_second']:.0f} | {r['onnx_device']} | {r['torch_device']} |")
+            lines.append(
+                f"| {name} | {row['batch']} | {row['onnxruntime']['median_ms']:.3f} | "
+                f"{row['torch_eager']['median_ms']:.3f} | {row['speedup']:.2f}x | "
+                f"{row['onnx_images_per_second']:.0f} | {r['onnx_device']} | {r['torch_device']} |"
+            )
     atomic_write_bytes(args.out / f"inference-{args.device}.md", ("\n".join(lines) + "\n").encode())
 
 

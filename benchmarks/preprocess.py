@@ -82,12 +82,13 @@ def cases() -> dict[str, list[Image.Image]]:
     return {
         "photo 1000x1000 RGB (JPEG-decoded), uneven light": [photo(d, i) for i, d in enumerate(digits)],
         "photo 1000x1000 RGB, 100 px digit, specks, paper edge": [
-            photo(d, i, small=True) for i, d in enumerate(digits)],
+            photo(d, i, small=True) for i, d in enumerate(digits)
+        ],
         "photo 1000x1000 RGB, 700 px digit, 90 px marker": [photo(d, i, bold=True) for i, d in enumerate(digits)],
         "drawing 280x280 L, thick marker": marker,
         "drawing 280x280 RGBA, transparent canvas": [
-            Image.merge("RGBA", (Image.new("L", m.size, 0),) * 3 + (Image.eval(m, lambda v: 255 - v),))
-            for m in marker],
+            Image.merge("RGBA", (Image.new("L", m.size, 0),) * 3 + (Image.eval(m, lambda v: 255 - v),)) for m in marker
+        ],
         "MNIST-like 28x28 L, white on black": mnist_like,
     }
 
@@ -102,8 +103,12 @@ def time_ms(fn, images: list[Image.Image], runs: int, warmup: int = 10) -> dict:
         fn(images[i % len(images)])
         times.append((time.perf_counter() - t0) * 1000)
     p10, median, p90 = np.percentile(times, [10, 50, 90])
-    return {"median_ms": round(float(median), 3), "p10_ms": round(float(p10), 3), "p90_ms": round(float(p90), 3),
-            "runs": runs}
+    return {
+        "median_ms": round(float(median), 3),
+        "p10_ms": round(float(p10), 3),
+        "p90_ms": round(float(p90), 3),
+        "runs": runs,
+    }
 
 
 def mnist_stats() -> dict:
@@ -120,8 +125,8 @@ def mnist_stats() -> dict:
     pct = [1, 5, 10, 50, 90, 95, 99]
     return {
         "digits": len(images),
-        "stroke_width_percentiles": dict(zip(map(str, pct), np.percentile(widths, pct).round(2).tolist())),
-        "slant_percentiles": dict(zip(map(str, pct), np.percentile(slants, pct).round(3).tolist())),
+        "stroke_width_percentiles": dict(zip(map(str, pct), np.percentile(widths, pct).round(2).tolist(), strict=True)),
+        "slant_percentiles": dict(zip(map(str, pct), np.percentile(slants, pct).round(3).tolist(), strict=True)),
         "share_slant_beyond_limit": round(float(np.mean(np.abs(slants) > ink.DESKEW_LIMIT)), 4),
     }
 
@@ -136,35 +141,49 @@ def environment(pinned: str) -> dict:
 
 def markdown(report: dict) -> str:
     env = report["environment"]
-    lines = ["# Preprocessing time, one core", "",
-             f"- command: `{env['command']}`",
-             f"- device: {env['device']['cpu']} ({env['device']['cores']} cores; pinned to {env['device']['pinned']}, "
-             f"OMP_NUM_THREADS=1; load average at start {env['device']['load_average_at_start']})",
-             f"- versions: Python {env['versions']['python']}, numpy {env['versions']['numpy']}, "
-             f"Pillow {env['versions']['pillow']}; git {env['git_revision']}",
-             f"- `from_image` on decoded images, {report['runs']} runs a case after 10 warm-up runs, cycling through "
-             "5 images (the served case: `from_bytes` on the 10 PNGs of digits 0-9, decoding included); "
-             "goal: 1000x1000 photo median <= 15 ms", "",
-             "| case | median ms | p10 ms | p90 ms |", "|---|---|---|---|"]
+    lines = [
+        "# Preprocessing time, one core",
+        "",
+        f"- command: `{env['command']}`",
+        f"- device: {env['device']['cpu']} ({env['device']['cores']} cores; pinned to {env['device']['pinned']}, "
+        f"OMP_NUM_THREADS=1; load average at start {env['device']['load_average_at_start']})",
+        f"- versions: Python {env['versions']['python']}, numpy {env['versions']['numpy']}, "
+        f"Pillow {env['versions']['pillow']}; git {env['git_revision']}",
+        f"- `from_image` on decoded images, {report['runs']} runs a case after 10 warm-up runs, cycling through "
+        "5 images (the served case: `from_bytes` on the 10 PNGs of digits 0-9, decoding included); "
+        "goal: 1000x1000 photo median <= 15 ms",
+        "",
+        "| case | median ms | p10 ms | p90 ms |",
+        "|---|---|---|---|",
+    ]
     for name, t in report["cases"].items():
         lines.append(f"| {name} | {t['median_ms']:.2f} | {t['p10_ms']:.2f} | {t['p90_ms']:.2f} |")
     split = report["photo_split"]
-    lines += ["", "The 1000x1000 photo, split: decoded image -> grey levels (`_grey`: reduce to <= 512 px, "
-              f"luminance) {split['grey']['median_ms']:.2f} ms; grey -> 28x28 (`ink.to_frame`) "
-              f"{split['to_frame']['median_ms']:.2f} ms. JPEG decoding itself (`from_bytes` minus `from_image`) "
-              f"{split['decode']['median_ms']:.2f} ms.",
-              "", f"**Goal {'met' if report['goal_met'] else 'NOT met'}**: {report['photo_median_ms']:.2f} ms "
-              f"<= {GOAL_MS:.0f} ms."]
+    lines += [
+        "",
+        "The 1000x1000 photo, split: decoded image -> grey levels (`_grey`: reduce to <= 512 px, "
+        f"luminance) {split['grey']['median_ms']:.2f} ms; grey -> 28x28 (`ink.to_frame`) "
+        f"{split['to_frame']['median_ms']:.2f} ms. JPEG decoding itself (`from_bytes` minus `from_image`) "
+        f"{split['decode']['median_ms']:.2f} ms.",
+        "",
+        f"**Goal {'met' if report['goal_met'] else 'NOT met'}**: {report['photo_median_ms']:.2f} ms "
+        f"<= {GOAL_MS:.0f} ms.",
+    ]
     if "mnist" in report:
         m = report["mnist"]
-        lines += ["", f"## MNIST's own strokes and slants ({m['digits']} test digits)", "",
-                  "| percentile | " + " | ".join(m["stroke_width_percentiles"]) + " |",
-                  "|---|" + "---|" * len(m["stroke_width_percentiles"]),
-                  "| stroke width (px of the 20x20 box, 2 * area / perimeter of ink >= 0.5) | "
-                  + " | ".join(f"{v:.2f}" for v in m["stroke_width_percentiles"].values()) + " |",
-                  "| slant mu11 / mu02 | " + " | ".join(f"{v:.3f}" for v in m["slant_percentiles"].values()) + " |",
-                  "", f"|slant| > DESKEW_LIMIT ({ink.DESKEW_LIMIT}) for "
-                  f"{100 * m['share_slant_beyond_limit']:.1f}% of them."]
+        lines += [
+            "",
+            f"## MNIST's own strokes and slants ({m['digits']} test digits)",
+            "",
+            "| percentile | " + " | ".join(m["stroke_width_percentiles"]) + " |",
+            "|---|" + "---|" * len(m["stroke_width_percentiles"]),
+            "| stroke width (px of the 20x20 box, 2 * area / perimeter of ink >= 0.5) | "
+            + " | ".join(f"{v:.2f}" for v in m["stroke_width_percentiles"].values())
+            + " |",
+            "| slant mu11 / mu02 | " + " | ".join(f"{v:.3f}" for v in m["slant_percentiles"].values()) + " |",
+            "",
+            f"|slant| > DESKEW_LIMIT ({ink.DESKEW_LIMIT}) for {100 * m['share_slant_beyond_limit']:.1f}% of them.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -110,8 +110,10 @@ def mnist_cases(photos: int) -> Iterator[Case]:
         scale, paper = int(rng.integers(1, 12)), int(rng.integers(150, 256))
         canvas = (int(rng.integers(28 * scale, 28 * scale + 400)), int(rng.integers(28 * scale, 28 * scale + 300)))
         at = (int(rng.integers(0, canvas[0] - 28 * scale + 1)), int(rng.integers(0, canvas[1] - 28 * scale + 1)))
-        yield (f"mnist #{i} as_photo scale {scale} paper {paper} canvas {canvas} at {at}",
-               _image(digits.as_photo(images[i], scale=scale, canvas=canvas, at=at, paper=paper)))
+        yield (
+            f"mnist #{i} as_photo scale {scale} paper {paper} canvas {canvas} at {at}",
+            _image(digits.as_photo(images[i], scale=scale, canvas=canvas, at=at, paper=paper)),
+        )
 
 
 def _decoded(data: bytes) -> Image.Image | None:
@@ -124,7 +126,7 @@ def _decoded(data: bytes) -> Image.Image | None:
 def fuzz_cases(count: int) -> Iterator[Case]:
     """The fuzz strategies' images (every mode and format, extreme number images, animations), drawn by a seed."""
     rng = np.random.default_rng(1)
-    for i in range(count):
+    for _ in range(count):
         size = (int(rng.integers(1, 200)), int(rng.integers(1, 200)))
         pattern, mode = str(rng.choice(("noise", "stroke", "flat"))), str(rng.choice(attacks.MODES))
         fmt = str(rng.choice([f for f in attacks.FORMATS if f != "EPS"]))
@@ -192,11 +194,18 @@ def outcome(call: Callable[[types.ModuleType], np.ndarray], module: types.Module
     return result, time.perf_counter() - t0
 
 
-def compare(source: str, cases: Iterator[Case], old: types.ModuleType, new: types.ModuleType,
-            tolerance: float) -> dict:
+def compare(source: str, cases: Iterator[Case], old: types.ModuleType, new: types.ModuleType, tolerance: float) -> dict:
     """Counts, errors, the largest difference and the first mismatches of one source's cases."""
-    row = {"source": source, "inputs": 0, "errors": 0, "identical": 0, "max_abs_diff": 0.0, "mismatches": [],
-           "old_s": 0.0, "new_s": 0.0}
+    row = {
+        "source": source,
+        "inputs": 0,
+        "errors": 0,
+        "identical": 0,
+        "max_abs_diff": 0.0,
+        "mismatches": [],
+        "old_s": 0.0,
+        "new_s": 0.0,
+    }
     for name, call in cases:
         (a, t_old), (b, t_new) = outcome(call, old), outcome(call, new)
         row["inputs"] += 1
@@ -212,8 +221,10 @@ def compare(source: str, cases: Iterator[Case], old: types.ModuleType, new: type
         row["identical"] += bool(a.shape == b.shape and np.array_equal(a, b))
         if diff > tolerance:
             row["mismatches"].append(f"{name}: max |difference| {diff:.3g}")
-    print(f"{source}: {row['inputs']} inputs, {len(row['mismatches'])} mismatches, "
-          f"max |diff| {row['max_abs_diff']:.3g}", flush=True)
+    print(
+        f"{source}: {row['inputs']} inputs, {len(row['mismatches'])} mismatches, max |diff| {row['max_abs_diff']:.3g}",
+        flush=True,
+    )
     return row
 
 
@@ -223,24 +234,33 @@ def _brief(result: object) -> str:
 
 def markdown(rows: list[dict], args: argparse.Namespace, rev: str, env: dict, changed: bool) -> str:
     ok = all(not r["mismatches"] for r in rows)
-    lines = ["# Preprocessing parity: this tree against an earlier revision", "",
-             f"- command: `{env['command']}`",
-             f"- this tree: git {env['git_revision']}; serving/regions.py, ink.py, preprocess.py "
-             + ("differ from that commit (uncommitted changes)" if changed else "as committed there"),
-             f"- against: {args.against} = {rev} (`git show {rev}:serving/<file>.py`, loaded as temporary modules)",
-             f"- device: {env['device']['cpu']}; OMP_NUM_THREADS=1; versions: Python {env['versions']['python']}, "
-             f"numpy {env['versions']['numpy']}, Pillow {env['versions']['pillow']}",
-             f"- pass: every input gives the same outcome (the same error class and message, or frames with max "
-             f"|difference| <= {args.tolerance:g})", "",
-             "| source | inputs | errors (both) | frames bit-identical | max abs diff | mismatches | old s | new s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Preprocessing parity: this tree against an earlier revision",
+        "",
+        f"- command: `{env['command']}`",
+        f"- this tree: git {env['git_revision']}; serving/regions.py, ink.py, preprocess.py "
+        + ("differ from that commit (uncommitted changes)" if changed else "as committed there"),
+        f"- against: {args.against} = {rev} (`git show {rev}:serving/<file>.py`, loaded as temporary modules)",
+        f"- device: {env['device']['cpu']}; OMP_NUM_THREADS=1; versions: Python {env['versions']['python']}, "
+        f"numpy {env['versions']['numpy']}, Pillow {env['versions']['pillow']}",
+        f"- pass: every input gives the same outcome (the same error class and message, or frames with max "
+        f"|difference| <= {args.tolerance:g})",
+        "",
+        "| source | inputs | errors (both) | frames bit-identical | max abs diff | mismatches | old s | new s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['source']} | {r['inputs']} | {r['errors']} | {r['identical']} | {r['max_abs_diff']:.3g} "
-                     f"| {len(r['mismatches'])} | {r['old_s']:.2f} | {r['new_s']:.2f} |")
+        lines.append(
+            f"| {r['source']} | {r['inputs']} | {r['errors']} | {r['identical']} | {r['max_abs_diff']:.3g} "
+            f"| {len(r['mismatches'])} | {r['old_s']:.2f} | {r['new_s']:.2f} |"
+        )
     total = sum(r["inputs"] for r in rows)
-    lines += ["", f"**{'PASS' if ok else 'FAIL'}**: {total} inputs, "
-              f"{sum(len(r['mismatches']) for r in rows)} mismatches. (old s / new s: total seconds of all calls, "
-              "a shared machine's rough guide; benchmarks/preprocess.py is the timing.)"]
+    lines += [
+        "",
+        f"**{'PASS' if ok else 'FAIL'}**: {total} inputs, "
+        f"{sum(len(r['mismatches']) for r in rows)} mismatches. (old s / new s: total seconds of all calls, "
+        "a shared machine's rough guide; benchmarks/preprocess.py is the timing.)",
+    ]
     for r in rows:
         lines += [f"- {r['source']}: {m}" for m in r["mismatches"][:20]]
     return "\n".join(lines) + "\n"
@@ -256,14 +276,19 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=1e-6)
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "preprocess")
     args = ap.parse_args()
-    resolved = subprocess.run(["git", "rev-parse", "--verify", f"{args.against}^{{commit}}"], cwd=REPO,
-                              capture_output=True, text=True)
+    resolved = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{args.against}^{{commit}}"], cwd=REPO, capture_output=True, text=True
+    )
     if resolved.returncode != 0:
         sys.exit(f"--against {args.against!r} is not a commit of this repository")
     rev = resolved.stdout.strip()
     old, new = load_revision(rev)["serving.preprocess"], serving.preprocess
-    changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *(m.replace(".", "/") + ".py" for m in MODULES)],
-                             cwd=REPO).returncode != 0
+    changed = (
+        subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", *(m.replace(".", "/") + ".py" for m in MODULES)], cwd=REPO
+        ).returncode
+        != 0
+    )
     env = H.environment()
     sources: list[tuple[str, Callable[[], Iterator[Case]]]] = [
         ("real-world set (training.realworld)", lambda: realworld_cases(args.per_condition)),
@@ -279,8 +304,18 @@ def main() -> None:
         try:
             rows.append(compare(source, make(), old, new, args.tolerance))
         except DataUnavailable as exc:  # MNIST not on this machine: say so rather than pass silently
-            rows.append({"source": source, "inputs": 0, "errors": 0, "identical": 0, "max_abs_diff": 0.0,
-                         "mismatches": [f"not run: {exc}"], "old_s": 0.0, "new_s": 0.0})
+            rows.append(
+                {
+                    "source": source,
+                    "inputs": 0,
+                    "errors": 0,
+                    "identical": 0,
+                    "max_abs_diff": 0.0,
+                    "mismatches": [f"not run: {exc}"],
+                    "old_s": 0.0,
+                    "new_s": 0.0,
+                }
+            )
     text = markdown(rows, args, rev, env, changed)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "parity.md", text.encode())

@@ -52,8 +52,13 @@ def infer(store: ModelStore, settings: Settings, body: bytes, media: str, query_
     served: ServedModel = store.get(model)
     logits, ms = served.run(x[None])  # (1, 1, 28, 28) -> (1, 10)
     # Calibrated, as the service answers: softmax(logits / temperature).
-    return {**digit(served.probabilities(logits.astype(np.float64))[0]), "model": served.name, "version": served.version,
-            "inference_ms": round(ms, 4), "batch_size": 1}
+    return {
+        **digit(served.probabilities(logits.astype(np.float64))[0]),
+        "model": served.name,
+        "version": served.version,
+        "inference_ms": round(ms, 4),
+        "batch_size": 1,
+    }
 
 
 def build_app(exported: Path, threads: int = 0) -> Starlette:

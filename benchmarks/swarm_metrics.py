@@ -37,15 +37,16 @@ class Watch:
     def __init__(self, service: str, interval: float | None = None) -> None:
         self.service, self.interval = service, interval
         self.first: dict[str, P.Samples] = {}  # each replica's counters when the phase began
-        self.last: dict[str, P.Samples] = {}   # ... at its latest scrape
+        self.last: dict[str, P.Samples] = {}  # ... at its latest scrape
         self.lb: list[P.Samples] = []
         self._lock, self._stop = threading.Lock(), threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def replicas(self) -> list[str]:
         """Ids of the service's running containers, ready or not."""
-        return containers.docker_cli("ps", "-q", "--filter",
-                                     f"label=com.docker.swarm.service.name={self.service}").stdout.split()
+        return containers.docker_cli(
+            "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={self.service}"
+        ).stdout.split()
 
     def sample(self, container: str) -> None:
         """Scrape one replica now (the SIGKILL phase's victim, just before the kill)."""

@@ -25,7 +25,6 @@ from benchmarks import harness as H
 from mnistserve.testing.processes import tree_rss
 from mnistserve.testing.servers import REPO, Server, start_bentoml
 
-
 GOALS = {"throughput_vs_reference": 0.70, "p50_ms_at_concurrency_1": 5.0, "batching_speedup": 2.0}
 
 
@@ -33,19 +32,34 @@ def measure(server: Server, mode: str, templates: list[H.Template], args, client
     """One row per concurrency level: throughput, latency, failures, CPU use of servers and load generator."""
     rows = []
     for c in args.concurrency:
-        load = H.Load(url=server.url, templates=[t.encode() for t in templates], count=args.requests,
-                      concurrency=c, warmup=args.warmup, timeout_s=args.timeout_s, deadline_s=args.deadline_s,
-                      watch_pids=[server.process.pid])
+        load = H.Load(
+            url=server.url,
+            templates=[t.encode() for t in templates],
+            count=args.requests,
+            concurrency=c,
+            warmup=args.warmup,
+            timeout_s=args.timeout_s,
+            deadline_s=args.deadline_s,
+            watch_pids=[server.process.pid],
+        )
         result = H.run_driver(load, client_cpus)
-        row = {"mode": mode, "concurrency": c, **result, "server_rss_mb": tree_rss(server.process.pid)["total_mb"],
-               "server_alive": server.alive()}
+        row = {
+            "mode": mode,
+            "concurrency": c,
+            **result,
+            "server_rss_mb": tree_rss(server.process.pid)["total_mb"],
+            "server_alive": server.alive(),
+        }
         rps = row["requests_per_second"]
         row["server_cpu_ms_per_request"] = round(1000 * row["cpu_util"]["servers"] / rps, 3) if rps else None
         rows.append(row)
         lat, cpu = row["latency_ms"], row["cpu_util"]
-        print(f"{mode:18s} c={c:<3d} {row['requests_per_second']:>8} req/s  p50 {lat['p50']} ms  p99 {lat['p99']} ms"
-              f"  failed {row['failed']}  cpu: server {cpu['servers']} client {cpu['load_generator']} "
-              f"other {cpu['other']}", flush=True)
+        print(
+            f"{mode:18s} c={c:<3d} {row['requests_per_second']:>8} req/s  p50 {lat['p50']} ms  p99 {lat['p99']} ms"
+            f"  failed {row['failed']}  cpu: server {cpu['servers']} client {cpu['load_generator']} "
+            f"other {cpu['other']}",
+            flush=True,
+        )
         if not server.alive():
             raise RuntimeError(f"{server.name} died during {mode} c={c}:\n{server.log_tail()}")
     return rows
@@ -71,17 +85,26 @@ def run(args) -> dict:
     threads = len(server_cpus) if server_cpus else 0  # onnxruntime spin-waits: no more threads than cores
     env = {"MNISTSERVE_ORT_THREADS": str(threads)} if threads else {}
     env.update(dict(kv.split("=", 1) for kv in args.server_env))
-    report = {"server_env": env, "schema": "mnistserve.serving-benchmark/1", **H.environment(pinning, exported=exported),
-              "model": model, "requests_per_level": args.requests, "warmup_per_level": args.warmup,
-              "concurrency": args.concurrency, "onnxruntime_threads": threads or "onnxruntime default",
-              "goals": GOALS, "rows": []}
+    report = {
+        "server_env": env,
+        "schema": "mnistserve.serving-benchmark/1",
+        **H.environment(pinning, exported=exported),
+        "model": model,
+        "requests_per_level": args.requests,
+        "warmup_per_level": args.warmup,
+        "concurrency": args.concurrency,
+        "onnxruntime_threads": threads or "onnxruntime default",
+        "goals": GOALS,
+        "rows": [],
+    }
     work = H.scratch_dir("mnistserve-bench-")
     templates = H.raw_png_templates("/predict", model, read_batch_size=True)
     try:
         expected = None
         for mode, switch in (("bentoml-batched", "1"), ("bentoml-direct", "0")):
-            bento = start_bentoml(exported, work / mode, cpus=server_cpus, name=mode,
-                                    env={**env, "MNISTSERVE_ADAPTIVE_BATCHING": switch})
+            bento = start_bentoml(
+                exported, work / mode, cpus=server_cpus, name=mode, env={**env, "MNISTSERVE_ADAPTIVE_BATCHING": switch}
+            )
             try:
                 report.setdefault("rss_after_start_mb", {})[mode] = tree_rss(bento.process.pid)["total_mb"]
                 got = np.asarray(answers(bento, templates))
@@ -116,42 +139,78 @@ def verdicts(report: dict) -> list[dict]:
         for c in levels:
             b, ref = _rps(rows, mode, c), _rps(rows, "reference", c)
             ratio = round(b / ref, 3) if b and ref else None
-            out.append({"goal": f"{mode} throughput >= 70% of the reference at concurrency {c}",
-                        "measured": ratio, "met": ratio is not None and ratio >= GOALS["throughput_vs_reference"]})
+            out.append(
+                {
+                    "goal": f"{mode} throughput >= 70% of the reference at concurrency {c}",
+                    "measured": ratio,
+                    "met": ratio is not None and ratio >= GOALS["throughput_vs_reference"],
+                }
+            )
         c1 = next((r for r in rows if r["mode"] == mode and r["concurrency"] == 1), None)
         if c1:
             p50 = c1["latency_ms"]["p50"]
             note = "" if report["model"] == "cnn" else f" (measured model: {report['model']}; the goal is for the CNN)"
-            out.append({"goal": f"{mode}: p50 < 5 ms at concurrency 1" + note, "measured": p50,
-                        "met": p50 is not None and p50 < GOALS["p50_ms_at_concurrency_1"]})
+            out.append(
+                {
+                    "goal": f"{mode}: p50 < 5 ms at concurrency 1" + note,
+                    "measured": p50,
+                    "met": p50 is not None and p50 < GOALS["p50_ms_at_concurrency_1"],
+                }
+            )
     top = max(levels)
     b, u = _rps(rows, "bentoml-batched", top), _rps(rows, "bentoml-direct", top)
     speedup = round(b / u, 3) if b and u else None
-    out.append({"goal": f"adaptive batching >= 2x the unbatched (direct) throughput at concurrency {top}",
-                "measured": speedup, "met": speedup is not None and speedup >= GOALS["batching_speedup"]})
+    out.append(
+        {
+            "goal": f"adaptive batching >= 2x the unbatched (direct) throughput at concurrency {top}",
+            "measured": speedup,
+            "met": speedup is not None and speedup >= GOALS["batching_speedup"],
+        }
+    )
     return out
 
 
 def markdown(report: dict) -> str:
     lines = H.markdown_head(report, "Serving benchmark: BentoML service vs a minimal reference server") + [
-        f"- model: {report['model']} from {report['measured']['exported']}; onnxruntime threads: {report['onnxruntime_threads']}",
+        f"- model: {report['model']} from {report['measured']['exported']}; "
+        f"onnxruntime threads: {report['onnxruntime_threads']}",
         f"- BentoML servers' environment: {report['server_env'] or 'defaults'}",
         f"- {report['requests_per_level']} measured requests per level after {report['warmup_per_level']} warm-up "
         f"requests; failed requests in total: **{report['failed_requests']}**",
         f"- answers agree (max |probability difference|): reference vs bentoml-batched "
         f"{report.get('parity_max_abs_diff')}, bentoml-direct vs bentoml-batched "
-        f"{report.get('parity_max_abs_diff_bentoml-direct')}", "",
-        "## Goals", "", "| goal | measured | met |", "|---|---|---|",
+        f"{report.get('parity_max_abs_diff_bentoml-direct')}",
+        "",
+        "## Goals",
+        "",
+        "| goal | measured | met |",
+        "|---|---|---|",
     ]
     lines += [f"| {v['goal']} | {v['measured']} | {'yes' if v['met'] else '**no**'} |" for v in report["verdicts"]]
-    lines += ["", "## Results", "",
-              "| mode | concurrency | req/s | p50 ms | p90 ms | p99 ms | failed | server CPU ms/request | CPU server "
-              "| CPU load-gen | CPU other | images per run |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Results",
+        "",
+        "| mode | concurrency | req/s | p50 ms | p90 ms | p99 ms | failed | server CPU ms/request | CPU server "
+        "| CPU load-gen | CPU other | images per run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
         lat, cpu = r["latency_ms"], r["cpu_util"]
-        cells = [r["mode"], r["concurrency"], r["requests_per_second"], lat["p50"], lat["p90"], lat["p99"], r["failed"],
-                 r["server_cpu_ms_per_request"], cpu["servers"], cpu["load_generator"], cpu["other"],
-                 _sizes(r["batch_sizes"])]
+        cells = [
+            r["mode"],
+            r["concurrency"],
+            r["requests_per_second"],
+            lat["p50"],
+            lat["p90"],
+            lat["p99"],
+            r["failed"],
+            r["server_cpu_ms_per_request"],
+            cpu["servers"],
+            cpu["load_generator"],
+            cpu["other"],
+            _sizes(r["batch_sizes"]),
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "## How to read it", "", *NOTES, ""]
     return "\n".join(lines)
@@ -183,8 +242,9 @@ NOTES = [
 ]
 
 
-def load_arguments(parser: argparse.ArgumentParser, *, name: str, requests: int, warmup: int, concurrency: list[int],
-                   deadline_s: float) -> None:
+def load_arguments(
+    parser: argparse.ArgumentParser, *, name: str, requests: int, warmup: int, concurrency: list[int], deadline_s: float
+) -> None:
     """The options every serving comparison takes (export, report, model, load, pinning, --quick); also versus.py's."""
     parser.add_argument("--name", default=name, help=f"report file name (reports/serving/<name>.md; default {name})")
     parser.add_argument("--quick", action="store_true", help="300 requests per level, 30 warm-up")
@@ -212,8 +272,13 @@ def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     load_arguments(parser, name="serving", requests=5000, warmup=300, concurrency=[1, 8, 32, 64], deadline_s=900.0)
-    parser.add_argument("--server-env", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="extra environment of both BentoML servers, e.g. MNISTSERVE_ACCESS_LOG=0")
+    parser.add_argument(
+        "--server-env",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment of both BentoML servers, e.g. MNISTSERVE_ACCESS_LOG=0",
+    )
     args = parse(parser)
     report = run(args)
     H.write_report(args.out, args.name, report, markdown(report))

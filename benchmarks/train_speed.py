@@ -11,7 +11,6 @@ the target. Usage:  python -m benchmarks.train_speed --epochs 3 --out reports/tr
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -71,8 +70,13 @@ def ours(model, data, cfg, target: float) -> dict:
 
     def on_epoch(rec: EpochRecord) -> None:
         done = epochs[-1]["train_seconds"] if epochs else 0.0
-        epochs.append({"epoch": rec.epoch, "train_seconds": done + rec.train_seconds,
-                       "test_accuracy": evaluate(model, test, cfg).accuracy})
+        epochs.append(
+            {
+                "epoch": rec.epoch,
+                "train_seconds": done + rec.train_seconds,
+                "test_accuracy": evaluate(model, test, cfg).accuracy,
+            }
+        )
 
     result = fit(model, data.train.to(cfg.device), data.val.to(cfg.device), cfg, on_epoch=on_epoch)
     return summarise(epochs, result.images_seen, result.step_seconds, target)
@@ -80,9 +84,13 @@ def ours(model, data, cfg, target: float) -> dict:
 
 def summarise(epochs: list[dict], seen: int, seconds: float, target: float) -> dict:
     hit = next((e for e in epochs if e["test_accuracy"] >= target), None)
-    return {"images_per_second": seen / seconds, "train_seconds": seconds, "epochs": epochs,
-            "final_test_accuracy": epochs[-1]["test_accuracy"],
-            "seconds_to_target": hit["train_seconds"] if hit else None}
+    return {
+        "images_per_second": seen / seconds,
+        "train_seconds": seconds,
+        "epochs": epochs,
+        "final_test_accuracy": epochs[-1]["test_accuracy"],
+        "seconds_to_target": hit["train_seconds"] if hit else None,
+    }
 
 
 def main() -> None:
@@ -100,29 +108,59 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(args.model, **cfg.build).to(args.device)
         print(f"{name}: training {args.model} for {args.epochs} epochs ...", flush=True)
-        run_cfg = cfg if name == "ours" else make_config(args.model, cfg.profile, args.device, epochs=args.epochs,
-                                                         augment=False)
+        run_cfg = (
+            cfg
+            if name == "ours"
+            else make_config(args.model, cfg.profile, args.device, epochs=args.epochs, augment=False)
+        )
         results[name] = fn(model, data, run_cfg, args.target)
-        print(f"  {results[name]['images_per_second']:.0f} images/s, to {args.target:.1%}: "
-              f"{results[name]['seconds_to_target']}", flush=True)
+        print(
+            f"  {results[name]['images_per_second']:.0f} images/s, to {args.target:.1%}: "
+            f"{results[name]['seconds_to_target']}",
+            flush=True,
+        )
     n, o = results["naive"], results["ours"]
     speedup = o["images_per_second"] / n["images_per_second"]
-    tta = (n["seconds_to_target"] / o["seconds_to_target"]) if n["seconds_to_target"] and o["seconds_to_target"] else None
-    report = {"model": args.model, "epochs": args.epochs, "target": args.target, "device": device_description(args.device),
-              "versions": versions(), "git_revision": git_revision(), "command": f"python -m benchmarks.train_speed "
-              f"--model {args.model} --epochs {args.epochs} --device {args.device}", "settings": cfg.to_dict(),
-              "results": results, "throughput_ratio": speedup, "time_to_target_ratio": tta}
+    tta = (
+        (n["seconds_to_target"] / o["seconds_to_target"]) if n["seconds_to_target"] and o["seconds_to_target"] else None
+    )
+    report = {
+        "model": args.model,
+        "epochs": args.epochs,
+        "target": args.target,
+        "device": device_description(args.device),
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "command": f"python -m benchmarks.train_speed "
+        f"--model {args.model} --epochs {args.epochs} --device {args.device}",
+        "settings": cfg.to_dict(),
+        "results": results,
+        "throughput_ratio": speedup,
+        "time_to_target_ratio": tta,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / f"{args.model}.json", report)
-    lines = [f"# Training speed: {args.model} ({report['device']})", "", f"- command: `{report['command']}`",
-             f"- git revision: {report['git_revision']}; torch {report['versions']['torch']}", "",
-             "| loop | images/s | train s | final test acc | s to {:.1%} |".format(args.target), "|---|---|---|---|---|"]
+    lines = [
+        f"# Training speed: {args.model} ({report['device']})",
+        "",
+        f"- command: `{report['command']}`",
+        f"- git revision: {report['git_revision']}; torch {report['versions']['torch']}",
+        "",
+        f"| loop | images/s | train s | final test acc | s to {args.target:.1%} |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         tt = f"{r['seconds_to_target']:.1f}" if r["seconds_to_target"] else "not reached"
-        lines.append(f"| {name} | {r['images_per_second']:.0f} | {r['train_seconds']:.1f} | "
-                     f"{r['final_test_accuracy']:.4f} | {tt} |")
-    lines += ["", f"Throughput ratio (ours / naive): **{speedup:.2f}x**; time-to-target ratio: "
-              f"**{tta:.2f}x**" if tta else f"Throughput ratio: **{speedup:.2f}x**; target not reached by both."]
+        lines.append(
+            f"| {name} | {r['images_per_second']:.0f} | {r['train_seconds']:.1f} | "
+            f"{r['final_test_accuracy']:.4f} | {tt} |"
+        )
+    lines += [
+        "",
+        f"Throughput ratio (ours / naive): **{speedup:.2f}x**; time-to-target ratio: **{tta:.2f}x**"
+        if tta
+        else f"Throughput ratio: **{speedup:.2f}x**; target not reached by both.",
+    ]
     atomic_write_bytes(args.out / f"{args.model}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 

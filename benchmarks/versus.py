@@ -32,7 +32,7 @@ from benchmarks.torchserve.serve import java_version, start_torchserve, stop_tor
 from benchmarks.versus_report import goal_verdicts, http_gains, markdown, where_each_wins
 from mnistserve.provenance import versions
 from mnistserve.testing.processes import tree_pids, tree_rss
-from mnistserve.testing.servers import REPO, Server, start_bentoml
+from mnistserve.testing.servers import Server, start_bentoml
 
 NATIVE = ("uvloop", "httptools")  # what uvicorn's `auto` loop and http settings pick when they import
 H11 = ":h11-asyncio"  # the mode suffix of a server run with both hidden
@@ -54,7 +54,8 @@ def hide_modules(directory: Path, names: tuple[str, ...] = NATIVE) -> Path:
     for name in names:
         (directory / name).mkdir(parents=True, exist_ok=True)
         (directory / name / "__init__.py").write_text(
-            f"raise ImportError('{name} hidden by benchmarks.versus: uvicorn falls back as if it were not installed')\n")
+            f"raise ImportError('{name} hidden by benchmarks.versus: uvicorn falls back as if it were not installed')\n"
+        )
     return directory
 
 
@@ -78,13 +79,37 @@ def specs(args, exported: Path, model: str, work: Path, cpus: list[int] | None, 
     out = []
     for suffix, extra in variants.items():
         bento, ref = "bentoml-direct" + suffix, "reference" + suffix
-        out.append(Spec(bento, "/predict", lambda n=bento, e=extra: start_bentoml(
-            exported, work / n.replace(":", "-"), cpus=cpus, name=n.replace(":", "-"),
-            env={**env, "MNISTSERVE_ADAPTIVE_BATCHING": "0", **e})))
-        out.append(Spec(ref, "/predict", lambda n=ref, e=extra: H.start_reference(
-            exported, work, cpus=cpus, threads=threads, env=e, name=n.replace(":", "-"))))
-    out.append(Spec("torchserve", f"/predictions/{model}", lambda: start_torchserve(
-        exported, model, work / "torchserve", cpus=cpus, threads=threads), stop=stop_torchserve, uvicorn=False))
+        out.append(
+            Spec(
+                bento,
+                "/predict",
+                lambda n=bento, e=extra: start_bentoml(
+                    exported,
+                    work / n.replace(":", "-"),
+                    cpus=cpus,
+                    name=n.replace(":", "-"),
+                    env={**env, "MNISTSERVE_ADAPTIVE_BATCHING": "0", **e},
+                ),
+            )
+        )
+        out.append(
+            Spec(
+                ref,
+                "/predict",
+                lambda n=ref, e=extra: H.start_reference(
+                    exported, work, cpus=cpus, threads=threads, env=e, name=n.replace(":", "-")
+                ),
+            )
+        )
+    out.append(
+        Spec(
+            "torchserve",
+            f"/predictions/{model}",
+            lambda: start_torchserve(exported, model, work / "torchserve", cpus=cpus, threads=threads),
+            stop=stop_torchserve,
+            uvicorn=False,
+        )
+    )
     return out
 
 
@@ -92,18 +117,30 @@ def run(args) -> dict:
     exported = H.require_manifest(args.exported)
     model = args.model or H.default_model(exported)
     if args.http_variants and any(importlib.util.find_spec(m) is None for m in NATIVE):
-        raise SystemExit("--http-variants compares uvicorn with and without httptools and uvloop: install them "
-                         "first (.venv/bin/pip install uvloop httptools)")
+        raise SystemExit(
+            "--http-variants compares uvicorn with and without httptools and uvloop: install them "
+            "first (.venv/bin/pip install uvloop httptools)"
+        )
     pinning = H.split_cpus(not args.no_pin)
     server_cpus = pinning["servers"] if pinning else None
     client_cpus = pinning["load_generator"] if pinning else None
     threads = len(server_cpus) if server_cpus else 0  # onnxruntime spin-waits: no more threads than cores
     cores = len(server_cpus) if server_cpus else len(os.sched_getaffinity(0))
-    report = {"schema": "mnistserve.versus/1", **H.environment(pinning, exported=exported), "model": model,
-              "requests_per_level": args.requests, "warmup_per_level": args.warmup, "concurrency": args.concurrency,
-              "server_cores": cores, "onnxruntime_threads": threads or "onnxruntime default",
-              "http_variants": args.http_variants, "rows": [], "parity_max_abs_diff": {}, "http_stack": {},
-              "rss_after_start_mb": {}}
+    report = {
+        "schema": "mnistserve.versus/1",
+        **H.environment(pinning, exported=exported),
+        "model": model,
+        "requests_per_level": args.requests,
+        "warmup_per_level": args.warmup,
+        "concurrency": args.concurrency,
+        "server_cores": cores,
+        "onnxruntime_threads": threads or "onnxruntime default",
+        "http_variants": args.http_variants,
+        "rows": [],
+        "parity_max_abs_diff": {},
+        "http_stack": {},
+        "rss_after_start_mb": {},
+    }
     report["versions"].update(versions(("torchserve", "torch-model-archiver", "uvloop", "httptools")))
     report["versions"]["java"] = java_version() or "none"
     work = H.scratch_dir("mnistserve-versus-")
@@ -137,8 +174,11 @@ def run(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     T.load_arguments(parser, name="versus", requests=2000, warmup=200, concurrency=[1, 8, 64], deadline_s=300.0)
-    parser.add_argument("--http-variants", action="store_true",
-                        help="also run both uvicorn servers with httptools and uvloop hidden (h11, asyncio)")
+    parser.add_argument(
+        "--http-variants",
+        action="store_true",
+        help="also run both uvicorn servers with httptools and uvloop hidden (h11, asyncio)",
+    )
     args = T.parse(parser)
     report = run(args)
     H.write_report(args.out, args.name, report, markdown(report))

@@ -31,11 +31,21 @@ def goal_verdicts(rows: list[dict], levels: list[int]) -> list[dict]:
             if ours is None or rival is None:
                 continue
             rps = (ours["requests_per_second"], rival["requests_per_second"])
-            out.append({"goal": f"{mode} more requests/s than {RIVAL} at concurrency {c}", "measured": list(rps),
-                        "met": None not in rps and rps[0] > rps[1] and not ours["failed"]})
+            out.append(
+                {
+                    "goal": f"{mode} more requests/s than {RIVAL} at concurrency {c}",
+                    "measured": list(rps),
+                    "met": None not in rps and rps[0] > rps[1] and not ours["failed"],
+                }
+            )
             p99 = (_p99(ours), _p99(rival))
-            out.append({"goal": f"{mode} lower p99 than {RIVAL} at concurrency {c}", "measured": list(p99),
-                        "met": None not in p99 and p99[0] < p99[1]})
+            out.append(
+                {
+                    "goal": f"{mode} lower p99 than {RIVAL} at concurrency {c}",
+                    "measured": list(p99),
+                    "met": None not in p99 and p99[0] < p99[1],
+                }
+            )
     return out
 
 
@@ -51,9 +61,11 @@ def where_each_wins(rows: list[dict], levels: list[int]) -> list[str]:
         rps = ", ".join(f"{r['mode']} {r['requests_per_second']}" for r in fast)
         p99 = ", ".join(f"{r['mode']} {_p99(r)}" for r in calm)
         failed = [f"{r['mode']} {r['failed']}" for r in here if r["failed"]]
-        lines.append(f"- concurrency {c}: most requests/s: **{fast[0]['mode']}** ({rps} req/s); lowest p99: "
-                     f"**{calm[0]['mode'] if calm else 'none'}** ({p99} ms)"
-                     + (f"; failed requests: {', '.join(failed)}" if failed else ""))
+        lines.append(
+            f"- concurrency {c}: most requests/s: **{fast[0]['mode']}** ({rps} req/s); lowest p99: "
+            f"**{calm[0]['mode'] if calm else 'none'}** ({p99} ms)"
+            + (f"; failed requests: {', '.join(failed)}" if failed else "")
+        )
     return lines
 
 
@@ -65,12 +77,19 @@ def http_gains(rows: list[dict], levels: list[int], suffix: str) -> list[dict]:
             native, plain = row(rows, base, c), row(rows, base + suffix, c)
             if native is None or plain is None or not plain["requests_per_second"]:
                 continue
-            out.append({"server": base, "concurrency": c, "rps_native": native["requests_per_second"],
-                        "rps_h11_asyncio": plain["requests_per_second"],
-                        "rps_gain": round(native["requests_per_second"] / plain["requests_per_second"] - 1, 3),
-                        "p99_native": _p99(native), "p99_h11_asyncio": _p99(plain),
-                        "cpu_ms_native": native["server_cpu_ms_per_request"],
-                        "cpu_ms_h11_asyncio": plain["server_cpu_ms_per_request"]})
+            out.append(
+                {
+                    "server": base,
+                    "concurrency": c,
+                    "rps_native": native["requests_per_second"],
+                    "rps_h11_asyncio": plain["requests_per_second"],
+                    "rps_gain": round(native["requests_per_second"] / plain["requests_per_second"] - 1, 3),
+                    "p99_native": _p99(native),
+                    "p99_h11_asyncio": _p99(plain),
+                    "cpu_ms_native": native["server_cpu_ms_per_request"],
+                    "cpu_ms_h11_asyncio": plain["server_cpu_ms_per_request"],
+                }
+            )
     return out
 
 
@@ -85,25 +104,56 @@ def markdown(report: dict) -> str:
         + ", ".join(f"{k} {v:.2g}" for k, v in report["parity_max_abs_diff"].items()),
         "- uvicorn's HTTP stack as loaded (compiled modules mapped into the server's processes): "
         + "; ".join(f"{k}: uvloop {v['uvloop']}, httptools {v['httptools']}" for k, v in report["http_stack"].items()),
-        "", "## Results", "",
+        "",
+        "## Results",
+        "",
         "| server | concurrency | req/s | req/s per server core | p50 ms | p99 ms | failed | server CPU ms/request "
-        "| CPU server | CPU load-gen | CPU other |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        "| CPU server | CPU load-gen | CPU other |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
         lat, cpu = r["latency_ms"], r["cpu_util"]
-        cells = [r["mode"], r["concurrency"], r["requests_per_second"], r["requests_per_second_per_core"], lat["p50"],
-                 lat["p99"], r["failed"], r["server_cpu_ms_per_request"], cpu["servers"], cpu["load_generator"],
-                 cpu["other"]]
+        cells = [
+            r["mode"],
+            r["concurrency"],
+            r["requests_per_second"],
+            r["requests_per_second_per_core"],
+            lat["p50"],
+            lat["p99"],
+            r["failed"],
+            r["server_cpu_ms_per_request"],
+            cpu["servers"],
+            cpu["load_generator"],
+            cpu["other"],
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", "## Where each wins", "", *report["where_each_wins"], "", "## Goal: ahead of TorchServe", "",
-              "| goal | measured (ours, TorchServe) | met |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Where each wins",
+        "",
+        *report["where_each_wins"],
+        "",
+        "## Goal: ahead of TorchServe",
+        "",
+        "| goal | measured (ours, TorchServe) | met |",
+        "|---|---|---|",
+    ]
     lines += [f"| {v['goal']} | {v['measured']} | {'yes' if v['met'] else '**no**'} |" for v in report["verdicts"]]
     if report["http_gains"]:
-        lines += ["", "## httptools + uvloop against h11 + asyncio", "",
-                  "| server | concurrency | req/s native | req/s h11/asyncio | gain | p99 native | p99 h11/asyncio "
-                  "| CPU ms/request native | CPU ms/request h11/asyncio |", "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {g['server']} | {g['concurrency']} | {g['rps_native']} | {g['rps_h11_asyncio']} | "
-                  f"{g['rps_gain']:+.1%} | {g['p99_native']} | {g['p99_h11_asyncio']} | {g['cpu_ms_native']} | "
-                  f"{g['cpu_ms_h11_asyncio']} |" for g in report["http_gains"]]
+        lines += [
+            "",
+            "## httptools + uvloop against h11 + asyncio",
+            "",
+            "| server | concurrency | req/s native | req/s h11/asyncio | gain | p99 native | p99 h11/asyncio "
+            "| CPU ms/request native | CPU ms/request h11/asyncio |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {g['server']} | {g['concurrency']} | {g['rps_native']} | {g['rps_h11_asyncio']} | "
+            f"{g['rps_gain']:+.1%} | {g['p99_native']} | {g['p99_h11_asyncio']} | {g['cpu_ms_native']} | "
+            f"{g['cpu_ms_h11_asyncio']} |"
+            for g in report["http_gains"]
+        ]
     lines += ["", "## How it was run", "", *NOTES, ""]
     return "\n".join(lines)
 
@@ -117,7 +167,8 @@ NOTES = [
     "(model-config.yaml in the archive, made at run time in a scratch directory), token authorization off (every "
     "request would need a key), the metrics API and the system-metrics collector off, asynchronous logging, and "
     "benchmarks/torchserve/log4j2.xml: its access log kept (as BentoML's), its per-request DEBUG and metric log "
-    "lines (on by default, each also copied to stdout) off. Its handler uses the same ModelStore, preprocessing and answer "
+    "lines (on by default, each also copied to stdout) off. Its handler uses the same ModelStore, preprocessing "
+    "and answer "
     "as the reference server. Its CPU figures include the JVM and the Python worker.",
     "- `:h11-asyncio` rows: the same server with PYTHONPATH pointing at stand-in `uvloop` and `httptools` packages "
     "that raise ImportError, so uvicorn's `auto` loop and HTTP settings (which BentoML leaves at their defaults) "

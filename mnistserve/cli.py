@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,15 +16,24 @@ from rich.table import Table
 
 from mnistserve import settings
 from mnistserve.contracts import (
-    ARCHITECTURES, COMPARISON_COLUMNS, PROFILES, comparison_cells, comparison_markdown, read_json, realworld_markdown,
+    ARCHITECTURES,
+    COMPARISON_COLUMNS,
+    PROFILES,
+    comparison_cells,
+    comparison_markdown,
+    read_json,
+    realworld_markdown,
     shipped_comparison,
 )
 
 # This module imports no torch: `mnistserve --help` and argument errors answer at once; each command
 # imports training (and torch) when it runs.
 
-app = typer.Typer(help="Train, compare, export and serve five MNIST architectures.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Train, compare, export and serve five MNIST architectures.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 data_app = typer.Typer(help="The MNIST data set.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 # Wide enough for the comparison table when piped (rich falls back to 80 columns there).
@@ -34,7 +43,7 @@ ModelName = Enum("ModelName", {n: n for n in ARCHITECTURES}, type=str)  # the re
 Profile = Enum("Profile", {p: p for p in ("auto", *PROFILES)}, type=str)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
@@ -53,8 +62,11 @@ class RichReporter:
         self.progress, self.task = progress, None
 
     def model_started(self, cfg, total_batches: int) -> None:
-        console.print(f"[bold]{cfg.model}[/]: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr}, "
-                      f"train images {cfg.train_subset or 50000}, build {cfg.build}", highlight=False)
+        console.print(
+            f"[bold]{cfg.model}[/]: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr}, "
+            f"train images {cfg.train_subset or 50000}, build {cfg.build}",
+            highlight=False,
+        )
         self.task = self.progress.add_task(cfg.model, total=total_batches)
 
     def batch(self, n: int) -> None:
@@ -63,13 +75,17 @@ class RichReporter:
     def epoch(self, record) -> None:
         self.progress.console.print(
             f"  epoch {record.epoch}: train loss {record.train_loss:.4f}, val loss {record.val_loss:.4f}, "
-            f"val acc {100 * record.val_accuracy:.2f}% ({record.seconds:.1f}s)", highlight=False)
+            f"val acc {100 * record.val_accuracy:.2f}% ({record.seconds:.1f}s)",
+            highlight=False,
+        )
 
     def model_finished(self, entry: dict) -> None:
         if entry["status"] == "ok":
             m = entry["metrics"]
-            msg = (f"[green]{entry['model']}[/]: test accuracy {100 * m['accuracy']:.2f}%, macro-F1 {m['macro_f1']:.4f}, "
-                   f"{m['train_seconds']:.1f}s, pretrained: {'yes' if entry['pretrained'] else 'no'} ({entry['weights']})")
+            msg = (
+                f"[green]{entry['model']}[/]: test accuracy {100 * m['accuracy']:.2f}%, macro-F1 {m['macro_f1']:.4f}, "
+                f"{m['train_seconds']:.1f}s, pretrained: {'yes' if entry['pretrained'] else 'no'} ({entry['weights']})"
+            )
         else:
             msg = f"[red]{entry['model']} failed[/]: {entry['error']}"
         self.progress.console.print(msg, highlight=False)
@@ -96,20 +112,33 @@ def print_comparison(comparison: dict, fmt: Format) -> None:
 
 @app.command()
 def train(
-    model: Annotated[Optional[list[ModelName]], typer.Option("--model", "-m", help="Architecture to train (repeatable).")] = None,
+    model: Annotated[
+        list[ModelName] | None, typer.Option("--model", "-m", help="Architecture to train (repeatable).")
+    ] = None,
     all_models: Annotated[bool, typer.Option("--all", help="Train every registered architecture.")] = False,
-    profile: Annotated[Profile, typer.Option(help="smoke (seconds), cpu (2-core sized), gpu (the full lab), auto.")] = Profile.auto,
-    epochs: Annotated[Optional[int], typer.Option(help="Override the profile's epochs.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Override the profile's batch size.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Override the profile's peak learning rate.")] = None,
+    profile: Annotated[
+        Profile, typer.Option(help="smoke (seconds), cpu (2-core sized), gpu (the full lab), auto.")
+    ] = Profile.auto,
+    epochs: Annotated[int | None, typer.Option(help="Override the profile's epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override the profile's batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Override the profile's peak learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    weights: Annotated[Optional[str], typer.Option(help="VGG16/AlexNet: auto, imagenet, none or a state-dict PATH.")] = None,
-    freeze_epochs: Annotated[Optional[int], typer.Option(help="VGG16/AlexNet: epochs with the feature extractor frozen.")] = None,
-    compile_step: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the training step [default: the profile's].")] = None,
-    runs_dir: Annotated[Optional[Path], typer.Option(help="Where runs are stored [default: ./runs].")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="A directory with MNIST IDX files.")] = None,
-    resume: Annotated[bool, typer.Option(help="Finish the latest interrupted run from its last finished epoch.")] = False,
+    weights: Annotated[
+        str | None, typer.Option(help="VGG16/AlexNet: auto, imagenet, none or a state-dict PATH.")
+    ] = None,
+    freeze_epochs: Annotated[
+        int | None, typer.Option(help="VGG16/AlexNet: epochs with the feature extractor frozen.")
+    ] = None,
+    compile_step: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="torch.compile the training step [default: the profile's]."),
+    ] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Where runs are stored [default: ./runs].")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="A directory with MNIST IDX files.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Finish the latest interrupted run from its last finished epoch.")
+    ] = False,
 ) -> None:
     """Train models, evaluate them on the official test split and store the comparison."""
     from training.config import resolve_device, resolve_profile
@@ -128,25 +157,44 @@ def train(
     try:
         dev = resolve_device(device)
         prof = resolve_profile(profile.value, dev)
-        req = RunRequest(models=tuple(dict.fromkeys(names)), profile=prof, device=dev, seed=seed, epochs=epochs,
-                         batch_size=batch_size, lr=lr, weights=weights, freeze_epochs=freeze_epochs,
-                         compile=compile_step)
+        req = RunRequest(
+            models=tuple(dict.fromkeys(names)),
+            profile=prof,
+            device=dev,
+            seed=seed,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weights=weights,
+            freeze_epochs=freeze_epochs,
+            compile=compile_step,
+        )
         data = load_mnist(data_dir)
     except (ValueError, DataUnavailable) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     target = f"resuming {resume_dir.name}" if resume_dir else f"{', '.join(req.models)} on {dev}"
-    console.print(f"[bold]mnistserve train[/]: {target}, profile [bold]{prof}[/], data from {data.source}", highlight=False)
-    columns = (TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
+    console.print(
+        f"[bold]mnistserve train[/]: {target}, profile [bold]{prof}[/], data from {data.source}", highlight=False
+    )
+    columns = (
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     try:
         with Progress(*columns, console=console) as progress:
             run_dir = run_training(req, data, runs_dir, RichReporter(progress), resume_dir=resume_dir)
     except ValueError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: the last complete comparison is untouched; "
-                      "continue with `mnistserve train --resume`", highlight=False)
-        raise typer.Exit(code=130)
+        console.print(
+            "[yellow]interrupted[/]: the last complete comparison is untouched; "
+            "continue with `mnistserve train --resume`",
+            highlight=False,
+        )
+        raise typer.Exit(code=130) from None
     comparison = read_json(run_dir / "comparison.json")
     report = write_report(comparison, run_dir, command=" ".join(["mnistserve", *map(shlex.quote, sys.argv[1:])]))
     publish_latest(runs_dir, run_dir)  # only a complete run replaces the last good comparison
@@ -158,9 +206,9 @@ def train(
 
 @app.command()
 def compare(
-    run: Annotated[Optional[Path], typer.Option(help="A run directory [default: runs/latest].")] = None,
+    run: Annotated[Path | None, typer.Option(help="A run directory [default: runs/latest].")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table, json or markdown.")] = Format.table,
-    runs_dir: Annotated[Optional[Path], typer.Option(help="Where runs are stored [default: ./runs].")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Where runs are stored [default: ./runs].")] = None,
 ) -> None:
     """Print the stored comparison of the latest (or a given) run; with no run yet, the shipped one in exported/."""
     from training.run import resolve_run
@@ -171,22 +219,24 @@ def compare(
     except FileNotFoundError as exc:
         shipped = shipped_comparison(settings.exported_dir())  # the file the manifest names
         if run is not None or not shipped.is_file():
-            raise fail(str(exc))
+            raise fail(str(exc)) from None
         typer.echo(f"no run of your own yet: showing the shipped comparison, {shipped}", err=True)  # stdout stays JSON
         comparison = read_json(shipped)
     except ValueError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     print_comparison(comparison, fmt)
 
 
 @app.command()
 def export(
-    run: Annotated[Optional[Path], typer.Option(help="A run directory [default: runs/latest].")] = None,
-    model: Annotated[Optional[list[ModelName]], typer.Option("--model", "-m", help="Export only these (repeatable).")] = None,
-    top: Annotated[Optional[int], typer.Option(help="Keep the K best architectures by test accuracy.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output directory [default: ./exported].")] = None,
-    runs_dir: Annotated[Optional[Path], typer.Option(help="Where runs are stored [default: ./runs].")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="A directory with MNIST IDX files.")] = None,
+    run: Annotated[Path | None, typer.Option(help="A run directory [default: runs/latest].")] = None,
+    model: Annotated[
+        list[ModelName] | None, typer.Option("--model", "-m", help="Export only these (repeatable).")
+    ] = None,
+    top: Annotated[int | None, typer.Option(help="Keep the K best architectures by test accuracy.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory [default: ./exported].")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Where runs are stored [default: ./runs].")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="A directory with MNIST IDX files.")] = None,
 ) -> None:
     """Export each architecture's best checkpoint to ONNX, verify it and write the manifest."""
     from training.data import DataUnavailable, load_mnist
@@ -198,28 +248,40 @@ def export(
     try:
         run_dir = resolve_run(runs_dir or settings.runs_dir(), run)
         data = load_mnist(data_dir)
-        manifest = export_run(run_dir, out or settings.exported_dir(), data, models=[m.value for m in model or []] or None,
-                              top=top, log=lambda msg: console.print(msg, highlight=False))
+        manifest = export_run(
+            run_dir,
+            out or settings.exported_dir(),
+            data,
+            models=[m.value for m in model or []] or None,
+            top=top,
+            log=lambda msg: console.print(msg, highlight=False),
+        )
     except (FileNotFoundError, ValueError, DataUnavailable, ExportError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     table = Table(title=f"exported (default: {manifest['default']})")
     for col in ("model", "shipped", "size MB", "max |diff|", "ONNX accuracy", "ms @1", "ms/img @64"):
         table.add_column(col)
     for name, e in manifest["models"].items():
-        table.add_row(name, "yes" if e["shipped"] else "no (too large for git)", f"{e['size_bytes'] / 1e6:.1f}",
-                      f"{e['parity']['max_abs_diff']:.2e}", f"{100 * e['onnx_accuracy']:.2f}%",
-                      f"{e['latency_ms']['batch1']:.2f}", f"{e['latency_ms']['batch64_per_image']:.3f}")
+        table.add_row(
+            name,
+            "yes" if e["shipped"] else "no (too large for git)",
+            f"{e['size_bytes'] / 1e6:.1f}",
+            f"{e['parity']['max_abs_diff']:.2e}",
+            f"{100 * e['onnx_accuracy']:.2f}%",
+            f"{e['latency_ms']['batch1']:.2f}",
+            f"{e['latency_ms']['batch64_per_image']:.3f}",
+        )
     console.print(table)
 
 
 @app.command()
 def robustness(
-    exported: Annotated[Optional[Path], typer.Option(help="Exported models to measure [default: ./exported].")] = None,
+    exported: Annotated[Path | None, typer.Option(help="Exported models to measure [default: ./exported].")] = None,
     per_condition: Annotated[int, typer.Option(help="Images per condition (the cpu profile's set has 200).")] = 200,
-    out: Annotated[Optional[Path], typer.Option(help="Write robustness.json, .md and plots here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write robustness.json, .md and plots here.")] = None,
     gallery: Annotated[bool, typer.Option(help="Also save a PNG gallery of the set's raw images.")] = True,
 ) -> None:
-    """Measure every exported model on the real-world set (handwriting, drawings, photos; never MNIST), per condition."""
+    """Measure every exported model on the real-world set (handwriting, drawings, photos; not MNIST), per condition."""
     from training.robustness import evaluate_exported, load, write_report
 
     if per_condition < 1:
@@ -230,7 +292,7 @@ def robustness(
             rw = load(per_condition, settings.cache_dir())
         results = evaluate_exported(directory, rw)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     if not results:
         raise fail(f"no model in {directory} could be loaded")
     command = " ".join(["mnistserve", *map(shlex.quote, sys.argv[1:])])
@@ -240,8 +302,12 @@ def robustness(
     for col in ("model", "all", *conditions, "ECE"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, r in results.items():
-        table.add_row(name, f"{100 * r['accuracy']:.1f}%", *(f"{100 * r['per_condition'][c]:.1f}" for c in conditions),
-                      f"{100 * r['ece']:.1f}%")
+        table.add_row(
+            name,
+            f"{100 * r['accuracy']:.1f}%",
+            *(f"{100 * r['per_condition'][c]:.1f}" for c in conditions),
+            f"{100 * r['ece']:.1f}%",
+        )
     console.print(table)
     if report:
         console.print(f"report: {report}", highlight=False)
@@ -249,7 +315,7 @@ def robustness(
 
 @data_app.command("info")
 def data_info(
-    data_dir: Annotated[Optional[Path], typer.Option(help="A directory with MNIST IDX files.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="A directory with MNIST IDX files.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
 ) -> None:
     """Where MNIST comes from, its sizes, class counts and checksum."""
@@ -258,7 +324,7 @@ def data_info(
     try:
         info = load_mnist(data_dir).info()
     except (DataUnavailable, ValueError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     if fmt is Format.json:
         typer.echo(json.dumps(info, indent=2))
         return

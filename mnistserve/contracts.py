@@ -114,11 +114,15 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
         if Path(entry["file"]).name != entry["file"]:
             raise ValueError(f"manifest entry {name!r} names a file outside exported/: {entry['file']!r}")
     comparison = manifest.get("comparison")  # optional: manifests from before atomic exports lack it
-    if comparison is not None and (not isinstance(comparison, dict) or not isinstance(comparison.get("file"), str)
-                                   or Path(comparison["file"]).name != comparison["file"]
-                                   or not isinstance(comparison.get("sha256"), str)):
-        raise ValueError(f"manifest comparison must be {{'file': <name in exported/>, 'sha256': ...}}, "
-                         f"not {comparison!r}")
+    if comparison is not None and (
+        not isinstance(comparison, dict)
+        or not isinstance(comparison.get("file"), str)
+        or Path(comparison["file"]).name != comparison["file"]
+        or not isinstance(comparison.get("sha256"), str)
+    ):
+        raise ValueError(
+            f"manifest comparison must be {{'file': <name in exported/>, 'sha256': ...}}, not {comparison!r}"
+        )
     if manifest.get("default") not in models:
         raise ValueError(f"manifest default {manifest.get('default')!r} is not among its models")
     return manifest
@@ -157,8 +161,19 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
-COMPARISON_COLUMNS = ("model", "test accuracy", "real-world", "macro-F1", "test loss", "ECE test", "train s",
-                      "images/s", "parameters", "pretrained", "profile")
+COMPARISON_COLUMNS = (
+    "model",
+    "test accuracy",
+    "real-world",
+    "macro-F1",
+    "test loss",
+    "ECE test",
+    "train s",
+    "images/s",
+    "parameters",
+    "pretrained",
+    "profile",
+)
 
 
 def comparison_cells(comparison: dict[str, Any]) -> list[list[str]]:
@@ -168,10 +183,21 @@ def comparison_cells(comparison: dict[str, Any]) -> list[list[str]]:
         if r["status"] != "ok":
             rows.append([r["model"], f"failed: {r.get('error', '')}", *[""] * 8, str(r["profile"])])
             continue
-        rows.append([r["model"], _pct(r["accuracy"]), _pct(r["realworld_accuracy"]), f"{r['macro_f1']:.4f}",
-                     f"{r['test_loss']:.4f}", _pct(r["ece_test"]), f"{r['train_seconds']:.1f}",
-                     f"{r['images_per_second']:.0f}", f"{r['parameters']:,}", "yes" if r["pretrained"] else "no",
-                     str(r["profile"])])
+        rows.append(
+            [
+                r["model"],
+                _pct(r["accuracy"]),
+                _pct(r["realworld_accuracy"]),
+                f"{r['macro_f1']:.4f}",
+                f"{r['test_loss']:.4f}",
+                _pct(r["ece_test"]),
+                f"{r['train_seconds']:.1f}",
+                f"{r['images_per_second']:.0f}",
+                f"{r['parameters']:,}",
+                "yes" if r["pretrained"] else "no",
+                str(r["profile"]),
+            ]
+        )
     return rows
 
 
@@ -188,13 +214,19 @@ def realworld_markdown(comparison: dict[str, Any]) -> str:
     if not entries:
         return ""
     conditions = list(entries[0]["realworld"]["per_condition"])
-    lines = ["", "Real-world accuracy by condition:", "",
-             "| model | " + " | ".join(conditions) + " | ECE real-world before -> after | temperature |",
-             "|" + "---|" * (len(conditions) + 3)]
+    lines = [
+        "",
+        "Real-world accuracy by condition:",
+        "",
+        "| model | " + " | ".join(conditions) + " | ECE real-world before -> after | temperature |",
+        "|" + "---|" * (len(conditions) + 3),
+    ]
     for e in entries:
         per, cal = e["realworld"]["per_condition"], e.get("calibration", {})
         ece = cal.get("ece_realworld", {})
         ece_text = f"{_pct(ece.get('before'))} -> {_pct(ece.get('after'))}" if ece else "-"
         temp = f"{cal['temperature']:.3f}" if "temperature" in cal else "-"
-        lines.append(f"| {e['model']} | " + " | ".join(_pct(per.get(c)) for c in conditions) + f" | {ece_text} | {temp} |")
+        lines.append(
+            f"| {e['model']} | " + " | ".join(_pct(per.get(c)) for c in conditions) + f" | {ece_text} | {temp} |"
+        )
     return "\n".join(lines) + "\n"

@@ -10,8 +10,17 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("torch", "torchvision", "onnx", "onnxruntime-gpu", "onnxruntime", "bentoml", "scikit-learn", "numpy",
-            "pillow")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxruntime-gpu",
+    "onnxruntime",
+    "bentoml",
+    "scikit-learn",
+    "numpy",
+    "pillow",
+)
 
 
 def git_revision(cwd: Path | None = None) -> str:
@@ -21,10 +30,12 @@ def git_revision(cwd: Path | None = None) -> str:
     borrowing another tree's revision."""
     cwd = cwd or Path(__file__).resolve().parents[1]
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
+        ).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -30,9 +30,15 @@ class Variable:
 
 PATH_VARIABLES = (
     Variable("MNISTSERVE_HOME", "current directory", "folder holding `runs/` and `exported/`"),
-    Variable("MNISTSERVE_EXPORTED", "`$MNISTSERVE_HOME/exported`", "exported models the exporter writes and the service reads"),
+    Variable(
+        "MNISTSERVE_EXPORTED",
+        "`$MNISTSERVE_HOME/exported`",
+        "exported models the exporter writes and the service reads",
+    ),
     Variable("MNISTSERVE_DATA", "unset", "a folder with MNIST's IDX files, tried before the cache"),
-    Variable("MNISTSERVE_CACHE", "`~/.cache/mnistserve`", "MNIST copy, torchvision download and the real-world set's cache"),
+    Variable(
+        "MNISTSERVE_CACHE", "`~/.cache/mnistserve`", "MNIST copy, torchvision download and the real-world set's cache"
+    ),
 )
 
 
@@ -69,7 +75,9 @@ class Settings:
             key = PREFIX + f.name.upper()
             raw = (env.get(key) or "").strip()
             if raw:
-                values[f.name] = _switch(key, raw) if f.type == "bool" else _count(key, raw, zero=f.name == "ort_threads")
+                values[f.name] = (
+                    _switch(key, raw) if f.type == "bool" else _count(key, raw, zero=f.name == "ort_threads")
+                )
         settings = cls(**values)
         if settings.max_batch_size < 2:
             raise ValueError("MNISTSERVE_MAX_BATCH_SIZE must be at least 2 (BentoML's adaptive batching needs it)")
@@ -104,8 +112,10 @@ def api_keys(env: Mapping[str, str]) -> tuple[str, ...]:
         raise ValueError(f"{name} holds no key (one per line; blank lines and # comments are skipped)")
     for where, key in entries:
         if not KEY_CHARS.fullmatch(key) or len(key) < MIN_KEY_CHARS:
-            raise ValueError(f"{name}: {where} is not a usable key: it needs at least {MIN_KEY_CHARS} characters "
-                             f"from A-Z a-z 0-9 - . _ ~ + / (and = at the end); make one with {NEW_KEY}")
+            raise ValueError(
+                f"{name}: {where} is not a usable key: it needs at least {MIN_KEY_CHARS} characters "
+                f"from A-Z a-z 0-9 - . _ ~ + / (and = at the end); make one with {NEW_KEY}"
+            )
     return tuple(dict.fromkeys(key for _, key in entries))  # duplicates dropped, order kept
 
 
@@ -114,12 +124,13 @@ SERVICE_HELP = {
     "max_pixels": "largest image, width x height, checked before decoding; larger -> 413",
     "max_batch_images": "most images in one /predict_batch request; more -> 413",
     "adaptive_batching": "1: /predict and /predict_all go through the batchable /classify, where BentoML merges "
-                         "concurrent requests (worth it with a GPU); 0: they run the model directly, ~3x the "
-                         "throughput on a CPU (reports/serving/)",
+    "concurrent requests (worth it with a GPU); 0: they run the model directly, ~3x the "
+    "throughput on a CPU (reports/serving/)",
     "max_batch_size": "adaptive batching: most single-image requests merged into one run (at least 2)",
     "max_latency_ms": "adaptive batching: a queued request older than this is shed with 503",
     "timeout_s": "request timeout, seconds",
-    "workers": "BentoML worker processes, each with every model loaded (~170 MB each); 2 measured 1.6-1.9x the requests/s of 1 on 2 cores (reports/serving/serving-workers-1.md and -2.md); set 1 per CPU you give it",
+    "workers": "BentoML worker processes, each with every model loaded (~170 MB each); 2 measured 1.6-1.9x the "
+    "requests/s of 1 on 2 cores (reports/serving/serving-workers-1.md and -2.md); set 1 per CPU you give it",
     "access_log": "0 switches BentoML's access log (one line per request) off",
     "json_logs": "1: logs as one JSON object a line (access log fields parsed), for a log shipper",
     "latency_window": "requests kept per model for /latency",
@@ -127,31 +138,55 @@ SERVICE_HELP = {
     "benchmark_max_runs": "most timed runs one benchmark request may ask for",
     "ort_threads": "onnxruntime intra-op threads per session; 0 = onnxruntime's choice",
     "auth_get": "1: with API keys set, the GET data routes (/models, /comparison, /latency, /plots) need a key "
-                "too; /ui, Swagger (/, /docs.json), /livez, /readyz and /metrics stay open",
+    "too; /ui, Swagger (/, /docs.json), /livez, /readyz and /metrics stay open",
 }
 SERVICE_VARIABLES = tuple(
     Variable(PREFIX + f.name.upper(), str(int(f.default)) if f.type == "bool" else str(f.default), SERVICE_HELP[f.name])
-    for f in fields(Settings) if f.name not in ("auth_get", "api_keys")
+    for f in fields(Settings)
+    if f.name not in ("auth_get", "api_keys")
 )
 AUTH_VARIABLES = (
-    Variable("MNISTSERVE_API_KEYS", "unset", "comma-separated API keys: when set, every POST route needs "
-             "`Authorization: Bearer <key>` (else 401); README, \"Authentication\""),
-    Variable("MNISTSERVE_API_KEYS_FILE", "unset", "a file of API keys (a mounted secret), one per line, blank lines "
-             "and # comments skipped; instead of MNISTSERVE_API_KEYS"),
+    Variable(
+        "MNISTSERVE_API_KEYS",
+        "unset",
+        "comma-separated API keys: when set, every POST route needs "
+        '`Authorization: Bearer <key>` (else 401); README, "Authentication"',
+    ),
+    Variable(
+        "MNISTSERVE_API_KEYS_FILE",
+        "unset",
+        "a file of API keys (a mounted secret), one per line, blank lines "
+        "and # comments skipped; instead of MNISTSERVE_API_KEYS",
+    ),
     Variable("MNISTSERVE_AUTH_GET", "0", SERVICE_HELP["auth_get"]),
 )
 DEPLOY_VARIABLES = (
-    Variable("MNISTSERVE_IMAGE", "mnistserve:latest", "the image `make container` builds and the container tests, "
-             "benchmarks and swarm stack run"),
-    Variable("MNISTSERVE_BASE_IMAGE", "auto", "`make container`'s base: auto (python:3.11-slim where a registry answers, "
-             "else a local Debian base built once), local, or an image name"),
+    Variable(
+        "MNISTSERVE_IMAGE",
+        "mnistserve:latest",
+        "the image `make container` builds and the container tests, benchmarks and swarm stack run",
+    ),
+    Variable(
+        "MNISTSERVE_BASE_IMAGE",
+        "auto",
+        "`make container`'s base: auto (python:3.11-slim where a registry answers, "
+        "else a local Debian base built once), local, or an image name",
+    ),
     Variable("MNISTSERVE_REPLICAS", "2", "the swarm stack's model replicas (deploy/swarm/stack.yml)"),
     Variable("MNISTSERVE_LB_PORT", "38080", "the swarm stack's HAProxy port on the host"),
 )
 TEST_VARIABLES = (
-    Variable("MNISTSERVE_REQUIRE_BROWSER", "0", "tests: 1 makes the browser test fail, not skip, without Chromium (CI sets it)"),
-    Variable("MNISTSERVE_REQUIRE_CONTAINER", "0", "tests: 1 makes the container tests fail, not skip, without Docker "
-             "or the image (`make test-container` sets it)"),
+    Variable(
+        "MNISTSERVE_REQUIRE_BROWSER",
+        "0",
+        "tests: 1 makes the browser test fail, not skip, without Chromium (CI sets it)",
+    ),
+    Variable(
+        "MNISTSERVE_REQUIRE_CONTAINER",
+        "0",
+        "tests: 1 makes the container tests fail, not skip, without Docker "
+        "or the image (`make test-container` sets it)",
+    ),
 )
 VARIABLES = PATH_VARIABLES + SERVICE_VARIABLES + AUTH_VARIABLES + DEPLOY_VARIABLES + TEST_VARIABLES
 

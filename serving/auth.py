@@ -73,8 +73,9 @@ class AuthPolicy:
             raise Unauthorized("this route needs an API key: send the header `Authorization: Bearer <key>`")
         scheme, _, token = values[0].strip().partition(b" ")
         if len(values) > 1 or scheme.lower() != b"bearer" or not token.strip():
-            raise Unauthorized("the Authorization header must be one `Bearer <key>`",
-                               challenge=CHALLENGE + ', error="invalid_request"')
+            raise Unauthorized(
+                "the Authorization header must be one `Bearer <key>`", challenge=CHALLENGE + ', error="invalid_request"'
+            )
         if not self.accepts(token.strip()):
             raise Unauthorized("the API key is not valid", challenge=CHALLENGE + ', error="invalid_token"')
 
@@ -111,7 +112,10 @@ def document_bearer(spec: dict[str, Any], policy: AuthPolicy) -> dict[str, Any]:
         return spec
     spec = copy.deepcopy(spec)
     spec.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
-        "type": "http", "scheme": "bearer", "description": "an API key of MNISTSERVE_API_KEYS(_FILE)"}
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API key of MNISTSERVE_API_KEYS(_FILE)",
+    }
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():
             if isinstance(operation, dict) and policy.needs_key(method, path):

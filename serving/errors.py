@@ -91,8 +91,10 @@ def error_response(exc: ServingError) -> JSONResponse:
 def internal_error(exc: BaseException, where: str) -> JSONResponse:
     """A genuine bug: its traceback goes to the log, the client gets a JSON 500 (which fuzzers count as failures)."""
     log.error("unexpected error in %s", where, exc_info=(type(exc), exc, exc.__traceback__))
-    return JSONResponse({"error": f"internal error in {where} ({type(exc).__name__}); the server log has the details",
-                         "status": 500}, status_code=500)
+    return JSONResponse(
+        {"error": f"internal error in {where} ({type(exc).__name__}); the server log has the details", "status": 500},
+        status_code=500,
+    )
 
 
 def answers_errors(method: F) -> F:

@@ -28,8 +28,15 @@ class InputGate:
     """ASGI middleware: the body limit, multipart and raw image bodies turned into the typed APIs'
     JSON, 415 for form bodies elsewhere, and the completed OpenAPI document at /docs.json."""
 
-    def __init__(self, app: Any, *, max_body_bytes: int, max_files: int, docs: Callable[[], dict],
-                 max_classify_items: int | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_body_bytes: int,
+        max_files: int,
+        docs: Callable[[], dict],
+        max_classify_items: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_files = max_files  # most files one multipart body may carry
@@ -50,8 +57,11 @@ class InputGate:
             scope, body = await _as_json(scope, body, self.max_files)
             # Parsed only when the body could hold more items than allowed: the service's own one-item hop to
             # /classify (adaptive batching) is never parsed twice.
-            if (scope["path"] == "/classify" and self.max_classify_items
-                    and len(body) > self.max_classify_items * MIN_ITEM_BYTES):
+            if (
+                scope["path"] == "/classify"
+                and self.max_classify_items
+                and len(body) > self.max_classify_items * MIN_ITEM_BYTES
+            ):
                 _check_items(body, self.max_classify_items)
         except ServingError as exc:
             return await error_response(exc)(scope, receive, send)
@@ -104,7 +114,9 @@ def _check_items(body: bytes, limit: int) -> None:
     except (ValueError, AttributeError, RecursionError):
         return
     if isinstance(items, list) and len(items) > limit:
-        raise TooLarge(f"/classify takes at most {limit} items per request (MNISTSERVE_MAX_BATCH_SIZE); got {len(items)}")
+        raise TooLarge(
+            f"/classify takes at most {limit} items per request (MNISTSERVE_MAX_BATCH_SIZE); got {len(items)}"
+        )
 
 
 async def _as_json(scope: dict, body: bytes, max_files: int) -> tuple[dict, bytes]:
@@ -112,8 +124,11 @@ async def _as_json(scope: dict, body: bytes, max_files: int) -> tuple[dict, byte
     field = IMAGE_FIELDS.get(scope["path"])
     media = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
     is_form = media in ("multipart/form-data", "application/x-www-form-urlencoded")
-    if field and (media.startswith("image/") or media == "application/octet-stream"
-                  or (media in ("", "application/x-www-form-urlencoded") and body.startswith(IMAGE_MAGIC))):
+    if field and (
+        media.startswith("image/")
+        or media == "application/octet-stream"
+        or (media in ("", "application/x-www-form-urlencoded") and body.startswith(IMAGE_MAGIC))
+    ):
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         image = base64.b64encode(body).decode()
         payload: dict[str, Any] = {"image_base64": image}
@@ -124,8 +139,10 @@ async def _as_json(scope: dict, body: bytes, max_files: int) -> tuple[dict, byte
     elif field and media == "multipart/form-data":
         payload = await _form_payload(scope, body, field, max_files)
     elif is_form:
-        raise UnsupportedMedia(f"{scope['path']} takes application/json" + (
-            "" if field is None else ", multipart/form-data or a raw image body (Content-Type image/*)"))
+        raise UnsupportedMedia(
+            f"{scope['path']} takes application/json"
+            + ("" if field is None else ", multipart/form-data or a raw image body (Content-Type image/*)")
+        )
     else:
         return scope, body
     data = json.dumps(payload).encode()

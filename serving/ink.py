@@ -87,7 +87,7 @@ def _median(values: np.ndarray) -> float:
 
 
 def _percentile(values: np.ndarray, percent: float) -> float:
-    """np.percentile(values, percent) of finite values (its default, linear method, bit for bit) without its overhead."""
+    """np.percentile(values, percent) of finite values (its default, linear method, bit for bit), minus overhead."""
     flat = values.ravel()
     n = flat.size
     position = (n - 1) * (percent / 100)  # where the percentile lies between the sorted values, as numpy finds it
@@ -103,7 +103,7 @@ def _percentile(values: np.ndarray, percent: float) -> float:
 
 
 def _blocks(grey: np.ndarray) -> tuple[np.ndarray, int]:
-    """Pixels of each block of a GRID x GRID lattice (edges replicated), partitioned at the median, and the block side."""
+    """Pixels of each GRID x GRID lattice block (edges replicated), partitioned at the median, and the block side."""
     h, w = grey.shape
     side = max(1, math.ceil(max(h, w) / GRID))
     gh, gw = math.ceil(h / side), math.ceil(w / side)
@@ -194,8 +194,9 @@ def _upsample(grid: np.ndarray, side: int, box: tuple[int, int, int, int]) -> np
     """The block lattice bilinearly interpolated at the pixels of `box` (left, top, right, bottom)."""
     left, top, right, bottom = box
     region = tuple(v / side for v in box)
-    return np.asarray(Image.fromarray(grid, "F").resize((right - left, bottom - top), Image.Resampling.BILINEAR,
-                                                           box=region))
+    return np.asarray(
+        Image.fromarray(grid, "F").resize((right - left, bottom - top), Image.Resampling.BILINEAR, box=region)
+    )
 
 
 def _strength(grey: np.ndarray, ground: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -252,8 +253,9 @@ def _select(mask: np.ndarray) -> np.ndarray:
     worthy = candidate & (area >= SPECK * area[main])
     for _ in range(3):  # a broken stroke is a chain: each added piece widens the box the next may touch
         margin = NEAR * max(box[1] - box[0], box[3] - box[2])
-        near = ((top < box[1] + margin) & (bottom > box[0] - margin)
-                & (left < box[3] + margin) & (right > box[2] - margin))
+        near = (
+            (top < box[1] + margin) & (bottom > box[0] - margin) & (left < box[3] + margin) & (right > box[2] - margin)
+        )
         added = worthy & near & ~keep
         if not added.any():
             break
@@ -278,9 +280,14 @@ def _stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width in pixels: area over half the perimeter of ink >= 0.5 (exact for long strokes)."""
     mask = ink >= 0.5
     # The perimeter counts ink/paper changes along rows and columns, and ink on the border (paper beyond it).
-    edges = (np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
-             + np.count_nonzero(mask[0]) + np.count_nonzero(mask[-1])
-             + np.count_nonzero(mask[:, 0]) + np.count_nonzero(mask[:, -1]))
+    edges = (
+        np.count_nonzero(mask[1:] != mask[:-1])
+        + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+        + np.count_nonzero(mask[0])
+        + np.count_nonzero(mask[-1])
+        + np.count_nonzero(mask[:, 0])
+        + np.count_nonzero(mask[:, -1])
+    )
     return 2.0 * np.count_nonzero(mask) / max(edges, 1)
 
 
@@ -353,8 +360,9 @@ def _erode_once(ink: np.ndarray, step: int) -> np.ndarray:
     padded = _pad(ink, 1)
     out = np.minimum(np.minimum(padded[:-2, 1:-1], padded[2:, 1:-1]), np.minimum(padded[1:-1, :-2], padded[1:-1, 2:]))
     if step % 2:
-        out = np.minimum(out, np.minimum(np.minimum(padded[:-2, :-2], padded[:-2, 2:]),
-                                         np.minimum(padded[2:, :-2], padded[2:, 2:])))
+        out = np.minimum(
+            out, np.minimum(np.minimum(padded[:-2, :-2], padded[:-2, 2:]), np.minimum(padded[2:, :-2], padded[2:, 2:]))
+        )
     return np.minimum(out, ink)
 
 
@@ -393,8 +401,11 @@ def _deskew(crop: np.ndarray) -> np.ndarray:
     pad = math.ceil(abs(excess) * h / 2) + 1
     # Pillow's affine maps each output pixel to its source: x_src = x + excess * (y - cy) - pad.
     sheared = Image.fromarray(crop.astype(np.float32), "F").transform(
-        (w + 2 * pad, h), Image.Transform.AFFINE, (1.0, excess, -pad - excess * cy, 0.0, 1.0, 0.0),
-        Image.Resampling.BILINEAR)
+        (w + 2 * pad, h),
+        Image.Transform.AFFINE,
+        (1.0, excess, -pad - excess * cy, 0.0, 1.0, 0.0),
+        Image.Resampling.BILINEAR,
+    )
     return _crop(np.asarray(sheared), 1e-3)
 
 

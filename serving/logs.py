@@ -16,10 +16,14 @@ from typing import Any
 ACCESS_LOGGER = "bentoml.access"
 # BentoML's access line is "%s (%s) (%s) %.3fms" of: client, "scheme=..,method=..,path=..[,type=..][,length=..]",
 # "status=..[,type=..][,length=..]", latency. The path may hold commas, so it is matched up to the optional fields.
-_REQUEST = re.compile(r"scheme=(?P<scheme>[^,]*),method=(?P<method>[^,]*),path=(?P<path>.*?)"
-                      r"(?:,type=(?P<request_type>[^,]*))?(?:,length=(?P<request_length>\d*))?")
-_RESPONSE = re.compile(r"status=(?P<status>\d+)(?:,type=(?P<response_type>[^,]*))?"
-                       r"(?:,length=(?P<response_length>\d*))?")
+_REQUEST = re.compile(
+    r"scheme=(?P<scheme>[^,]*),method=(?P<method>[^,]*),path=(?P<path>.*?)"
+    r"(?:,type=(?P<request_type>[^,]*))?(?:,length=(?P<request_length>\d*))?"
+)
+_RESPONSE = re.compile(
+    r"status=(?P<status>\d+)(?:,type=(?P<response_type>[^,]*))?"
+    r"(?:,length=(?P<response_length>\d*))?"
+)
 _INTEGERS = ("status", "request_length", "response_length")
 
 

@@ -27,11 +27,16 @@ LABELS = ("model", "version")
 
 REQUESTS = Counter("mnistserve_requests", "Answered requests per model, by HTTP status", [*LABELS, "status"])
 INFERENCE = Histogram(
-    "mnistserve_inference_seconds", "onnxruntime time of each answer, per model", LABELS,
+    "mnistserve_inference_seconds",
+    "onnxruntime time of each answer, per model",
+    LABELS,
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 BATCH_SIZE = Histogram(
-    "mnistserve_batch_size", "Inputs per onnxruntime run, per model", LABELS, buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+    "mnistserve_batch_size",
+    "Inputs per onnxruntime run, per model",
+    LABELS,
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 METRICS = (REQUESTS, INFERENCE, BATCH_SIZE)
 
@@ -65,5 +70,6 @@ def record_error(status: int) -> None:
 def metric_names() -> set[str]:
     """Every series name these metrics expose on /metrics: what a dashboard may query."""
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
-    return {family.name + suffix for metric in METRICS for family in metric.describe()
-            for suffix in suffixes[family.type]}
+    return {
+        family.name + suffix for metric in METRICS for family in metric.describe() for suffix in suffixes[family.type]
+    }

@@ -102,8 +102,13 @@ def _scale_of(values: np.ndarray, mode: str) -> tuple[float, float]:
 def _numbers(image: Image.Image) -> np.ndarray:
     """A number image (float, 16- or 32-bit) -> finite grey levels, box-reduced to WORK_SIDE in strips."""
     factor = -(-max(image.size) // WORK_SIDE)
-    sample = image if factor == 1 else image.resize(  # nearest: no arithmetic, so no overflow
-        (-(-image.width // factor), -(-image.height // factor)), Image.Resampling.NEAREST)
+    sample = (
+        image
+        if factor == 1
+        else image.resize(  # nearest: no arithmetic, so no overflow
+            (-(-image.width // factor), -(-image.height // factor)), Image.Resampling.NEAREST
+        )
+    )
     values = np.asarray(sample, dtype=np.float64)
     finite = values[np.isfinite(values)]
     if finite.size == 0:
@@ -120,8 +125,9 @@ def _numbers(image: Image.Image) -> np.ndarray:
             return grey(values)
         strips = []
         for top in range(0, image.height, 8 * factor):  # a strip at a time: no full-size float copy
-            part = grey(np.asarray(image.crop((0, top, image.width, min(top + 8 * factor, image.height))),
-                                   dtype=np.float64))
+            part = grey(
+                np.asarray(image.crop((0, top, image.width, min(top + 8 * factor, image.height))), dtype=np.float64)
+            )
             strips.append(np.asarray(Image.fromarray(part, "F").reduce(factor)))
         return np.concatenate(strips)
 

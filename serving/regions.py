@@ -59,8 +59,9 @@ def paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np
     return out.reshape(shape)
 
 
-def _label_image(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                 label: np.ndarray) -> np.ndarray:
+def _label_image(
+    shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, label: np.ndarray
+) -> np.ndarray:
     """An int image: component label + 1 on each run's pixels, 0 elsewhere."""
     out = np.zeros(shape[0] * shape[1], np.int32)
     pixels, lengths = _run_pixels(shape[1], rows, starts, ends)
@@ -111,8 +112,12 @@ def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
         half_width[holes[eroded]] = depth  # repeated labels all get the same depth
         eroded = _erode(eroded)
     side = max(mask.shape)
-    band = ((2 * half_width <= HOLLOW_BAND * side) & (area >= HOLLOW_ELONGATION * half_width**2)
-            & (2 * half_width >= HOLLOW_RIM * rim) & (half_width > 0))
+    band = (
+        (2 * half_width <= HOLLOW_BAND * side)
+        & (area >= HOLLOW_ELONGATION * half_width**2)
+        & (2 * half_width >= HOLLOW_RIM * rim)
+        & (half_width > 0)
+    )
     band[0] = False
     if not band.any():
         return None

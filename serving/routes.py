@@ -47,22 +47,54 @@ def _served(request: Request) -> Served:
 
 def models_info(served: Served) -> dict[str, Any]:
     """GET /models: served models with what the manifest says of them, skipped ones with the reason."""
-    keys = ("file", "sha256", "size_bytes", "shipped", "opset", "metrics", "pretrained", "weights", "profile",
-            "parity", "onnx_accuracy", "latency_ms", "calibration", "realworld")
+    keys = (
+        "file",
+        "sha256",
+        "size_bytes",
+        "shipped",
+        "opset",
+        "metrics",
+        "pretrained",
+        "weights",
+        "profile",
+        "parity",
+        "onnx_accuracy",
+        "latency_ms",
+        "calibration",
+        "realworld",
+    )
     store = served.store
     models = [
-        {"name": m.name, "version": m.version, "provider": m.provider,
-         "device": m.provider.removesuffix("ExecutionProvider").lower(),
-         "batching": "dynamic" if m.max_batch is None else f"max {m.max_batch} per run",
-         **{k: m.entry.get(k) for k in keys}}
+        {
+            "name": m.name,
+            "version": m.version,
+            "provider": m.provider,
+            "device": m.provider.removesuffix("ExecutionProvider").lower(),
+            "batching": "dynamic" if m.max_batch is None else f"max {m.max_batch} per run",
+            **{k: m.entry.get(k) for k in keys},
+        }
         for m in store.models.values()
     ]
     entries = store.manifest["models"]
-    skipped = [{"name": n, "reason": r, "shipped": entries[n].get("shipped"), "metrics": entries[n].get("metrics"),
-                "realworld": entries[n].get("realworld")} for n, r in store.skipped.items()]
-    return {"default": store.default, "default_rule": store.manifest.get("default_rule"), "problem": store.problem,
-            "run_id": store.manifest.get("run_id"),
-            "providers_available": ort.get_available_providers(), "models": models, "skipped": skipped}
+    skipped = [
+        {
+            "name": n,
+            "reason": r,
+            "shipped": entries[n].get("shipped"),
+            "metrics": entries[n].get("metrics"),
+            "realworld": entries[n].get("realworld"),
+        }
+        for n, r in store.skipped.items()
+    ]
+    return {
+        "default": store.default,
+        "default_rule": store.manifest.get("default_rule"),
+        "problem": store.problem,
+        "run_id": store.manifest.get("run_id"),
+        "providers_available": ort.get_available_providers(),
+        "models": models,
+        "skipped": skipped,
+    }
 
 
 def latency_info(served: Served) -> dict[str, Any]:
@@ -91,7 +123,9 @@ async def comparison_route(request: Request) -> Response:
     if fmt not in ("json", "markdown"):
         return error_response(BadInput(f"format must be json or markdown, not {fmt[:40]!r}"))
     if comparison is None:
-        return error_response(NotFound("the exported directory holds no comparison (its manifest names none that verifies)"))
+        return error_response(
+            NotFound("the exported directory holds no comparison (its manifest names none that verifies)")
+        )
     if fmt == "json":
         return JSONResponse(comparison)
     try:

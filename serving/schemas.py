@@ -19,9 +19,14 @@ class Top(BaseModel):
 
 class Digit(BaseModel):
     digit: int = Field(description="most probable class")
-    uncertain: bool = Field(description="the digit's calibrated probability is below 0.7 (serving.store.UNCERTAIN_BELOW): "
-                            "the model is not sure, show the top 3 rather than one answer")
-    probabilities: list[float] = Field(description="calibrated probabilities of the ten digits (softmax of scores / the model's temperature), index = digit")
+    uncertain: bool = Field(
+        description="the digit's calibrated probability is below 0.7 (serving.store.UNCERTAIN_BELOW): "
+        "the model is not sure, show the top 3 rather than one answer"
+    )
+    probabilities: list[float] = Field(
+        description="calibrated probabilities of the ten digits (softmax of scores / the model's temperature), "
+        "index = digit"
+    )
     top3: list[Top]
 
 

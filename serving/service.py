@@ -39,6 +39,7 @@ import logging
 import statistics
 import time
 from collections import defaultdict
+
 import aiohttp
 import anyio.to_thread
 import bentoml
@@ -57,7 +58,14 @@ from serving.openapi import IMAGE_HELP, MODEL_HELP, PIXELS_HELP, openapi_documen
 from serving.preprocess import from_json
 from serving.routes import Served, create_app
 from serving.schemas import (
-    AllPredictions, BatchPrediction, Benchmark, Digit, ImageInput, ModelInput, ModelScores, Prediction,
+    AllPredictions,
+    BatchPrediction,
+    Benchmark,
+    Digit,
+    ImageInput,
+    ModelInput,
+    ModelScores,
+    Prediction,
 )
 from serving.store import ModelStore, ServedModel, digit
 
@@ -195,8 +203,14 @@ class MNISTService:
         p50, p90, p99 = np.percentile(times, [50, 90, 99])
         mean = statistics.fmean(times)
         return Benchmark(
-            model=served.name, provider=served.provider, runs=runs, batch_size=batch_size, mean_ms=round(mean, 4),
-            p50_ms=round(p50, 4), p90_ms=round(p90, 4), p99_ms=round(p99, 4),
+            model=served.name,
+            provider=served.provider,
+            runs=runs,
+            batch_size=batch_size,
+            mean_ms=round(mean, 4),
+            p50_ms=round(p50, 4),
+            p90_ms=round(p90, 4),
+            p99_ms=round(p99, 4),
             images_per_second=round(batch_size * 1000 / mean, 1) if mean > 0 else 0.0,
         )
 
@@ -225,8 +239,9 @@ class MNISTService:
             except Exception as exc:  # a genuine bug: logged, and a 500 for these requests only
                 log.exception("inference of %s failed unexpectedly", name)
                 for i in indices:
-                    out[i] = ModelScores(model=name, status=500,
-                                         error=f"internal error in inference of {name} ({type(exc).__name__})")
+                    out[i] = ModelScores(
+                        model=name, status=500, error=f"internal error in inference of {name} ({type(exc).__name__})"
+                    )
                 continue
             size = len(indices) if served.max_batch is None else min(len(indices), served.max_batch)
             self.latency.add(name, "batch_size", size)
@@ -267,8 +282,11 @@ class MNISTService:
         self.latency.request(served.name, scores.inference_ms, request_ms)
         metrics.record_answer(served.name, served.version, scores.inference_ms)
         return Prediction(
-            model=served.name, version=served.version, inference_ms=scores.inference_ms,
-            batch_size=scores.batch_size, **digit(probabilities),
+            model=served.name,
+            version=served.version,
+            inference_ms=scores.inference_ms,
+            batch_size=scores.batch_size,
+            **digit(probabilities),
         )
 
 
@@ -307,8 +325,11 @@ def _docs() -> dict:
 
 
 if AUTH.enabled:  # how many keys and what they cover; never the keys
-    log.info("API keys required (%d configured) on the POST routes%s", len(AUTH.digests),
-             " and the GET data routes" if AUTH.protect_get else "")
+    log.info(
+        "API keys required (%d configured) on the POST routes%s",
+        len(AUTH.digests),
+        " and the GET data routes" if AUTH.protect_get else "",
+    )
 # Middlewares run in the order added: BearerAuth first, so a request without a valid key is answered 401
 # before InputGate reads its body. BentoML's own (access log, metrics, timeout) wrap both.
 MNISTService.add_asgi_middleware(BearerAuth, policy=AUTH)

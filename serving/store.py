@@ -22,7 +22,13 @@ import numpy as np
 import onnxruntime as ort
 
 from mnistserve.contracts import (
-    INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, comparison_entry, read_json, softmax, validate_manifest,
+    INPUT_NAME,
+    NUM_CLASSES,
+    OUTPUT_NAME,
+    comparison_entry,
+    read_json,
+    softmax,
+    validate_manifest,
 )
 from serving.errors import InferenceFailed, Unavailable, UnknownModel
 
@@ -69,8 +75,9 @@ class ServedModel:
             parts = [self.session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + step]})[0] for i in range(0, len(x), step)]
         except Exception as exc:  # onnxruntime's own error types (out of memory, a provider failing), all runtime
             log.exception("inference of %s failed on a batch of %d", self.name, len(x))
-            raise InferenceFailed(f"inference of {self.name} failed; try again or choose another model "
-                                  f"({type(exc).__name__})") from None
+            raise InferenceFailed(
+                f"inference of {self.name} failed; try again or choose another model ({type(exc).__name__})"
+            ) from None
         return np.concatenate(parts).astype(np.float32), (time.perf_counter() - start) * 1000.0
 
 
@@ -131,8 +138,11 @@ class ModelStore:
             self._load_all()
             if _stamp(self.directory / "manifest.json") == stamp:
                 break
-            log.warning("%s/manifest.json was replaced while loading (a new export)%s", self.directory,
-                        "; loading the new one" if attempt < RELOADS else "")
+            log.warning(
+                "%s/manifest.json was replaced while loading (a new export)%s",
+                self.directory,
+                "; loading the new one" if attempt < RELOADS else "",
+            )
         if not self.models:
             log.error("no model in %s can be served; /readyz will fail", self.directory)
 

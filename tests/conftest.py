@@ -16,8 +16,14 @@ from mnistserve.testing import exported as X  # noqa: E402
 from mnistserve.testing.servers import Server, start_bentoml  # noqa: E402
 
 # The API tests' settings: adaptive batching, the benchmark route on, a 1-megapixel limit (quick huge images).
-SERVER_ENV = {"MNISTSERVE_ENABLE_BENCHMARK": "1", "MNISTSERVE_MAX_PIXELS": "1000000", "MNISTSERVE_MAX_BATCH_IMAGES": "8",
-              "MNISTSERVE_ADAPTIVE_BATCHING": "1", "MNISTSERVE_MAX_BATCH_SIZE": "16", "MNISTSERVE_MAX_LATENCY_MS": "20000"}
+SERVER_ENV = {
+    "MNISTSERVE_ENABLE_BENCHMARK": "1",
+    "MNISTSERVE_MAX_PIXELS": "1000000",
+    "MNISTSERVE_MAX_BATCH_IMAGES": "8",
+    "MNISTSERVE_ADAPTIVE_BATCHING": "1",
+    "MNISTSERVE_MAX_BATCH_SIZE": "16",
+    "MNISTSERVE_MAX_LATENCY_MS": "20000",
+}
 # The live server's: the same, with short benchmarks and a short timeout for the fuzzing (tests/test_fuzz.py).
 LIVE_ENV = {**SERVER_ENV, "MNISTSERVE_BENCHMARK_MAX_RUNS": "5", "MNISTSERVE_TIMEOUT_S": "5"}
 

@@ -14,13 +14,27 @@ from training.models import get_spec, model_names
 # Trains and exports all five architectures (~2-3 min on 2 cores): run by `make test-slow` and CI, not `make test`.
 pytestmark = pytest.mark.slow
 
+
 @pytest.fixture(scope="module")
 def all_smoke(tmp_path_factory):
     """One smoke run of every registered architecture, exported."""
     root = tmp_path_factory.mktemp("all")
     runner = CliRunner()
-    trained = runner.invoke(app, ["train", "--all", "--profile", "smoke", "--device", "cpu", "--weights", "none",
-                                  "--runs-dir", str(root / "runs")])
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            "--all",
+            "--profile",
+            "smoke",
+            "--device",
+            "cpu",
+            "--weights",
+            "none",
+            "--runs-dir",
+            str(root / "runs"),
+        ],
+    )
     assert trained.exit_code == 0, trained.output
     exported = runner.invoke(app, ["export", "--runs-dir", str(root / "runs"), "--out", str(root / "exported")])
     assert exported.exit_code == 0, exported.output
@@ -57,7 +71,10 @@ def test_every_architecture_exports_with_parity(all_smoke):
     assert manifest["models"]["faster_rcnn"]["max_batch"] is None  # the batched detector takes any batch
     # VGG16 and AlexNet are over the size limit even at smoke size: kept out of git and out of the Bento.
     unshipped = sorted(f"/{e['file']}" for e in manifest["models"].values() if not e["shipped"])
-    assert [re.sub(r"\.[0-9a-f]{12}\.onnx$", "", u) for u in unshipped] == ["/alexnet", "/vgg16"]  # content-addressed names
+    assert [re.sub(r"\.[0-9a-f]{12}\.onnx$", "", u) for u in unshipped] == [
+        "/alexnet",
+        "/vgg16",
+    ]  # content-addressed names
     for name in (".gitignore", ".bentoignore"):
         assert sorted((out / name).read_text().split()) == unshipped, name
     assert manifest["winner"] in manifest["models"] and manifest["models"][manifest["default"]]["shipped"]

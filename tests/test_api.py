@@ -116,8 +116,9 @@ def test_predict_all_answers_for_every_served_model(http):
 
 def test_predict_batch_takes_files_or_json(http):
     other = encode(draw_seven(ink=255, paper=0, box=(0.2, 0.1, 0.9, 0.9)))
-    multipart = http.post("/predict_batch", files=[("images", ("a.png", SEVEN)), ("images", ("b.png", other))],
-                          data={"model": "mlp_b1"})
+    multipart = http.post(
+        "/predict_batch", files=[("images", ("a.png", SEVEN)), ("images", ("b.png", other))], data={"model": "mlp_b1"}
+    )
     assert multipart.status_code == 200, multipart.text
     body = multipart.json()
     assert body["model"] == "mlp_b1" and len(body["predictions"]) == 2
@@ -144,27 +145,54 @@ ERRORS = {
     "empty raw body": ("/predict", dict(content=b"", headers={"Content-Type": "image/png"}), 400, "empty"),
     "wrong shape": ("/predict", dict(json={"pixels": [[0] * 27] * 28}), 400, "28x28"),
     "out of range": ("/predict", dict(json={"pixels": [[300] * 28] * 28}), 400, "0..255"),
-    "nan": ("/predict", dict(content=json.dumps({"pixels": [[float("nan")] + [0] * 27] + ZEROS[1:]}).encode(),
-                             headers={"Content-Type": "application/json"}), 400, "NaN or infinity"),
+    "nan": (
+        "/predict",
+        dict(
+            content=json.dumps({"pixels": [[float("nan")] + [0] * 27] + ZEROS[1:]}).encode(),
+            headers={"Content-Type": "application/json"},
+        ),
+        400,
+        "NaN or infinity",
+    ),
     "both forms": ("/predict", dict(json={"pixels": ZEROS, "image_base64": _b64(SEVEN)}), 400, "exactly one"),
     "no image": ("/predict", dict(json={}), 400, "exactly one"),
     "bad base64": ("/predict", dict(json={"image_base64": "@@@"}), 400, "base64"),
     "text field for a file": ("/predict", dict(data={"image": "hello"}, files={"x": b"1"}), 400, "file upload"),
-    "malformed multipart": ("/predict", dict(content=b"junk", headers={"Content-Type": "multipart/form-data"}), 400,
-                            "multipart"),
+    "malformed multipart": (
+        "/predict",
+        dict(content=b"junk", headers={"Content-Type": "multipart/form-data"}),
+        400,
+        "multipart",
+    ),
     "not json": ("/predict", dict(content=b"hello", headers={"Content-Type": "text/plain"}), 400, "invalid json"),
-    "body too large": ("/predict", dict(content=b"\0" * (2 * 1024 * 1024 + 1), headers={"Content-Type": "image/png"}),
-                       413, "limit"),
+    "body too large": (
+        "/predict",
+        dict(content=b"\0" * (2 * 1024 * 1024 + 1), headers={"Content-Type": "image/png"}),
+        413,
+        "limit",
+    ),
     "too many pixels": ("/predict", dict(files={"image": HUGE}), 413, "pixels"),
     "no ink": ("/predict", dict(files={"image": BLANK}), 422, "no ink"),
     "no ink, every model": ("/predict_all", dict(files={"image": BLANK}), 422, "no ink"),
     "form to classify": ("/classify", dict(data={"items": "x"}), 415, "application/json"),
-    "classify out of range": ("/classify", dict(json={"items": [{"model": "mlp", "input": [[2.0] * 28] * 28}]}),
-                              400, "less than or equal to 1"),
-    "classify unknown model": ("/classify", dict(json={"items": [{"model": "x", "input": [[0.0] * 28] * 28}]}),
-                               200, "served models"),
-    "classify, more items than one batch": ("/classify", dict(json={"items": [{"model": "mlp", "input": [[0.0] * 28] * 28}]
-                                                                  * 100}), 413, "at most"),
+    "classify out of range": (
+        "/classify",
+        dict(json={"items": [{"model": "mlp", "input": [[2.0] * 28] * 28}]}),
+        400,
+        "less than or equal to 1",
+    ),
+    "classify unknown model": (
+        "/classify",
+        dict(json={"items": [{"model": "x", "input": [[0.0] * 28] * 28}]}),
+        200,
+        "served models",
+    ),
+    "classify, more items than one batch": (
+        "/classify",
+        dict(json={"items": [{"model": "mlp", "input": [[0.0] * 28] * 28}] * 100}),
+        413,
+        "at most",
+    ),
     "benchmark runs": ("/latency/benchmark", dict(json={"runs": 0}), 400, "runs"),
     "benchmark model": ("/latency/benchmark", dict(json={"model": "nope"}), 404, "unknown model"),
 }
@@ -188,8 +216,16 @@ def test_get_errors(http):
 
 def test_garbage_never_causes_a_server_error(http):
     rng = np.random.default_rng(1)
-    types = ["image/png", "application/json", "multipart/form-data; boundary=x", "text/plain", "", "image/jpeg",
-             "application/x-www-form-urlencoded", "multipart/form-data"]
+    types = [
+        "image/png",
+        "application/json",
+        "multipart/form-data; boundary=x",
+        "text/plain",
+        "",
+        "image/jpeg",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ]
     for path in ("/predict", "/predict_all", "/predict_batch", "/classify", "/latency/benchmark"):
         for i, content_type in enumerate(types):
             body = rng.integers(0, 256, int(rng.integers(0, 400)), dtype=np.uint8).tobytes() if i % 2 else b'{"a": [1,'
@@ -234,5 +270,3 @@ def test_benchmark_times_runs_on_this_hardware(http):
     body = r.json()
     assert body["runs"] == 20 and body["batch_size"] == 4 and body["provider"] == "CPUExecutionProvider"
     assert 0 < body["p50_ms"] <= body["p99_ms"] and body["images_per_second"] > 0
-
-

@@ -27,9 +27,24 @@ async def _echo(request: Request) -> JSONResponse:
     return JSONResponse({"path": request.url.path, "bytes": len(await request.body())})
 
 
-TINY = Starlette(routes=[Route(p, _echo, methods=["GET", "POST"]) for p in (
-    "/predict", "/classify", "/models", "/plots/{name}", "/livez", "/readyz", "/metrics", "/ui", "/ui/{name}",
-    "/docs.json", "/")])
+TINY = Starlette(
+    routes=[
+        Route(p, _echo, methods=["GET", "POST"])
+        for p in (
+            "/predict",
+            "/classify",
+            "/models",
+            "/plots/{name}",
+            "/livez",
+            "/readyz",
+            "/metrics",
+            "/ui",
+            "/ui/{name}",
+            "/docs.json",
+            "/",
+        )
+    ]
+)
 
 
 def _client(*keys: str, protect_get: bool = False) -> TestClient:
@@ -62,17 +77,20 @@ def test_a_valid_key_passes_and_any_of_several_keys_works():
     assert http.post("/classify", headers={"authorization": f"bearer {KEY}"}).status_code == 200  # scheme: any case
 
 
-@pytest.mark.parametrize("header, error", [
-    (None, None),
-    (f"Bearer {KEY}x", "invalid_token"),
-    (f"Bearer {KEY[:-1]}", "invalid_token"),
-    ("Bearer " + "z" * len(KEY), "invalid_token"),
-    (f"Basic {KEY}", "invalid_request"),
-    ("Bearer", "invalid_request"),
-    ("Bearer   ", "invalid_request"),
-    (KEY, "invalid_request"),
-    ("Bearer \u00e9\u00e9\u00e9", "invalid_token"),
-])
+@pytest.mark.parametrize(
+    "header, error",
+    [
+        (None, None),
+        (f"Bearer {KEY}x", "invalid_token"),
+        (f"Bearer {KEY[:-1]}", "invalid_token"),
+        ("Bearer " + "z" * len(KEY), "invalid_token"),
+        (f"Basic {KEY}", "invalid_request"),
+        ("Bearer", "invalid_request"),
+        ("Bearer   ", "invalid_request"),
+        (KEY, "invalid_request"),
+        ("Bearer \u00e9\u00e9\u00e9", "invalid_token"),
+    ],
+)
 def test_a_missing_wrong_or_malformed_header_is_refused(header, error):
     http = _client(KEY)
     headers = {} if header is None else {"Authorization": header.encode("latin-1")}
@@ -116,8 +134,13 @@ def test_unauthenticated_requests_are_answered_before_the_body_is_read():
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-length", b"999999999")],
-             "query_string": b""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "headers": [(b"content-length", b"999999999")],
+        "query_string": b"",
+    }
     asyncio.run(BearerAuth(app, policy=AuthPolicy.from_keys([KEY]))(scope, receive, send))
     assert calls == {"app": 0, "receive": 0}
     assert sent[0]["status"] == 401 and (b"www-authenticate", b'Bearer realm="mnistserve"') in sent[0]["headers"]
@@ -175,26 +198,43 @@ def test_keys_come_from_the_variable_or_the_file(tmp_path):
     assert KEY not in repr(settings) and KEY not in str(settings)
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"MNISTSERVE_API_KEYS_FILE": "{missing}"}, r"MNISTSERVE_API_KEYS_FILE='.*missing' cannot be read: No such file"),
-    ({"MNISTSERVE_API_KEYS_FILE": "{dir}"}, r"MNISTSERVE_API_KEYS_FILE='.*' cannot be read"),
-    ({"MNISTSERVE_API_KEYS_FILE": "{binary}"}, r"MNISTSERVE_API_KEYS_FILE='.*binary' is not UTF-8 text"),
-    ({"MNISTSERVE_API_KEYS_FILE": "{comments}"}, r"MNISTSERVE_API_KEYS_FILE='.*comments' holds no key"),
-    ({"MNISTSERVE_API_KEYS_FILE": "{spaced}"}, r"MNISTSERVE_API_KEYS_FILE='.*spaced': line 2 is not a usable key"),
-    ({"MNISTSERVE_API_KEYS": "tooshort"}, r"MNISTSERVE_API_KEYS: key 1 is not a usable key: it needs at least 16"),
-    ({"MNISTSERVE_API_KEYS": f"{KEY},has space in it ok"}, r"MNISTSERVE_API_KEYS: key 2 is not a usable key"),
-    ({"MNISTSERVE_API_KEYS": " , ,"}, r"MNISTSERVE_API_KEYS holds no key"),
-    ({"MNISTSERVE_API_KEYS": KEY, "MNISTSERVE_API_KEYS_FILE": "{comments}"}, r"not both"),
-    ({"MNISTSERVE_AUTH_GET": "1"}, r"MNISTSERVE_AUTH_GET=1 needs keys"),
-    ({"MNISTSERVE_API_KEYS": KEY, "MNISTSERVE_AUTH_GET": "perhaps"}, r"MNISTSERVE_AUTH_GET='perhaps' is not a switch"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        (
+            {"MNISTSERVE_API_KEYS_FILE": "{missing}"},
+            r"MNISTSERVE_API_KEYS_FILE='.*missing' cannot be read: No such file",
+        ),
+        ({"MNISTSERVE_API_KEYS_FILE": "{dir}"}, r"MNISTSERVE_API_KEYS_FILE='.*' cannot be read"),
+        ({"MNISTSERVE_API_KEYS_FILE": "{binary}"}, r"MNISTSERVE_API_KEYS_FILE='.*binary' is not UTF-8 text"),
+        ({"MNISTSERVE_API_KEYS_FILE": "{comments}"}, r"MNISTSERVE_API_KEYS_FILE='.*comments' holds no key"),
+        ({"MNISTSERVE_API_KEYS_FILE": "{spaced}"}, r"MNISTSERVE_API_KEYS_FILE='.*spaced': line 2 is not a usable key"),
+        ({"MNISTSERVE_API_KEYS": "tooshort"}, r"MNISTSERVE_API_KEYS: key 1 is not a usable key: it needs at least 16"),
+        ({"MNISTSERVE_API_KEYS": f"{KEY},has space in it ok"}, r"MNISTSERVE_API_KEYS: key 2 is not a usable key"),
+        ({"MNISTSERVE_API_KEYS": " , ,"}, r"MNISTSERVE_API_KEYS holds no key"),
+        ({"MNISTSERVE_API_KEYS": KEY, "MNISTSERVE_API_KEYS_FILE": "{comments}"}, r"not both"),
+        ({"MNISTSERVE_AUTH_GET": "1"}, r"MNISTSERVE_AUTH_GET=1 needs keys"),
+        (
+            {"MNISTSERVE_API_KEYS": KEY, "MNISTSERVE_AUTH_GET": "perhaps"},
+            r"MNISTSERVE_AUTH_GET='perhaps' is not a switch",
+        ),
+    ],
+)
 def test_a_bad_key_setting_stops_the_service_naming_the_variable(tmp_path, env, message):
     (tmp_path / "dir").mkdir()
     (tmp_path / "binary").write_bytes(b"\xff\xfe" + KEY.encode())
     (tmp_path / "comments").write_text("# no keys yet\n\n")
     (tmp_path / "spaced").write_text(f"{KEY}\n{OTHER} {KEY}\n")
-    env = {k: v.format(missing=tmp_path / "missing", dir=tmp_path / "dir", binary=tmp_path / "binary",
-                       comments=tmp_path / "comments", spaced=tmp_path / "spaced") for k, v in env.items()}
+    env = {
+        k: v.format(
+            missing=tmp_path / "missing",
+            dir=tmp_path / "dir",
+            binary=tmp_path / "binary",
+            comments=tmp_path / "comments",
+            spaced=tmp_path / "spaced",
+        )
+        for k, v in env.items()
+    }
     with pytest.raises(ValueError, match=message) as info:
         Settings.from_env(env)
     assert KEY not in str(info.value) and OTHER not in str(info.value)  # a message never shows a key
@@ -205,8 +245,13 @@ def test_a_bad_key_setting_stops_the_service_naming_the_variable(tmp_path, env, 
 
 def test_the_service_asks_for_a_key_on_predict_and_leaves_probes_open(exported_dir):
     # Adaptive batching on: the service's own hop to /classify passes the middleware too, with a key.
-    env = {"MNISTSERVE_API_KEYS": f"{KEY},{OTHER}", "MNISTSERVE_AUTH_GET": "1", "MNISTSERVE_ADAPTIVE_BATCHING": "1",
-           "MNISTSERVE_MAX_BATCH_SIZE": "4", "MNISTSERVE_MAX_LATENCY_MS": "20000"}
+    env = {
+        "MNISTSERVE_API_KEYS": f"{KEY},{OTHER}",
+        "MNISTSERVE_AUTH_GET": "1",
+        "MNISTSERVE_ADAPTIVE_BATCHING": "1",
+        "MNISTSERVE_MAX_BATCH_SIZE": "4",
+        "MNISTSERVE_MAX_LATENCY_MS": "20000",
+    }
     seven = {"image": ("seven.png", encode(draw_seven()), "image/png")}
     with in_process(exported_dir, env) as http:
         _refused(http.post("/predict", files=seven))

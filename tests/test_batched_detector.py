@@ -68,7 +68,7 @@ def test_batched_losses_and_gradients_equal_torchvision_path() -> None:
     (loss_b, grads_b), (loss_t, grads_t) = results
     assert loss_b > 0
     torch.testing.assert_close(loss_b, loss_t, rtol=1e-5, atol=1e-6)
-    for gb, gt in zip(grads_b, grads_t):
+    for gb, gt in zip(grads_b, grads_t, strict=True):
         torch.testing.assert_close(gb, gt, rtol=1e-4, atol=1e-6)
 
 

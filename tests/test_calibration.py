@@ -23,7 +23,9 @@ def test_fitted_temperature_lowers_nll_and_ece_of_an_overconfident_model():
     t = fit_temperature(scores, labels)
     assert 4.0 < t < 6.0  # it finds the factor the scores were inflated by
     assert nll(scores, labels, t) < nll(scores, labels)
-    assert expected_calibration_error(softmax(scores, t), labels) < expected_calibration_error(softmax(scores), labels) / 3
+    assert (
+        expected_calibration_error(softmax(scores, t), labels) < expected_calibration_error(softmax(scores), labels) / 3
+    )
 
 
 def test_fitted_temperature_is_the_minimum_of_nll():

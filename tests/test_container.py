@@ -58,9 +58,16 @@ def test_image_is_lean(image):
     """Under the size goal, with no compiler, git or pip on its PATH, and a non-root USER."""
     assert image["Size"] / 1e6 <= MAX_IMAGE_MB, f"{image['Size'] / 1e6:.0f} MB"
     assert image["Config"]["User"] not in ("", "root", "0")
-    found = containers.docker_cli("run", "--rm", "--entrypoint", "sh", containers.IMAGE, "-c",
-                            "for t in gcc cc g++ make git pip pip3 torch; do command -v $t; done; "
-                            "python -c 'import torch' 2>/dev/null && echo torch-importable; true").stdout
+    found = containers.docker_cli(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        containers.IMAGE,
+        "-c",
+        "for t in gcc cc g++ make git pip pip3 torch; do command -v $t; done; "
+        "python -c 'import torch' 2>/dev/null && echo torch-importable; true",
+    ).stdout
     assert found.strip() == "", found
 
 
@@ -84,9 +91,11 @@ def test_process_is_not_root(served):
 @pytest.mark.parametrize("form", ["multipart", "raw", "json"])
 @pytest.mark.parametrize(("png", "digit"), [(SEVEN, 7), (ONE, 1)], ids=["seven", "one"])
 def test_predicts_drawn_digits(served, form, png, digit):
-    body = {"multipart": dict(files={"image": ("digit.png", png, "image/png")}),
-            "raw": dict(content=png, headers={"Content-Type": "image/png"}),
-            "json": dict(json={"image_base64": base64.b64encode(png).decode()})}[form]
+    body = {
+        "multipart": dict(files={"image": ("digit.png", png, "image/png")}),
+        "raw": dict(content=png, headers={"Content-Type": "image/png"}),
+        "json": dict(json={"image_base64": base64.b64encode(png).decode()}),
+    }[form]
     with served.client() as http:
         r = http.post("/predict", **body)
         assert r.status_code == 200, r.text
@@ -116,8 +125,9 @@ def test_tampered_model_is_refused(image, exported_in_image, tmp_path):
         box.wait_ready()
         with box.client() as http:
             models = http.get("/models").json()
-            refused = http.post("/predict", params={"model": "cnn"}, content=SEVEN,
-                                headers={"Content-Type": "image/png"})
+            refused = http.post(
+                "/predict", params={"model": "cnn"}, content=SEVEN, headers={"Content-Type": "image/png"}
+            )
             others = http.post("/predict", content=SEVEN, headers={"Content-Type": "image/png"})
     skipped = {m["name"]: m["reason"] for m in models["skipped"]}
     assert "checksum mismatch" in skipped.get("cnn", ""), skipped

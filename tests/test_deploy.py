@@ -41,11 +41,15 @@ def test_manifest_is_valid_against_the_kubernetes_schema(path):
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
 
 
-@pytest.mark.parametrize("break_it", [
-    lambda d: d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"].update(pat="/readyz"),
-    lambda d: d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].update(cpu=["2"]),
-    lambda d: d["spec"].pop("selector"),
-], ids=["misspelt-field", "wrong-type", "missing-required"])
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda d: d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"].update(pat="/readyz"),
+        lambda d: d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].update(cpu=["2"]),
+        lambda d: d["spec"].pop("selector"),
+    ],
+    ids=["misspelt-field", "wrong-type", "missing-required"],
+)
 def test_a_broken_copy_fails_validation(break_it):
     deployment = copy.deepcopy(resources()["Deployment"])
     break_it(deployment)

@@ -21,8 +21,17 @@ def _body(response) -> dict:
 
 
 def test_every_client_error_answers_its_status_with_a_message():
-    for cls in (errors.BadInput, errors.Forbidden, errors.UnknownModel, errors.NotFound, errors.TooLarge,
-                errors.UnsupportedMedia, errors.NoInk, errors.Unavailable, errors.InferenceFailed):
+    for cls in (
+        errors.BadInput,
+        errors.Forbidden,
+        errors.UnknownModel,
+        errors.NotFound,
+        errors.TooLarge,
+        errors.UnsupportedMedia,
+        errors.NoInk,
+        errors.Unavailable,
+        errors.InferenceFailed,
+    ):
         response = errors.error_response(cls("what went wrong"))
         assert 400 <= response.status_code < 600 and response.status_code != 500
         assert _body(response) == {"error": "what went wrong", "status": response.status_code}
@@ -58,8 +67,13 @@ class _FailingSession:
 
 
 def test_an_onnxruntime_failure_is_a_503_naming_the_model_not_the_internals():
-    model = ServedModel(name="cnn", entry={"sha256": "0" * 64}, session=_FailingSession(),
-                        provider="CPUExecutionProvider", max_batch=None)
+    model = ServedModel(
+        name="cnn",
+        entry={"sha256": "0" * 64},
+        session=_FailingSession(),
+        provider="CPUExecutionProvider",
+        max_batch=None,
+    )
     with pytest.raises(errors.InferenceFailed) as info:
         model.run(np.zeros((2, 1, 28, 28), np.float32))
     assert info.value.status == 503 and "inference of cnn failed" in str(info.value)

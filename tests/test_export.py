@@ -27,7 +27,10 @@ def test_manifest_describes_a_verified_file(exported):
     assert validate_manifest(read_json(out / "manifest.json")) == manifest
     entry = manifest["models"]["cnn"]
     assert manifest["default"] == "cnn" and entry["shipped"] is True and entry["max_batch"] is None
-    assert entry["sha256"] == sha256_file(out / entry["file"]) and entry["size_bytes"] == (out / entry["file"]).stat().st_size
+    assert (
+        entry["sha256"] == sha256_file(out / entry["file"])
+        and entry["size_bytes"] == (out / entry["file"]).stat().st_size
+    )
     assert entry["parity"]["images"] == 1000 and entry["parity"]["predictions_equal"]
     assert entry["parity"]["max_abs_diff"] < 1e-4
     assert 0.0 < entry["onnx_accuracy"] <= 1.0 and entry["latency_ms"]["batch1"] > 0
@@ -81,8 +84,9 @@ def test_robustness_command_measures_the_export_as_served(exported, tmp_path):
     from training.realworld import CONDITIONS
 
     out, manifest = exported
-    result = CliRunner().invoke(app, ["robustness", "--exported", str(out), "--per-condition", "2",
-                                      "--out", str(tmp_path / "rob")])
+    result = CliRunner().invoke(
+        app, ["robustness", "--exported", str(out), "--per-condition", "2", "--out", str(tmp_path / "rob")]
+    )
     assert result.exit_code == 0, result.output
     report = read_json(tmp_path / "rob" / "robustness.json")
     cnn = report["models"]["cnn"]
@@ -121,11 +125,13 @@ def test_failed_export_leaves_previous_exported_intact(exported, smoke_runs, mni
 
 
 def test_choose_filters_and_ranks():
-    comparison = {"models": [
-        {"model": "a", "status": "ok", "metrics": {"accuracy": 0.97}},
-        {"model": "b", "status": "ok", "metrics": {"accuracy": 0.99}},
-        {"model": "c", "status": "failed", "error": "OOM"},
-    ]}
+    comparison = {
+        "models": [
+            {"model": "a", "status": "ok", "metrics": {"accuracy": 0.97}},
+            {"model": "b", "status": "ok", "metrics": {"accuracy": 0.99}},
+            {"model": "c", "status": "failed", "error": "OOM"},
+        ]
+    }
     assert [e["model"] for e in E.choose(comparison, None, None)] == ["b", "a"]
     assert [e["model"] for e in E.choose(comparison, None, 1)] == ["b"]
     with pytest.raises(ValueError, match="not trained successfully in this run: c"):

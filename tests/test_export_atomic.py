@@ -54,8 +54,12 @@ def make_next(out: Path, manifest: dict, template: Path, tag: str) -> dict:
         onnx.save(proto, str(staged))
         digest = sha256_file(staged)
         staged.rename(files / P.versioned(staged.name, digest))
-        models[name] = {**entry, "file": P.versioned(staged.name, digest), "sha256": digest,
-                        "size_bytes": (files / P.versioned(staged.name, digest)).stat().st_size}
+        models[name] = {
+            **entry,
+            "file": P.versioned(staged.name, digest),
+            "sha256": digest,
+            "size_bytes": (files / P.versioned(staged.name, digest)).stat().st_size,
+        }
     comparison = {**read_json(shipped_comparison(out)), "run_id": tag}
     data = json.dumps(comparison).encode()
     (files / "comparison.json").write_bytes(data)
@@ -68,8 +72,13 @@ def make_next(out: Path, manifest: dict, template: Path, tag: str) -> dict:
         name = P.versioned(Path(rel).name, sha256_file(files / "plots" / "new.png"))
         (files / "plots" / "new.png").rename(files / "plots" / name)
         plots.append(f"plots/{name}")
-    new = {**manifest, "run_id": tag, "models": models, "plots": plots,
-           "comparison": {"file": comparison_file, "sha256": sha256_file(files / comparison_file)}}
+    new = {
+        **manifest,
+        "run_id": tag,
+        "models": models,
+        "plots": plots,
+        "comparison": {"file": comparison_file, "sha256": sha256_file(files / comparison_file)},
+    }
     (template / "manifest.json").write_text(json.dumps(validate_manifest(new)))
     return new
 
@@ -79,7 +88,8 @@ def assert_served_whole(out: Path, manifest: dict) -> None:
     store = ModelStore(out)
     assert store.manifest == manifest and not store.skipped
     assert {n: m.entry["sha256"] for n, m in store.models.items()} == {
-        n: e["sha256"] for n, e in manifest["models"].items()}
+        n: e["sha256"] for n, e in manifest["models"].items()
+    }
     for name, entry in manifest["models"].items():
         assert sha256_file(out / entry["file"]) == entry["sha256"], name
     assert store.comparison == read_json(out / manifest["comparison"]["file"])
@@ -110,16 +120,26 @@ def test_a_real_export_is_content_addressed_and_leaves_nothing_else(first):
 def test_a_kill_at_each_step_leaves_one_whole_export_served(first, step, tmp_path):
     out, manifest = _copy_of(first, tmp_path)
     nxt = make_next(out, manifest, tmp_path / "template", tag=f"next-{step}")
-    killed = subprocess.run([sys.executable, "-c", KILLER, str(out), str(tmp_path / "template"), step],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, str(out), str(tmp_path / "template"), step],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not list(out.glob("*staging*"))  # staging is a sibling of exported/, never inside it
     committed = P.STEPS.index(step) >= P.STEPS.index("committed")
     assert_served_whole(out, nxt if committed else manifest)  # before the manifest's rename: the old one, whole
     # The next export clears what the killed one left (its staging folder, unnamed files) and publishes whole.
     again = make_next(out, nxt if committed else manifest, tmp_path / "again", tag="again")
-    done = subprocess.run([sys.executable, "-c", KILLER, str(out), str(tmp_path / "again"), "never"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLER, str(out), str(tmp_path / "again"), "never"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert_served_whole(out, again)
     assert_no_debris(out, again)
@@ -134,12 +154,19 @@ def _copy_of(first, tmp_path) -> tuple[Path, dict]:
 
 def test_the_real_exporter_killed_while_moving_files_in_leaves_the_old_export_served(first, smoke_runs, tmp_path):
     out, manifest = _copy_of(first, tmp_path)
-    script = ("import os, signal, sys; from pathlib import Path; from training import publish; "
-              "from training.data import load_mnist; from training.export import export_run; "
-              "publish._step = lambda name: name == 'move' and os.kill(os.getpid(), signal.SIGKILL); "
-              "export_run(Path(sys.argv[1]), Path(sys.argv[2]), load_mnist(allow_download=False), log=print)")
-    killed = subprocess.run([sys.executable, "-c", script, str(smoke_runs / "latest"), str(out)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    script = (
+        "import os, signal, sys; from pathlib import Path; from training import publish; "
+        "from training.data import load_mnist; from training.export import export_run; "
+        "publish._step = lambda name: name == 'move' and os.kill(os.getpid(), signal.SIGKILL); "
+        "export_run(Path(sys.argv[1]), Path(sys.argv[2]), load_mnist(allow_download=False), log=print)"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, str(smoke_runs / "latest"), str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert list(tmp_path.glob(".exported.staging-*")) and len(list(out.glob("*.onnx"))) == 2  # debris, never named
     assert_served_whole(out, manifest)
@@ -203,7 +230,7 @@ def test_migration_renames_a_legacy_export_with_checksums_unchanged(first, tmp_p
     legacy["plots"] = [f"plots/{P.VERSIONED.sub('', Path(p).stem)}.png" for p in manifest["plots"]]
     for name, entry in manifest["models"].items():
         shutil.copyfile(real / entry["file"], out / f"{name}.onnx")
-    for old, new in zip(manifest["plots"], legacy["plots"]):
+    for old, new in zip(manifest["plots"], legacy["plots"], strict=True):
         shutil.copyfile(real / old, out / new)
     shutil.copyfile(real / manifest["comparison"]["file"], out / "comparison.json")
     (out / "manifest.json").write_text(json.dumps(legacy))
@@ -212,7 +239,8 @@ def test_migration_renames_a_legacy_export_with_checksums_unchanged(first, tmp_p
     migrated = P.migrate(out)
     assert migrated == manifest  # content-addressed: the same names a fresh export gives these bytes
     assert {n: e["sha256"] for n, e in migrated["models"].items()} == {
-        n: e["sha256"] for n, e in manifest["models"].items()}
+        n: e["sha256"] for n, e in manifest["models"].items()
+    }
     assert_served_whole(out, migrated)
     assert_no_debris(out, migrated)
     assert P.migrate(out) == migrated  # idempotent

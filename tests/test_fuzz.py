@@ -16,15 +16,28 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mnistserve.settings import Settings
-from serving import errors
-from serving import preprocess as P
-from serving.store import ModelStore
 from mnistserve.testing.attacks import (
-    EXTREMES, FORMATS, MAGIC, MODES, NUMBER_KINDS, TRAVERSAL, all_attacks, canvas, encode_image, headers_declaring,
-    in_mode, multipart, number_image, png_declaring, violation,
+    EXTREMES,
+    FORMATS,
+    MAGIC,
+    MODES,
+    NUMBER_KINDS,
+    TRAVERSAL,
+    all_attacks,
+    canvas,
+    encode_image,
+    headers_declaring,
+    in_mode,
+    multipart,
+    number_image,
+    png_declaring,
+    violation,
 )
 from mnistserve.testing.digits import digit_pngs
 from mnistserve.testing.exported import untrained, write_exported
+from serving import errors
+from serving import preprocess as P
+from serving.store import ModelStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about every corrupt file it reads
 LIMITS = Settings.from_env({})
@@ -85,8 +98,14 @@ def test_any_bytes_give_a_model_input_or_a_client_error(magic, data):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.sampled_from(MODES), st.sampled_from(FORMATS), st.integers(1, 70), st.integers(1, 70),
-       st.sampled_from(("noise", "stroke", "flat")), st.integers(0, 2**16))
+@given(
+    st.sampled_from(MODES),
+    st.sampled_from(FORMATS),
+    st.integers(1, 70),
+    st.integers(1, 70),
+    st.sampled_from(("noise", "stroke", "flat")),
+    st.integers(0, 2**16),
+)
 def test_any_mode_format_and_size_give_a_model_input_or_a_client_error(mode, fmt, width, height, pattern, seed):
     data, _ = encode_image(in_mode(canvas(width, height, pattern, seed), mode, seed), fmt)
     assert_model_input_or_client_error(data)
@@ -132,8 +151,11 @@ SPECIAL = st.sampled_from([float("nan"), float("inf"), -float("inf"), -1.0, -0.0
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 27), st.integers(0, 27), SPECIAL), min_size=1, max_size=5),
-       st.integers(26, 29), st.integers(26, 29))
+@given(
+    st.lists(st.tuples(st.integers(0, 27), st.integers(0, 27), SPECIAL), min_size=1, max_size=5),
+    st.integers(26, 29),
+    st.integers(26, 29),
+)
 def test_arrays_with_nan_infinity_or_out_of_range_values_are_refused(cells, rows, cols):
     grid = np.zeros((rows, cols))
     for r, c, v in cells:
@@ -186,8 +208,9 @@ EXAMPLES = {"extreme-sizes": 8, "oversized-bodies": 8, "decompression-bombs": 15
 
 def send(http: httpx.Client, probe) -> tuple[str, str]:
     try:
-        r = http.request(probe.method, probe.path, content=probe.body(), headers=probe.headers(),
-                         params=list(probe.params))
+        r = http.request(
+            probe.method, probe.path, content=probe.body(), headers=probe.headers(), params=list(probe.params)
+        )
     except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError):
         return "not-sent", ""  # our own client refused to send it
     except httpx.HTTPError as exc:
@@ -199,8 +222,14 @@ def send(http: httpx.Client, probe) -> tuple[str, str]:
 def test_hostile_requests_get_no_server_error(http, attack):
     found: list[str] = []
 
-    @settings(max_examples=EXAMPLES.get(attack, 25), deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES.get(attack, 25),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(ATTACKS[attack])
     def probe_once(probe):
         status, text = send(http, probe)

@@ -37,8 +37,13 @@ def test_block_ranks_are_those_of_a_full_sort(dtype):
         ranked, side = ink._blocks(grey)
         h, w = grey.shape
         gh, gw, n = ranked.shape
-        full = np.sort(np.pad(grey, ((0, gh * side - h), (0, gw * side - w)), mode="edge")
-                       .reshape(gh, side, gw, side).transpose(0, 2, 1, 3).reshape(gh, gw, -1), axis=2)
+        full = np.sort(
+            np.pad(grey, ((0, gh * side - h), (0, gw * side - w)), mode="edge")
+            .reshape(gh, side, gw, side)
+            .transpose(0, 2, 1, 3)
+            .reshape(gh, gw, -1),
+            axis=2,
+        )
         for r in {n // 4, n // 2, n - 1 - n // 4, int(rng.integers(0, n))}:
             np.testing.assert_array_equal(ink._rank(ranked, r), full[..., r])
         assert ink._second_extremes(ranked) == (full[..., min(1, n - 1)].min(), full[..., max(n - 2, 0)].max())
@@ -61,7 +66,7 @@ def _disc_by_offsets(image: np.ndarray, radius: int, reduce: np.ufunc) -> np.nda
 def test_disc_filter_equals_reducing_over_every_offset(reduce):
     rng = np.random.default_rng(2)
     for radius in (1, 2, 3, 5, 8, 13):
-        image = (rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) * (rng.random() < 0.5 or 255))
+        image = rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) * (rng.random() < 0.5 or 255)
         image = np.where(rng.random(image.shape) < 0.7, 0, image).astype(np.float32)  # sparse, like ink
         np.testing.assert_array_equal(ink._disc_filter(image, radius, reduce), _disc_by_offsets(image, radius, reduce))
 
@@ -94,7 +99,7 @@ def test_runs_paint_back_the_mask_and_label_every_pixel_once():
         np.testing.assert_array_equal(paint(mask.shape, rows, starts, ends), mask)
         labels = _label_image(mask.shape, rows, starts, ends, label)
         np.testing.assert_array_equal(labels > 0, mask)
-        for r, s, e, k in zip(rows, starts, ends, label):
+        for r, s, e, k in zip(rows, starts, ends, label, strict=True):
             assert (labels[r, s:e] == k + 1).all()
 
 

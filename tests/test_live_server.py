@@ -33,8 +33,9 @@ def test_adaptive_batching_merges_concurrent_requests(live_server, http):
 
     async def burst(n: int) -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as client:
-            return await asyncio.gather(*[client.post("/predict", content=SEVEN, headers={"Content-Type": "image/png"})
-                                          for _ in range(n)])
+            return await asyncio.gather(
+                *[client.post("/predict", content=SEVEN, headers={"Content-Type": "image/png"}) for _ in range(n)]
+            )
 
     sizes = []
     for _ in range(3):
@@ -53,8 +54,11 @@ def test_without_adaptive_batching_predict_runs_the_model_directly(http, exporte
     expected = http.post("/predict", files={"image": SEVEN}).json()  # the live server: batching on
     with in_process(exported_with_plots) as direct:
         with ThreadPoolExecutor(24) as pool:  # concurrent requests into the one app, as a burst would be
-            responses = list(pool.map(lambda _: direct.post("/predict", content=SEVEN,
-                                                            headers={"Content-Type": "image/png"}), range(24)))
+            responses = list(
+                pool.map(
+                    lambda _: direct.post("/predict", content=SEVEN, headers={"Content-Type": "image/png"}), range(24)
+                )
+            )
         assert {r.status_code for r in responses} == {200}
         assert {r.json()["batch_size"] for r in responses} == {1}
         assert responses[0].json()["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-6)

@@ -26,8 +26,11 @@ def scrape(client) -> dict[tuple[str, frozenset], float]:
     """Every sample of /metrics, keyed by (series name, labels)."""
     response = client.get("/metrics")
     assert response.status_code == 200
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(response.text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
 
 
 def delta(before: dict, after: dict, name: str, **labels: str) -> float:
@@ -81,8 +84,12 @@ def test_without_adaptive_batching_errors_count_under_their_model(exported_dir):
     start = {s: count("mlp", version, s) for s in ("200", "400", "413")}
     with in_process(exported_dir, env={"MNISTSERVE_MAX_BATCH_IMAGES": "2"}) as client:
         assert client.post("/predict", files={"image": SEVEN}, data={"model": "mlp"}).status_code == 200
-        assert client.post("/predict", content=b"not an image", params={"model": "mlp"},
-                           headers={"Content-Type": "image/png"}).status_code == 400
+        assert (
+            client.post(
+                "/predict", content=b"not an image", params={"model": "mlp"}, headers={"Content-Type": "image/png"}
+            ).status_code
+            == 400
+        )
         images = [("images", ("d.png", SEVEN, "image/png"))] * 3
         assert client.post("/predict_batch", files=images, data={"model": "mlp"}).status_code == 413
     assert count("mlp", version, "200") - start["200"] == 1
@@ -92,8 +99,12 @@ def test_without_adaptive_batching_errors_count_under_their_model(exported_dir):
 
 def test_metric_names_are_the_exposed_series():
     assert metrics.metric_names() == {
-        "mnistserve_requests_total", "mnistserve_inference_seconds_bucket", "mnistserve_inference_seconds_sum",
-        "mnistserve_inference_seconds_count", "mnistserve_batch_size_bucket", "mnistserve_batch_size_sum",
+        "mnistserve_requests_total",
+        "mnistserve_inference_seconds_bucket",
+        "mnistserve_inference_seconds_sum",
+        "mnistserve_inference_seconds_count",
+        "mnistserve_batch_size_bucket",
+        "mnistserve_batch_size_sum",
         "mnistserve_batch_size_count",
     }
 
@@ -118,8 +129,9 @@ def test_json_formatter_keeps_plain_records_and_exceptions():
     try:
         raise ValueError("boom")
     except ValueError:
-        record = logging.LogRecord("mnistserve.store", logging.ERROR, __file__, 1, "skipping %s", ("vit",),
-                                   exc_info=sys.exc_info())
+        record = logging.LogRecord(
+            "mnistserve.store", logging.ERROR, __file__, 1, "skipping %s", ("vit",), exc_info=sys.exc_info()
+        )
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "skipping vit" and entry["level"] == "ERROR" and "ValueError: boom" in entry["exception"]
     assert "status" not in entry
@@ -127,8 +139,14 @@ def test_json_formatter_keeps_plain_records_and_exceptions():
     assert access_fields(("1.2.3.4:5", "scheme=http,path=/x", "status=200", 1.0)) == {}
     assert access_fields(("1.2.3.4:5 (scheme=ws,path=/x) - Client connected",)) == {}
     fields = access_fields(("_", "scheme=http,method=GET,path=/a,b", "status=200", 0.25))
-    assert fields == {"client": "_", "scheme": "http", "method": "GET", "path": "/a,b", "status": 200,
-                      "latency_ms": 0.25}
+    assert fields == {
+        "client": "_",
+        "scheme": "http",
+        "method": "GET",
+        "path": "/a,b",
+        "status": 200,
+        "latency_ms": 0.25,
+    }
 
 
 def test_use_json_logs_swaps_the_formatter_of_the_named_loggers():

@@ -15,11 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter
 
-from serving import ink
-from serving import errors
-from serving import preprocess as P
 from mnistserve.testing.digits import as_photo, draw_one, draw_seven, draw_zero, encode
 from mnistserve.testing.servers import REPO
+from serving import errors, ink
+from serving import preprocess as P
 
 LIMIT = 4096 * 4096
 
@@ -85,7 +84,9 @@ DRAWN = {
 NOT_PNG = ("cmyk", "lab", "float")  # modes only TIFF stores
 
 
-@pytest.mark.parametrize("name,fmt", [(n, f) for n in DRAWN for f in ("PNG", "TIFF") if f == "TIFF" or n not in NOT_PNG])
+@pytest.mark.parametrize(
+    "name,fmt", [(n, f) for n in DRAWN for f in ("PNG", "TIFF") if f == "TIFF" or n not in NOT_PNG]
+)
 def test_drawn_digit_is_cropped_scaled_and_centred(name, fmt):
     g = geometry(P.from_bytes(encode(DRAWN[name](), fmt), max_pixels=LIMIT))
     assert abs(g["com"][0] - 14) <= 1.0 and abs(g["com"][1] - 14) <= 1.0, g["com"]
@@ -95,8 +96,9 @@ def test_drawn_digit_is_cropped_scaled_and_centred(name, fmt):
     assert g["mass"] >= 15, g  # strokes survive, however thin or large the original
 
 
-@pytest.mark.parametrize("fmt,options", [("JPEG", {"quality": 70}), ("GIF", {}), ("BMP", {}), ("WEBP", {}),
-                                         ("PPM", {}), ("TGA", {})])
+@pytest.mark.parametrize(
+    "fmt,options", [("JPEG", {"quality": 70}), ("GIF", {}), ("BMP", {}), ("WEBP", {}), ("PPM", {}), ("TGA", {})]
+)
 def test_common_formats_decode_to_the_same_digit(fmt, options):
     reference = P.from_bytes(encode(draw_seven(), "PNG"), max_pixels=LIMIT)
     image = draw_seven(mode="RGB") if fmt in ("JPEG", "WEBP", "PPM", "TGA") else draw_seven()
@@ -107,8 +109,13 @@ def test_colour_position_and_size_do_not_change_the_result():
     reference = P.from_image(draw_seven(ink=255, paper=0))
     page = Image.new("L", (900, 600), 255)
     page.paste(draw_seven(), (610, 310))  # the same drawing in a corner of a larger page
-    variants = [draw_seven(), page, draw_seven().resize((1400, 1400)), draw_seven(ink=40, paper=210),
-                rgba_on_transparent((20, 20, 20))]
+    variants = [
+        draw_seven(),
+        page,
+        draw_seven().resize((1400, 1400)),
+        draw_seven(ink=40, paper=210),
+        rgba_on_transparent((20, 20, 20)),
+    ]
     for image in variants:
         assert similarity(P.from_image(image), reference[0]) > 0.95
 
@@ -120,10 +127,13 @@ def test_thin_strokes_are_thickened_towards_mnist_width():
 
 
 def test_blank_and_faint_images_have_no_ink():
-    for image in (Image.new("L", (100, 80), 255), Image.new("L", (50, 50), 0),
-                  Image.new("RGB", (64, 64), (128, 90, 30)),
-                  Image.fromarray(np.random.default_rng(0).integers(120, 130, (60, 60), dtype=np.uint8)),
-                  Image.new("RGBA", (40, 40), (0, 0, 0, 0))):
+    for image in (
+        Image.new("L", (100, 80), 255),
+        Image.new("L", (50, 50), 0),
+        Image.new("RGB", (64, 64), (128, 90, 30)),
+        Image.fromarray(np.random.default_rng(0).integers(120, 130, (60, 60), dtype=np.uint8)),
+        Image.new("RGBA", (40, 40), (0, 0, 0, 0)),
+    ):
         with pytest.raises(errors.NoInk) as info:
             P.from_bytes(encode(image), max_pixels=LIMIT)
         assert info.value.status == 422
@@ -131,6 +141,7 @@ def test_blank_and_faint_images_have_no_ink():
 
 def _png_with_size(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height (the data is tiny and wrong)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -148,12 +159,20 @@ def test_pixel_limit_is_checked_on_the_header_before_decoding():
         P.from_bytes(bomb, max_pixels=1_000_000)
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"hello, world", b"\x89PNG\r\n\x1a\n", encode(draw_seven())[:300],
-    encode(draw_seven(mode="RGB"), "JPEG")[:200],
-    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", b"GIF89a" + b"\xff" * 20, b"BM" + b"\x00" * 60,
-    _png_with_size(0, 0),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"hello, world",
+        b"\x89PNG\r\n\x1a\n",
+        encode(draw_seven())[:300],
+        encode(draw_seven(mode="RGB"), "JPEG")[:200],
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",
+        b"GIF89a" + b"\xff" * 20,
+        b"BM" + b"\x00" * 60,
+        _png_with_size(0, 0),
+    ],
+)
 def test_not_an_image_or_truncated_is_400(data):
     with pytest.raises(errors.BadInput) as info:
         P.from_bytes(data, max_pixels=LIMIT)
@@ -190,11 +209,24 @@ def test_array_is_taken_as_mnist_and_only_scaled():
     assert P.from_array([[0] * 28] * 28).sum() == 0  # an empty array is served as is (no ink check)
 
 
-@pytest.mark.parametrize("values", [
-    [[0] * 28] * 27, [[0] * 27] * 28, [[[0]] * 28] * 28, [], [[0] * 28] * 27 + [[0] * 27], "abc",
-    [[None] * 28] * 28, [[{"a": 1}] * 28] * 28, [[-1] * 28] * 28, [[256] * 28] * 28, [[float("nan")] * 28] * 28,
-    [[float("inf")] * 28] * 28, [[10**400] * 28] * 28,
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [[0] * 28] * 27,
+        [[0] * 27] * 28,
+        [[[0]] * 28] * 28,
+        [],
+        [[0] * 28] * 27 + [[0] * 27],
+        "abc",
+        [[None] * 28] * 28,
+        [[{"a": 1}] * 28] * 28,
+        [[-1] * 28] * 28,
+        [[256] * 28] * 28,
+        [[float("nan")] * 28] * 28,
+        [[float("inf")] * 28] * 28,
+        [[10**400] * 28] * 28,
+    ],
+)
 def test_bad_arrays_are_400(values):
     with pytest.raises(errors.BadInput) as info:
         P.from_array(values)
@@ -213,8 +245,13 @@ def test_base64_with_or_without_data_url():
 
 
 def test_errors_carry_their_http_status():
-    assert (errors.BadInput.status, errors.UnknownModel.status, errors.TooLarge.status, errors.NoInk.status, errors.Unavailable.status) == (
-        400, 404, 413, 422, 503)
+    assert (
+        errors.BadInput.status,
+        errors.UnknownModel.status,
+        errors.TooLarge.status,
+        errors.NoInk.status,
+        errors.Unavailable.status,
+    ) == (400, 404, 413, 422, 503)
 
 
 # -- with real digits and a real (small) model ------------------------------------------------------
@@ -224,8 +261,9 @@ def test_mnist_digit_comes_back_nearly_unchanged(digits):
     test = digits[1]
     if test.images is None:
         pytest.skip("MNIST is not available on this machine")
-    scores = [similarity(P.from_bytes(encode(Image.fromarray(d)), max_pixels=LIMIT), d / 255.0)
-              for d in test.images[:100]]
+    scores = [
+        similarity(P.from_bytes(encode(Image.fromarray(d)), max_pixels=LIMIT), d / 255.0) for d in test.images[:100]
+    ]
     assert np.mean(scores) > 0.98
 
 
@@ -235,11 +273,15 @@ def test_photographed_digits_are_read_as_well_as_mnist_itself(digits, mlp):
         pytest.skip("MNIST is not available on this machine")
     images, labels = test.images[:300], test.labels[:300]
     # JPEG, dark on light paper, 3 to 8 times larger, at varying places on a larger page
-    photos = np.concatenate([
-        P.from_bytes(encode(as_photo(d, scale=3 + i % 6, at=(10 + 40 * (i % 5), 20 + 20 * (i % 3))), "JPEG"),
-                     max_pixels=LIMIT)
-        for i, d in enumerate(images)
-    ])
+    photos = np.concatenate(
+        [
+            P.from_bytes(
+                encode(as_photo(d, scale=3 + i % 6, at=(10 + 40 * (i % 5), 20 + 20 * (i % 3))), "JPEG"),
+                max_pixels=LIMIT,
+            )
+            for i, d in enumerate(images)
+        ]
+    )
     with torch.no_grad():
         direct = (mlp(torch.from_numpy(images).float().div(255)[:, None]).argmax(1).numpy() == labels).mean()
         photo = (mlp(torch.from_numpy(photos)[:, None]).argmax(1).numpy() == labels).mean()
@@ -292,8 +334,16 @@ STROKES = {
 }
 
 
-def draw_digit(digit: int, size=(280, 280), box=(0.3, 0.2, 0.7, 0.8), *, width: int = 12, ink_level: int = 0,
-               paper: int = 255, shear: float = 0.0) -> Image.Image:
+def draw_digit(
+    digit: int,
+    size=(280, 280),
+    box=(0.3, 0.2, 0.7, 0.8),
+    *,
+    width: int = 12,
+    ink_level: int = 0,
+    paper: int = 255,
+    shear: float = 0.0,
+) -> Image.Image:
     """A digit drawn with a round pen inside the fractional `box`; `shear` slants it (x shift per unit of height)."""
     w, h = size
     left, top, right, bottom = box[0] * w, box[1] * h, box[2] * w, box[3] * h
@@ -307,8 +357,9 @@ def draw_digit(digit: int, size=(280, 280), box=(0.3, 0.2, 0.7, 0.8), *, width: 
     return image
 
 
-def photograph(drawing: Image.Image, *, seed: int, shade: float = 0.55, edge: str | None = None,
-               specks: int = 0) -> Image.Image:
+def photograph(
+    drawing: Image.Image, *, seed: int, shade: float = 0.55, edge: str | None = None, specks: int = 0
+) -> Image.Image:
     """The drawing as a phone photo: grey paper, light falling off across the page, noise, blur, JPEG, RGB."""
     rng = np.random.default_rng(seed)
     ink_mask = 1.0 - np.asarray(drawing, np.float32) / 255.0
@@ -424,8 +475,7 @@ def test_stroke_and_slant_constants_are_mnists_own(digits):
         pytest.skip("MNIST is not available on this machine")
     images = test.images / 255.0
     widths = np.array([ink._stroke_width(d) for d in images])
-    assert np.percentile(widths, [5, 50, 95]) == pytest.approx([MNIST_STROKE[0], ink.STROKE, MNIST_STROKE[1]],
-                                                               abs=0.05)
+    assert np.percentile(widths, [5, 50, 95]) == pytest.approx([MNIST_STROKE[0], ink.STROKE, MNIST_STROKE[1]], abs=0.05)
     assert ink.THIN_TO <= np.percentile(widths, 95) <= ink.STROKE_MAX + 0.05
     share = np.mean([abs(slant(d)) > ink.DESKEW_LIMIT for d in images])
     assert 0.05 < share < 0.1  # the shear only touches MNIST's own tail of slants
@@ -438,12 +488,24 @@ def drawn_modes() -> dict[str, Image.Image]:
     rgb = draw_digit(4).convert("RGB")
     grey = np.asarray(draw_digit(4), np.float32)
     return {
-        "1": rgb.convert("1"), "L": rgb.convert("L"), "P": rgb.convert("P"), "RGB": rgb, "RGBA": rgb.convert("RGBA"),
-        "CMYK": rgb.convert("CMYK"), "LA": rgb.convert("LA"), "PA": rgb.convert("PA"), "YCbCr": rgb.convert("YCbCr"),
-        "LAB": rgb.convert("LAB"), "HSV": rgb.convert("HSV"), "I": Image.fromarray(grey.astype(np.int32) * 1000),
-        "I;16": Image.fromarray((grey * 257).astype(np.uint16)), "I;16B": rgb.convert("L").convert("I;16B"),
-        "F": Image.fromarray(grey / 255.0), "F 0-255": Image.fromarray(grey),
-        "F negative": Image.fromarray(grey - 1000.0), "F huge": Image.fromarray(grey * 1e30),
+        "1": rgb.convert("1"),
+        "L": rgb.convert("L"),
+        "P": rgb.convert("P"),
+        "RGB": rgb,
+        "RGBA": rgb.convert("RGBA"),
+        "CMYK": rgb.convert("CMYK"),
+        "LA": rgb.convert("LA"),
+        "PA": rgb.convert("PA"),
+        "YCbCr": rgb.convert("YCbCr"),
+        "LAB": rgb.convert("LAB"),
+        "HSV": rgb.convert("HSV"),
+        "I": Image.fromarray(grey.astype(np.int32) * 1000),
+        "I;16": Image.fromarray((grey * 257).astype(np.uint16)),
+        "I;16B": rgb.convert("L").convert("I;16B"),
+        "F": Image.fromarray(grey / 255.0),
+        "F 0-255": Image.fromarray(grey),
+        "F negative": Image.fromarray(grey - 1000.0),
+        "F huge": Image.fromarray(grey * 1e30),
     }
 
 
@@ -485,13 +547,20 @@ def assert_input_or_client_error(image: Image.Image) -> None:
         assert np.isfinite(x).all() and 0.0 <= x.min() and x.max() <= 1.0
 
 
-ODD_FLOATS = st.sampled_from([float("nan"), float("inf"), -float("inf"), -1e38, -1e37, 3.4e38, 1e-45, -1e-45, 0.0,
-                              1.0, 255.0, 65535.0])
+ODD_FLOATS = st.sampled_from(
+    [float("nan"), float("inf"), -float("inf"), -1e38, -1e37, 3.4e38, 1e-45, -1e-45, 0.0, 1.0, 255.0, 65535.0]
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1), ODD_FLOATS, st.floats(0, 1),
-       st.sampled_from(["uniform", "digit", "constant"]))
+@given(
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.integers(0, 2**32 - 1),
+    ODD_FLOATS,
+    st.floats(0, 1),
+    st.sampled_from(["uniform", "digit", "constant"]),
+)
 def test_any_float_image_gives_an_input_or_a_client_error(h, w, seed, odd, share, base):
     rng = np.random.default_rng(seed)
     if base == "digit":

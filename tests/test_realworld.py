@@ -38,7 +38,7 @@ def test_same_seed_same_images_other_seed_different():
     assert [pixels(s) for s in a] == [pixels(s) for s in b]
     assert [(s.label, s.condition, s.source) for s in a] == [(s.label, s.condition, s.source) for s in b]
     c = list(generate(2, seed=12, conditions=some))
-    assert all(pixels(x) != pixels(y) for x, y in zip(a, c))
+    assert all(pixels(x) != pixels(y) for x, y in zip(a, c, strict=True))
 
 
 def test_a_subset_of_conditions_yields_the_same_samples(samples):

@@ -6,8 +6,8 @@ Its HTTP API: tests/test_api.py (in-process); what only a running server shows: 
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,12 +18,12 @@ import yaml
 
 from mnistserve.contracts import read_json, sha256_file
 from mnistserve.settings import Settings
-from serving.latency import LatencyBook
-from serving.errors import Unavailable, UnknownModel
-from serving.store import ManifestError, ModelStore, softmax
 from mnistserve.testing.digits import draw_seven, encode
 from mnistserve.testing.exported import rename_input
 from mnistserve.testing.servers import REPO, in_process
+from serving.errors import Unavailable, UnknownModel
+from serving.latency import LatencyBook
+from serving.store import ManifestError, ModelStore, softmax
 
 SEVEN = encode(draw_seven())
 
@@ -37,8 +37,12 @@ def test_settings_come_from_the_environment():
     assert s.max_body_bytes == 1000 and s.enable_benchmark
     assert Settings.from_env({"MNISTSERVE_ADAPTIVE_BATCHING": "1"}).adaptive_batching
     assert not Settings.from_env({"MNISTSERVE_ADAPTIVE_BATCHING": "off", "MNISTSERVE_ACCESS_LOG": "0"}).access_log
-    for bad in ({"MNISTSERVE_MAX_PIXELS": "lots"}, {"MNISTSERVE_MAX_PIXELS": "-1"}, {"MNISTSERVE_MAX_BATCH_SIZE": "1"},
-                {"MNISTSERVE_ADAPTIVE_BATCHING": "sometimes"}):
+    for bad in (
+        {"MNISTSERVE_MAX_PIXELS": "lots"},
+        {"MNISTSERVE_MAX_PIXELS": "-1"},
+        {"MNISTSERVE_MAX_BATCH_SIZE": "1"},
+        {"MNISTSERVE_ADAPTIVE_BATCHING": "sometimes"},
+    ):
         with pytest.raises(ValueError, match="MNISTSERVE_(MAX|ADAPTIVE)"):
             Settings.from_env(bad)
 
@@ -51,8 +55,15 @@ def test_latency_book_keeps_a_rolling_window():
     assert summary["inference_ms"]["count"] == 200 and summary["inference_ms"]["window"] == 100
     assert summary["inference_ms"]["p50"] == pytest.approx(150.5) and summary["request_ms"]["max"] == 400
     assert summary["inference_ms"]["p50"] <= summary["inference_ms"]["p90"] <= summary["inference_ms"]["p99"]
-    assert book.summary("other")["batch_size"] == {"count": 0, "window": 0, "mean": None, "p50": None,
-                                                   "p90": None, "p99": None, "max": None}
+    assert book.summary("other")["batch_size"] == {
+        "count": 0,
+        "window": 0,
+        "mean": None,
+        "p50": None,
+        "p90": None,
+        "p99": None,
+        "max": None,
+    }
 
 
 def test_store_serves_good_models_and_skips_the_others_with_a_reason(exported_dir):
@@ -119,19 +130,30 @@ def test_a_graph_that_breaks_the_contract_is_skipped(exported_dir, tmp_path, mlp
 
         to_onnx(mlp, target / "x.onnx", None)
         rename_input(target / "x.onnx", "x")  # the exporter's graph, with the input the service does not expect
-        manifest["models"]["x"] = {**manifest["models"]["mlp"], "file": "x.onnx",
-                                   "sha256": sha256_file(target / "x.onnx")}
+        manifest["models"]["x"] = {
+            **manifest["models"]["mlp"],
+            "file": "x.onnx",
+            "sha256": sha256_file(target / "x.onnx"),
+        }
 
     store = ModelStore(_copy(exported_dir, tmp_path, wrong_input))
     assert "expected one 'input'" in store.skipped["x"]
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "not found"), ("{not json", "not valid JSON"), ('{"schema": "other/1"}', "schema"),
-    ('{"schema": "mnistserve.manifest/1", "default": "a", "models": {"a": {"file": "../a.onnx", "sha256": "0",'
-     ' "shipped": true, "max_batch": null, "metrics": {}}}}', "outside exported"),
-    ('["a list"]', "JSON object"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "not found"),
+        ("{not json", "not valid JSON"),
+        ('{"schema": "other/1"}', "schema"),
+        (
+            '{"schema": "mnistserve.manifest/1", "default": "a", "models": {"a": {"file": "../a.onnx", "sha256": "0",'
+            ' "shipped": true, "max_batch": null, "metrics": {}}}}',
+            "outside exported",
+        ),
+        ('["a list"]', "JSON object"),
+    ],
+)
 def test_a_bad_manifest_is_one_clear_start_up_error(tmp_path, content, message):
     if content is not None:
         (tmp_path / "manifest.json").write_text(content)
@@ -188,10 +210,20 @@ def test_bentoml_build_packs_the_models_without_torch(exported_dir, tmp_path):
     shutil.copytree(exported_dir, context / "exported")
     (context / "exported" / "big.onnx").write_bytes(b"not shipped")  # as `mnistserve export` marks a large file
     (context / "exported" / ".bentoignore").write_text("/big.onnx\n")
-    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "home"), "BENTOML_DO_NOT_TRACK": "true",
-           "PYTHONPATH": str(context)}
-    done = subprocess.run([sys.executable, "-m", "bentoml", "build", str(context), "--output", "tag"], cwd=context,
-                          env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(tmp_path / "home"),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "PYTHONPATH": str(context),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", str(context), "--output", "tag"],
+        cwd=context,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     bentos = list((tmp_path / "home" / "bentos" / "mnistserve").glob("*/"))
     assert len(bentos) == 1

@@ -54,8 +54,10 @@ def test_paths_follow_their_variables(monkeypatch, tmp_path):
 
 def test_service_settings_name_the_bad_variable():
     assert Settings.from_env({"MNISTSERVE_ORT_THREADS": "0", "MNISTSERVE_ACCESS_LOG": "off"}).access_log is False
-    for env, message in (({"MNISTSERVE_TIMEOUT_S": "0"}, "MNISTSERVE_TIMEOUT_S='0' must be positive"),
-                         ({"MNISTSERVE_ENABLE_BENCHMARK": "maybe"}, "MNISTSERVE_ENABLE_BENCHMARK='maybe' is not a switch")):
+    for env, message in (
+        ({"MNISTSERVE_TIMEOUT_S": "0"}, "MNISTSERVE_TIMEOUT_S='0' must be positive"),
+        ({"MNISTSERVE_ENABLE_BENCHMARK": "maybe"}, "MNISTSERVE_ENABLE_BENCHMARK='maybe' is not a switch"),
+    ):
         with pytest.raises(ValueError, match=re.escape(message)):
             Settings.from_env(env)
 
@@ -65,6 +67,7 @@ def test_the_cli_starts_without_torch():
     probe = "import sys, mnistserve.cli; print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
-    bad = subprocess.run([sys.executable, "-m", "mnistserve", "train", "--profile", "huge"], capture_output=True,
-                         text=True, cwd=REPO)
+    bad = subprocess.run(
+        [sys.executable, "-m", "mnistserve", "train", "--profile", "huge"], capture_output=True, text=True, cwd=REPO
+    )
     assert bad.returncode == 2 and "huge" in bad.stderr

@@ -36,8 +36,11 @@ def test_delta_is_what_a_phase_added():
 def test_delta_counts_a_new_or_reset_series_from_zero():
     before = {("c_total", (("a", "x"),)): 10.0, ("c_total", (("a", "y"),)): 3.0}
     after = {("c_total", (("a", "x"),)): 4.0, ("c_total", (("a", "y"),)): 5.0, ("c_total", (("a", "z"),)): 2.0}
-    assert P.delta(before, after) == {("c_total", (("a", "x"),)): 4.0, ("c_total", (("a", "y"),)): 2.0,
-                                      ("c_total", (("a", "z"),)): 2.0}
+    assert P.delta(before, after) == {
+        ("c_total", (("a", "x"),)): 4.0,
+        ("c_total", (("a", "y"),)): 2.0,
+        ("c_total", (("a", "z"),)): 2.0,
+    }
 
 
 def test_quantiles_interpolate_inside_buckets_as_prometheus_does():
@@ -58,8 +61,10 @@ def test_stack_figures_from_a_replica_and_haproxy():
     haproxy = P.delta(scrape("haproxy-before"), scrape("haproxy-after"))
     figures = P.stack_figures({"9c3ac6927a17": replica, "deadbeef0000": gone}, ["9c3ac6927a17"], haproxy)
     assert figures["requests"] == 88 and figures["by_status"] == {"200": 81, "503": 7}
-    assert figures["per_replica"] == {"9c3ac6927a17": {"requests": 81, "left": False},
-                                      "deadbeef0000": {"requests": 7, "left": True}}
+    assert figures["per_replica"] == {
+        "9c3ac6927a17": {"requests": 81, "left": False},
+        "deadbeef0000": {"requests": 7, "left": True},
+    }
     assert figures["haproxy"]["responses"] == {"2xx": 147}  # the stats frontend's own answers left out
     assert figures["haproxy"]["per_server"] == {"replica1": 81, "replica2": 66}
     assert figures["haproxy"]["retry_warnings"] == 0 and figures["haproxy"]["connection_errors"] == 0

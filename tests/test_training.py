@@ -54,7 +54,9 @@ def test_smoke_run_stores_a_complete_comparison(smoke_runs):
     assert entry["status"] == "ok" and entry["pretrained"] is False
     assert 0.5 < m["accuracy"] <= 1.0  # a few batches already learn far above chance (10%)
     assert 0.0 < m["macro_f1"] <= 1.0 and m["test_loss"] > 0 and m["images_per_second"] > 0
-    assert m["parameters"] == sum(p.numel() for p in __import__("training.models", fromlist=["x"]).build_model("cnn").parameters())
+    assert m["parameters"] == sum(
+        p.numel() for p in __import__("training.models", fromlist=["x"]).build_model("cnn").parameters()
+    )
     cm = entry["confusion_matrix"]
     assert len(cm) == 10 and sum(map(sum, cm)) == m["test_images"]
     assert sum(cm[i][i] for i in range(10)) == round(m["accuracy"] * m["test_images"])
@@ -70,11 +72,22 @@ def test_smoke_run_measures_the_real_world_set_and_calibrates(smoke_runs):
     comparison = read_json(smoke_runs / "latest" / "comparison.json")
     (entry,) = comparison["models"]
     real, cal = entry["realworld"], entry["calibration"]
-    assert list(real["per_condition"]) == list(CONDITIONS) and set(comparison["realworld"]["conditions"]) == set(CONDITIONS)
-    assert real["images"] == comparison["realworld"]["images"] == len(CONDITIONS) * comparison["realworld"]["per_condition"]
+    assert list(real["per_condition"]) == list(CONDITIONS) and set(comparison["realworld"]["conditions"]) == set(
+        CONDITIONS
+    )
+    assert (
+        real["images"]
+        == comparison["realworld"]["images"]
+        == len(CONDITIONS) * comparison["realworld"]["per_condition"]
+    )
     assert entry["metrics"]["realworld_accuracy"] == real["accuracy"]
-    assert real["worst_condition"] in CONDITIONS and min(real["per_condition"].values()) == real["per_condition"][real["worst_condition"]]
-    assert cal["temperature"] > 0 and cal["val_nll_after"] <= cal["val_nll_before"] + 1e-9  # the fit never makes NLL worse
+    assert (
+        real["worst_condition"] in CONDITIONS
+        and min(real["per_condition"].values()) == real["per_condition"][real["worst_condition"]]
+    )
+    assert (
+        cal["temperature"] > 0 and cal["val_nll_after"] <= cal["val_nll_before"] + 1e-9
+    )  # the fit never makes NLL worse
     assert 0.0 <= cal["ece_test"]["after"] <= 1.0 and entry["metrics"]["ece_test"] == cal["ece_test"]["after"]
     assert set(cal["ece_realworld"]) == {"before", "after"}
 
@@ -119,8 +132,22 @@ def test_interrupted_run_keeps_latest_and_resumes(tmp_path, mnist):
 
 
 def test_cli_train_compare_and_report(tmp_path):
-    result = runner.invoke(app, ["train", "--model", "cnn", "--profile", "smoke", "--device", "cpu",
-                                 "--runs-dir", str(tmp_path), "--seed", "3"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            "cnn",
+            "--profile",
+            "smoke",
+            "--device",
+            "cpu",
+            "--runs-dir",
+            str(tmp_path),
+            "--seed",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output and "cnn" in result.output
     latest = tmp_path / "latest"
@@ -146,13 +173,16 @@ def test_compare_without_runs_shows_the_shipped_comparison(tmp_path, smoke_runs,
     assert "shipped comparison" in result.output and "cnn" in result.output and "real-world" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train"], "choose models with --model"),
-    (["train", "--model", "cnn", "--epochs", "0", "--profile", "smoke"], "--epochs must be at least 1"),
-    (["train", "--resume"], "no interrupted run"),
-    (["compare"], "train first"),
-    (["export"], "train first"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train"], "choose models with --model"),
+        (["train", "--model", "cnn", "--epochs", "0", "--profile", "smoke"], "--epochs must be at least 1"),
+        (["train", "--resume"], "no interrupted run"),
+        (["compare"], "train first"),
+        (["export"], "train first"),
+    ],
+)
 def test_cli_errors_are_messages_not_tracebacks(tmp_path, args, message, monkeypatch):
     monkeypatch.setenv("MNISTSERVE_EXPORTED", str(tmp_path / "nothing-exported"))  # no shipped comparison either
     result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path)])
@@ -175,12 +205,30 @@ def test_killed_train_leaves_the_last_comparison_untouched(tmp_path, smoke_runs,
     runs = tmp_path / "runs"
     shutil.copytree(smoke_runs, runs, symlinks=True)
     before = (runs / "latest" / "comparison.json").read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "mnistserve", "train", "--model", "cnn", "--profile", "smoke",
-                             "--epochs", "3", "--device", "cpu", "--runs-dir", str(runs)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
-                            # A suite started in the background inherits SIGINT ignored, and Python keeps an ignored
-                            # SIGINT ignored: the child would never see the Ctrl-C this test sends.
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnistserve",
+            "train",
+            "--model",
+            "cnn",
+            "--profile",
+            "smoke",
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--runs-dir",
+            str(runs),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        # A suite started in the background inherits SIGINT ignored, and Python keeps an ignored
+        # SIGINT ignored: the child would never see the Ctrl-C this test sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while not list(runs.glob("*/cnn/last.pt")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # wait until the first epoch's checkpoint exists: then kill mid-run

@@ -2,7 +2,8 @@
 suite's live server.
 
 The browser test skips when no Chromium or chromedriver is installed, and fails instead when
-MNISTSERVE_REQUIRE_BROWSER=1 (CI sets it); `make browser` installs Debian's. Selenium is pointed at both binaries, so Selenium Manager never downloads anything.
+MNISTSERVE_REQUIRE_BROWSER=1 (CI sets it); `make browser` installs Debian's. Selenium is pointed at both binaries,
+so Selenium Manager never downloads anything.
 """
 
 from __future__ import annotations
@@ -67,10 +68,14 @@ def browser(tmp_path_factory):
     chromium, chromedriver = executable(CHROMIUM), executable(CHROMEDRIVER)
     if chromium is None or chromedriver is None:
         if os.environ.get("MNISTSERVE_REQUIRE_BROWSER") == "1":  # CI: a browser test that skips unseen proves nothing
-            pytest.fail(f"MNISTSERVE_REQUIRE_BROWSER=1 but no headless browser: chromium={chromium}, "
-                        f"chromedriver={chromedriver}")
-        pytest.skip(f"no headless browser: chromium={chromium}, chromedriver={chromedriver}; "
-                    "`make browser` installs Debian's chromium and chromium-driver")
+            pytest.fail(
+                f"MNISTSERVE_REQUIRE_BROWSER=1 but no headless browser: chromium={chromium}, "
+                f"chromedriver={chromedriver}"
+            )
+        pytest.skip(
+            f"no headless browser: chromium={chromium}, chromedriver={chromedriver}; "
+            "`make browser` installs Debian's chromium and chromium-driver"
+        )
     driver = chrome(chromium, chromedriver, tmp_path_factory.mktemp("chromium-profile"))
     driver.set_page_load_timeout(WAIT_S)
     yield driver
@@ -104,7 +109,8 @@ def test_drawing_a_digit_shows_every_models_answer_and_errors_are_readable(brows
     direct = httpx.post(live_server.url + "/predict_all", json={"image_base64": canvas_png}, timeout=30).json()
     assert {p["model"]: str(p["digit"]) for p in direct["predictions"]} == shown  # the page shows the service's
     seen = driver.execute_script(
-        "return Array.from(document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data)")
+        "return Array.from(document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28).data)"
+    )
     assert seen[0::4] == [v for row in direct["input_28x28"] for v in row]  # the 28x28 the models received
     assert "2 models answered" in driver.find_element(By.ID, "status").text
 
@@ -112,9 +118,14 @@ def test_drawing_a_digit_shows_every_models_answer_and_errors_are_readable(brows
     rows.pop(None)  # the header row
     assert set(rows) == {"mlp", "faster_rcnn"} and "97.00%" in rows["mlp"] and "101,770" in rows["mlp"]
     assert "failed" in rows["faster_rcnn"] and "out of memory" in driver.find_element(By.ID, "comparison-note").text
-    _wait(driver, lambda d: d.execute_script("const i = document.querySelectorAll('#plots img'); return i.length == "
-                                             f"{len(PLOTS)} && Array.from(i).every(x => x.complete && x.naturalWidth)"),
-          "the exported plots")
+    _wait(
+        driver,
+        lambda d: d.execute_script(
+            "const i = document.querySelectorAll('#plots img'); return i.length == "
+            f"{len(PLOTS)} && Array.from(i).every(x => x.complete && x.naturalWidth)"
+        ),
+        "the exported plots",
+    )
     latency_rows = "return Array.from(document.querySelectorAll('#latency tbody tr')).map(r => r.dataset.model)"
     _wait(driver, lambda d: sorted(d.execute_script(latency_rows)) == SERVED, "the live latency table")
     shot = save_page(driver, tmp_path / "ui-after-drawing.png")  # outside the repository: benchmarks/ui_screenshot.py
@@ -140,4 +151,3 @@ def test_drawing_a_digit_shows_every_models_answer_and_errors_are_readable(brows
     logged = [e["message"] for e in driver.get_log("browser")]
     script_errors = [m for m in logged if "the server responded with a status of 4" not in m]  # 422, 400: expected
     assert not script_errors, script_errors
-

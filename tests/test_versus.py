@@ -74,25 +74,43 @@ def test_handler_answers_like_predict(handler_dir):
     assert list(handler.store.models) == ["mlp"]
     # TorchServe hands a JSON body over already parsed (decode_input_request): the handler takes that form too.
     pixels = [[0.0] * 28 for _ in range(28)]
-    out = handler.handle([{"body": pngs[3], "model": b"mlp"}, {"body": bytearray(pngs[7])},
-                          {"body": {"pixels": pixels}}], context)
+    out = handler.handle(
+        [{"body": pngs[3], "model": b"mlp"}, {"body": bytearray(pngs[7])}, {"body": {"pixels": pixels}}], context
+    )
     answers = [json.loads(a) for a in out]
     for a in answers:
         assert set(a) >= {"digit", "probabilities", "top3", "model", "version", "batch_size"}
         assert a["model"] == "mlp" and a["batch_size"] == 1
         assert len(a["probabilities"]) == 10 and abs(sum(a["probabilities"]) - 1) < 1e-4
         assert a["digit"] == max(range(10), key=a["probabilities"].__getitem__)
-    assert context.status == {} and context.types == {0: "application/json", 1: "application/json",
-                                                        2: "application/json"}
+    assert context.status == {} and context.types == {
+        0: "application/json",
+        1: "application/json",
+        2: "application/json",
+    }
 
 
 def test_handler_bad_requests_get_their_own_status(handler_dir):
     handler = MNISTHandler()
-    context = FakeContext(handler_dir, [{"body": {"content-type": "image/png"}}, {}, {"Content-Type": "image/png"},
-                                        {"body": {"content-type": "image/png"}}])
+    context = FakeContext(
+        handler_dir,
+        [
+            {"body": {"content-type": "image/png"}},
+            {},
+            {"Content-Type": "image/png"},
+            {"body": {"content-type": "image/png"}},
+        ],
+    )
     handler.initialize(context)
-    out = handler.handle([{"body": b"not an image"}, {"nothing": b""}, {"body": digit_pngs()[1]},
-                          {"body": digit_pngs()[2], "model": "nope"}], context)
+    out = handler.handle(
+        [
+            {"body": b"not an image"},
+            {"nothing": b""},
+            {"body": digit_pngs()[1]},
+            {"body": digit_pngs()[2], "model": "nope"},
+        ],
+        context,
+    )
     answers = [json.loads(a) for a in out]
     assert context.status == {0: 400, 1: 400, 3: 404}
     assert "not an image" in answers[0]["error"] and "request body" in answers[1]["error"]
@@ -120,8 +138,10 @@ def test_handle_before_initialize_says_so():
 
 def test_hidden_modules_make_uvicorn_fall_back_to_h11_and_asyncio(tmp_path):
     hidden = hide_modules(tmp_path / "hidden")
-    probe = ("import uvicorn.protocols.http.auto as h, uvicorn.loops.auto as l, asyncio; "
-             "print(h.AutoHTTPProtocol.__name__, type(l.auto_loop_factory()()).__module__)")
+    probe = (
+        "import uvicorn.protocols.http.auto as h, uvicorn.loops.auto as l, asyncio; "
+        "print(h.AutoHTTPProtocol.__name__, type(l.auto_loop_factory()()).__module__)"
+    )
     env = {**os.environ, "PYTHONPATH": str(hidden)}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -129,13 +149,24 @@ def test_hidden_modules_make_uvicorn_fall_back_to_h11_and_asyncio(tmp_path):
 
 
 def _row(mode: str, c: int, rps: float, p99: float, failed: int = 0, cpu: float = 5.0) -> dict:
-    return {"mode": mode, "concurrency": c, "requests_per_second": rps, "latency_ms": {"p99": p99},
-            "failed": failed, "server_cpu_ms_per_request": cpu}
+    return {
+        "mode": mode,
+        "concurrency": c,
+        "requests_per_second": rps,
+        "latency_ms": {"p99": p99},
+        "failed": failed,
+        "server_cpu_ms_per_request": cpu,
+    }
 
 
-ROWS = [_row("bentoml-direct", 1, 80.0, 20.0), _row("reference", 1, 100.0, 15.0), _row("torchserve", 1, 60.0, 30.0),
-        _row("bentoml-direct", 64, 70.0, 900.0), _row("reference", 64, 95.0, 700.0),
-        _row("torchserve", 64, 75.0, 800.0, failed=2)]
+ROWS = [
+    _row("bentoml-direct", 1, 80.0, 20.0),
+    _row("reference", 1, 100.0, 15.0),
+    _row("torchserve", 1, 60.0, 30.0),
+    _row("bentoml-direct", 64, 70.0, 900.0),
+    _row("reference", 64, 95.0, 700.0),
+    _row("torchserve", 64, 75.0, 800.0, failed=2),
+]
 
 
 def test_goal_verdicts_compare_ours_with_torchserve_per_level():
@@ -144,7 +175,8 @@ def test_goal_verdicts_compare_ours_with_torchserve_per_level():
     assert verdicts[2]["measured"] == [70.0, 75.0] and "concurrency 64" in verdicts[2]["goal"]
     h11 = goal_verdicts(ROWS + [_row("bentoml-direct:h11-asyncio", 1, 50.0, 40.0)], [1])
     assert [(v["goal"].split()[0], v["met"]) for v in h11] == [("bentoml-direct", True)] * 2 + [
-        ("bentoml-direct:h11-asyncio", False)] * 2  # each HTTP variant of the service is judged on its own
+        ("bentoml-direct:h11-asyncio", False)
+    ] * 2  # each HTTP variant of the service is judged on its own
     failing = goal_verdicts([_row("bentoml-direct", 1, 90.0, 5.0, failed=1), _row("torchserve", 1, 60.0, 30.0)], [1])
     assert failing[0]["met"] is False  # faster but failing requests is not ahead
 

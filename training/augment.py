@@ -9,7 +9,7 @@ each one buys on the real-world set (reports/augment/).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -61,8 +61,13 @@ def _affine_theta(n: int, x: torch.Tensor, generator: torch.Generator | None) ->
     sx, sy = scale * aspect, scale / aspect
     cos, sin = torch.cos(angle), torch.sin(angle)
     # Forward map A = R(angle) @ Shear @ S; grid_sample wants where each output pixel comes from: A^-1.
-    a = torch.stack([torch.stack([cos * sx, cos * shear * sy - sin * sy], 1),
-                     torch.stack([sin * sx, sin * shear * sy + cos * sy], 1)], 1)  # (N, 2, 2)
+    a = torch.stack(
+        [
+            torch.stack([cos * sx, cos * shear * sy - sin * sy], 1),
+            torch.stack([sin * sx, sin * shear * sy + cos * sy], 1),
+        ],
+        1,
+    )  # (N, 2, 2)
     inv = torch.linalg.inv(a)
     return torch.cat([inv, -(inv @ shift.unsqueeze(2))], 2)
 
@@ -75,8 +80,9 @@ def _elastic_offsets(n: int, x: torch.Tensor, generator: torch.Generator | None)
     return field.permute(0, 2, 3, 1)
 
 
-def warp(x: torch.Tensor, generator: torch.Generator | None = None, *, affine: bool = True,
-         elastic: bool = True) -> torch.Tensor:
+def warp(
+    x: torch.Tensor, generator: torch.Generator | None = None, *, affine: bool = True, elastic: bool = True
+) -> torch.Tensor:
     """Affine (rotation, shear, scale, shift) and elastic distortion in one resampling."""
     n = x.shape[0]
     if affine:
@@ -187,8 +193,14 @@ def styles(x: torch.Tensor, generator: torch.Generator | None = None, y: torch.T
 # Order matters: shape first (stroke, geometry), then what a camera does to the picture.
 # None: a geometric part; affine and elastic are done together by one `warp`, at the first of them.
 PARTS: dict[str, Part | None] = {
-    "styles": styles, "stroke": stroke, "outline": outline, "affine": None, "elastic": None,
-    "blur": blur, "contrast": contrast, "noise": noise,
+    "styles": styles,
+    "stroke": stroke,
+    "outline": outline,
+    "affine": None,
+    "elastic": None,
+    "blur": blur,
+    "contrast": contrast,
+    "noise": noise,
 }
 DEFAULT = "styles,stroke,affine,elastic,blur,contrast,noise"  # reports/augment/ablation-cnn.md: styles pays most
 
@@ -206,8 +218,9 @@ def parse(spec: str | bool) -> tuple[str, ...]:
     return tuple(p for p in PARTS if p in names)  # canonical order, whatever order was asked
 
 
-def augment(x: torch.Tensor, parts: tuple[str, ...], generator: torch.Generator | None = None,
-            y: torch.Tensor | None = None) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, parts: tuple[str, ...], generator: torch.Generator | None = None, y: torch.Tensor | None = None
+) -> torch.Tensor:
     """Apply the named parts to a batch (N, 1, 28, 28) in [0, 1]; affine and elastic share one resampling.
 
     `y` (the labels) is only read by `styles`, which draws label-specific strokes; without it that part is skipped.

@@ -36,11 +36,18 @@ def calibrate(model: nn.Module, val: Split, cfg: TrainConfig) -> dict:
     """Fit the temperature; report validation NLL before and after."""
     scores, labels = validation_scores(model, val, cfg)
     temperature = fit_temperature(scores, labels)
-    return {"temperature": temperature, "fitted_on": FITTED_ON, "images": len(labels),
-            "val_nll_before": nll(scores, labels), "val_nll_after": nll(scores, labels, temperature)}
+    return {
+        "temperature": temperature,
+        "fitted_on": FITTED_ON,
+        "images": len(labels),
+        "val_nll_before": nll(scores, labels),
+        "val_nll_after": nll(scores, labels, temperature),
+    }
 
 
 def ece_before_after(scores: np.ndarray, labels: np.ndarray, temperature: float) -> dict:
     """ECE (15 bins) at temperature 1 and at the fitted one."""
-    return {"before": expected_calibration_error(softmax(scores), labels),
-            "after": expected_calibration_error(softmax(scores, temperature), labels)}
+    return {
+        "before": expected_calibration_error(softmax(scores), labels),
+        "after": expected_calibration_error(softmax(scores, temperature), labels),
+    }

@@ -7,9 +7,9 @@ import json
 import shutil
 import time
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -17,23 +17,31 @@ import onnxruntime as ort
 import torch
 
 from mnistserve.contracts import (
-    INPUT_NAME, INPUT_SPEC, MANIFEST_SCHEMA, OUTPUT_NAME, OUTPUT_SPEC, atomic_write_json, read_json, sha256_file,
+    INPUT_NAME,
+    INPUT_SPEC,
+    MANIFEST_SCHEMA,
+    OUTPUT_NAME,
+    OUTPUT_SPEC,
+    read_json,
+    sha256_file,
     softmax,
 )
 from training import robustness
 from training.data import MnistData
 from training.environment import git_revision
 from training.loop import to_input
-from training.publish import ExportError, commit, publishing, versioned
 from training.models import build_model, get_spec
+from training.publish import ExportError, commit, publishing, versioned
 
 OPSET = 18
 PARITY_IMAGES = 1000
 DETECTOR_PROB_LIMIT = 1e-3  # max |probability difference| between runtimes for Faster R-CNN
 SHIP_LIMIT_BYTES = 20 * 1024 * 1024  # larger files stay out of git and are marked "not shipped"
 MNIST_MARGIN = 0.005  # a default may trail the best shipped MNIST test accuracy by at most this much
-DEFAULT_RULE = ("the shipped model with the highest real-world accuracy among those whose MNIST test accuracy is "
-                f"within {100 * MNIST_MARGIN:.1f} pt of the best shipped one; ties go to the higher test accuracy")
+DEFAULT_RULE = (
+    "the shipped model with the highest real-world accuracy among those whose MNIST test accuracy is "
+    f"within {100 * MNIST_MARGIN:.1f} pt of the best shipped one; ties go to the higher test accuracy"
+)
 
 
 def load_checkpoint(run_dir: Path, entry: dict) -> torch.nn.Module:
@@ -50,15 +58,25 @@ def to_onnx(model: torch.nn.Module, path: Path, batch: int | None) -> None:
     dynamic = None if batch else {INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
-        torch.onnx.export(model, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+        )
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
 def run_onnx(session: ort.InferenceSession, x: np.ndarray, batch: int | None, chunk: int = 256) -> np.ndarray:
     """Scores for all of `x`, in chunks (or one by one for a fixed batch of one)."""
     step = batch or chunk
-    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + step]})[0] for i in range(0, len(x), step)])
+    return np.concatenate(
+        [session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + step]})[0] for i in range(0, len(x), step)]
+    )
 
 
 @torch.no_grad()
@@ -80,13 +98,21 @@ def check_parity(torch_scores: np.ndarray, onnx_scores: np.ndarray, relative: bo
     # The detector's class scores pass discrete steps (top-k proposals, per-class NMS) where float noise between
     # the runtimes can change which boxes survive; its RPN runs without NMS when classifying for that reason.
     measured, limit = (prob_diff, DETECTOR_PROB_LIMIT) if relative else (diff, 1e-4)
-    return {"images": len(torch_scores), "max_abs_diff": diff, "max_prob_diff": prob_diff,
-            "compared": "probabilities" if relative else "scores", "limit": limit, "relative": relative,
-            "predictions_equal": equal, "ok": equal and measured <= limit}
+    return {
+        "images": len(torch_scores),
+        "max_abs_diff": diff,
+        "max_prob_diff": prob_diff,
+        "compared": "probabilities" if relative else "scores",
+        "limit": limit,
+        "relative": relative,
+        "predictions_equal": equal,
+        "ok": equal and measured <= limit,
+    }
 
 
 def measure_latency(session: ort.InferenceSession, batch: int | None, repeats: int = 30) -> dict:
     """Median ms per call at batch 1, and per image at batch 64 (where the batch axis is dynamic)."""
+
     def median_ms(x: np.ndarray) -> float:
         session.run(None, {INPUT_NAME: x})  # warm-up
         times = []
@@ -107,8 +133,10 @@ def choose(comparison: dict, models: list[str] | None, top: int | None) -> list[
     if models:
         unknown = sorted(set(models) - {e["model"] for e in ok})
         if unknown:
-            raise ValueError(f"not trained successfully in this run: {', '.join(unknown)}; "
-                             f"available: {', '.join(e['model'] for e in ok)}")
+            raise ValueError(
+                f"not trained successfully in this run: {', '.join(unknown)}; "
+                f"available: {', '.join(e['model'] for e in ok)}"
+            )
         ok = [e for e in ok if e["model"] in models]
     ok.sort(key=lambda e: e["metrics"]["accuracy"], reverse=True)
     if not ok:
@@ -125,8 +153,14 @@ def pick_default(entries: dict[str, dict]) -> str:
     return max(eligible, key=lambda n: (real(n), shipped[n]["onnx_accuracy"]))
 
 
-def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: Callable[[str], None],
-               realworld: robustness.RealWorldSet | None = None) -> dict:
+def export_one(
+    run_dir: Path,
+    entry: dict,
+    staging: Path,
+    data: MnistData,
+    log: Callable[[str], None],
+    realworld: robustness.RealWorldSet | None = None,
+) -> dict:
     """Export, check and measure one model into `staging`; return its manifest entry."""
     name, spec = entry["model"], get_spec(entry["model"])
     model = load_checkpoint(run_dir, entry)
@@ -136,8 +170,11 @@ def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: 
     to_onnx(model, path, spec.export_batch)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = to_input(data.test.images[:PARITY_IMAGES])
-    parity = check_parity(run_torch(model, x, spec.export_batch), run_onnx(session, x.numpy(), spec.export_batch),
-                          relative=spec.loss_kind != "cross-entropy")
+    parity = check_parity(
+        run_torch(model, x, spec.export_batch),
+        run_onnx(session, x.numpy(), spec.export_batch),
+        relative=spec.loss_kind != "cross-entropy",
+    )
     if not parity["ok"]:
         raise ExportError(f"{name}: onnxruntime disagrees with PyTorch on {PARITY_IMAGES} test images: {parity}")
     test = data.test.subset(entry["metrics"]["test_images"])  # the split training reported on (all but smoke)
@@ -148,17 +185,30 @@ def export_one(run_dir: Path, entry: dict, staging: Path, data: MnistData, log: 
     calibration = entry.get("calibration") or {"temperature": 1.0, "fitted_on": "none (run made before calibration)"}
     real = None
     if realworld is not None:  # measured on the ONNX file itself, as the service will run it
-        real = robustness.score(run_onnx(session, realworld.images, spec.export_batch), realworld,
-                                calibration["temperature"])
-    log(f"{name}: parity max |diff| {parity['max_abs_diff']:.2e}, ONNX accuracy {100 * onnx_accuracy:.2f}%, "
+        real = robustness.score(
+            run_onnx(session, realworld.images, spec.export_batch), realworld, calibration["temperature"]
+        )
+    log(
+        f"{name}: parity max |diff| {parity['max_abs_diff']:.2e}, ONNX accuracy {100 * onnx_accuracy:.2f}%, "
         + (f"real-world {100 * real['accuracy']:.2f}%, " if real else "")
-        + f"temperature {calibration['temperature']:.3f}, {latency['batch1']:.2f} ms at batch 1")
+        + f"temperature {calibration['temperature']:.3f}, {latency['batch1']:.2f} ms at batch 1"
+    )
     info = {
-        "model": name, "run_id": run_dir.name, "metrics": entry["metrics"], "pretrained": entry["pretrained"],
-        "weights": entry.get("weights", "none"), "profile": entry["hyperparameters"]["profile"],
-        "opset": OPSET, "max_batch": spec.export_batch, "parity": parity, "onnx_accuracy": onnx_accuracy,
-        "latency_ms": latency, "summary": spec.summary, "onnx_accuracy_images": len(test),
-        "calibration": calibration, "realworld": real,
+        "model": name,
+        "run_id": run_dir.name,
+        "metrics": entry["metrics"],
+        "pretrained": entry["pretrained"],
+        "weights": entry.get("weights", "none"),
+        "profile": entry["hyperparameters"]["profile"],
+        "opset": OPSET,
+        "max_batch": spec.export_batch,
+        "parity": parity,
+        "onnx_accuracy": onnx_accuracy,
+        "latency_ms": latency,
+        "summary": spec.summary,
+        "onnx_accuracy_images": len(test),
+        "calibration": calibration,
+        "realworld": real,
     }
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, {"mnistserve": json.dumps(info), "model": name, "input": json.dumps(INPUT_SPEC)})
@@ -183,8 +233,15 @@ def _stage_extras(run_dir: Path, staging: Path, comparison: dict) -> tuple[dict,
     return {"file": name, "sha256": digest}, plots
 
 
-def export_run(run_dir: Path, out_dir: Path, data: MnistData, *, models: list[str] | None = None,
-               top: int | None = None, log: Callable[[str], None] = print) -> dict:
+def export_run(
+    run_dir: Path,
+    out_dir: Path,
+    data: MnistData,
+    *,
+    models: list[str] | None = None,
+    top: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Export the chosen models of a run; on any failure or kill the previous `out_dir` is served as it was."""
     comparison = read_json(run_dir / "comparison.json")
     chosen = choose(comparison, models, top)
@@ -199,13 +256,16 @@ def export_run(run_dir: Path, out_dir: Path, data: MnistData, *, models: list[st
         shipped_comparison, plots = _stage_extras(run_dir, staging, comparison)
         manifest = {
             "schema": MANIFEST_SCHEMA,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "run_id": comparison["run_id"], "git_revision": git_revision(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "run_id": comparison["run_id"],
+            "git_revision": git_revision(),
             "winner": chosen[0]["model"],  # the overall winner by MNIST test accuracy
             # What the service answers with when no model is named (README, "Which model answers").
-            "default": pick_default(entries), "default_rule": DEFAULT_RULE,
+            "default": pick_default(entries),
+            "default_rule": DEFAULT_RULE,
             "realworld": {**realworld.info, "conditions": robustness.describe()},
-            "input": INPUT_SPEC, "output": OUTPUT_SPEC,
+            "input": INPUT_SPEC,
+            "output": OUTPUT_SPEC,
             "models": entries,
             "comparison": shipped_comparison,  # the run's comparison.json, as GET /comparison serves it
             "plots": plots,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -60,13 +60,16 @@ class FitResult:
     def to_state(self) -> dict:
         """Plain tensors and numbers only, so checkpoints load with `weights_only=True`."""
         return {
-            "history": [vars(r) for r in self.history], "best_epoch": self.best_epoch,
-            "best_state": self.best_state, "train_seconds": self.train_seconds,
-            "images_seen": self.images_seen, "step_seconds": self.step_seconds,
+            "history": [vars(r) for r in self.history],
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "train_seconds": self.train_seconds,
+            "images_seen": self.images_seen,
+            "step_seconds": self.step_seconds,
         }
 
     @classmethod
-    def from_state(cls, state: dict) -> "FitResult":
+    def from_state(cls, state: dict) -> FitResult:
         """Inverse of `to_state`."""
         return cls(**{**state, "history": [EpochRecord(**r) for r in state["history"]]})
 
@@ -76,8 +79,9 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
-def model_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0,
-               scores: torch.Tensor | None = None) -> torch.Tensor:
+def model_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0, scores: torch.Tensor | None = None
+) -> torch.Tensor:
     """A model's own loss when it defines one (Faster R-CNN's detection losses), else cross-entropy of
     `scores` (computed here when not given)."""
     if hasattr(model, "loss"):
@@ -152,8 +156,13 @@ def evaluate(model: nn.Module, split: Split, cfg: TrainConfig, batch_size: int |
         all_scores.append(scores)
     predictions = torch.cat(preds).cpu().numpy()
     labels = split.labels.cpu().numpy()
-    return EvalResult(float(loss_sum) / len(split), float((predictions == labels).mean()), predictions, labels,
-                      torch.cat(all_scores).cpu().numpy())
+    return EvalResult(
+        float(loss_sum) / len(split),
+        float((predictions == labels).mean()),
+        predictions,
+        labels,
+        torch.cat(all_scores).cpu().numpy(),
+    )
 
 
 @torch.no_grad()
@@ -221,8 +230,9 @@ def fit(
         result.step_seconds += step_time
         result.images_seen += seen
         ev = evaluate(model, val, cfg)
-        record = EpochRecord(epoch, train_loss, ev.loss, ev.accuracy, time.perf_counter() - t0,
-                             scheduler.get_last_lr()[0], step_time)
+        record = EpochRecord(
+            epoch, train_loss, ev.loss, ev.accuracy, time.perf_counter() - t0, scheduler.get_last_lr()[0], step_time
+        )
         result.history.append(record)
         if ev.accuracy > best_acc:
             best_acc, result.best_epoch = ev.accuracy, epoch
@@ -230,11 +240,18 @@ def fit(
         result.train_seconds = time.perf_counter() - start
         if checkpoint_dir is not None:
             # The epoch's full state, so that `train --resume` continues from here.
-            save_checkpoint(checkpoint_dir / "last.pt", {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "lr_scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                "epoch": epoch, "fit": result.to_state(), "args": cfg.to_dict(),
-            })
+            save_checkpoint(
+                checkpoint_dir / "last.pt",
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "lr_scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "epoch": epoch,
+                    "fit": result.to_state(),
+                    "args": cfg.to_dict(),
+                },
+            )
         if on_epoch:
             on_epoch(record)
     set_frozen(model, False)

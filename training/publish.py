@@ -13,9 +13,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from mnistserve.contracts import atomic_write_json, read_json, sha256_file, validate_manifest
 
@@ -92,8 +92,12 @@ def sweep(out_dir: Path, manifest: dict | None) -> list[str]:
     if manifest is None:
         return []
     keep, gone = named_files(manifest), []
-    candidates = [*out_dir.glob("*.onnx"), *out_dir.glob("comparison*.json"), *out_dir.glob("plots/*.png"),
-                  *out_dir.glob(".*.tmp")]  # .tmp: an atomic write cut short by an older exporter
+    candidates = [
+        *out_dir.glob("*.onnx"),
+        *out_dir.glob("comparison*.json"),
+        *out_dir.glob("plots/*.png"),
+        *out_dir.glob(".*.tmp"),
+    ]  # .tmp: an atomic write cut short by an older exporter
     for path in candidates:
         rel = path.relative_to(out_dir).as_posix()
         if rel not in keep and path.is_file():
@@ -139,8 +143,12 @@ def publishing(out_dir: Path) -> Iterator[Path]:
             shutil.rmtree(stale, ignore_errors=True)
         sweep(out_dir, _current(out_dir))
         same_fs = os.stat(out_dir.parent).st_dev == os.stat(out_dir).st_dev  # else exported/ is a mount point
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-" if same_fs else ".staging-",
-                                        dir=out_dir.parent if same_fs else out_dir))
+        staging = Path(
+            tempfile.mkdtemp(
+                prefix=f".{out_dir.name}.staging-" if same_fs else ".staging-",
+                dir=out_dir.parent if same_fs else out_dir,
+            )
+        )
         try:
             yield staging
         finally:

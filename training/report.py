@@ -60,14 +60,23 @@ def plot_realworld(comparison: dict, path: Path, with_test: bool = True) -> bool
     width = 0.8 / len(entries)
     fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(conditions)), 4.2))
     for i, e in enumerate(entries):
-        values = [e["metrics"]["accuracy"]] * with_test + [e["realworld"]["accuracy"],
-                                                           *e["realworld"]["per_condition"].values()]
-        ax.bar(np.arange(len(conditions)) + (i - (len(entries) - 1) / 2) * width, [100 * v for v in values],
-               width, label=e["model"])
+        values = [e["metrics"]["accuracy"]] * with_test + [
+            e["realworld"]["accuracy"],
+            *e["realworld"]["per_condition"].values(),
+        ]
+        ax.bar(
+            np.arange(len(conditions)) + (i - (len(entries) - 1) / 2) * width,
+            [100 * v for v in values],
+            width,
+            label=e["model"],
+        )
     ax.axhline(90, color="grey", lw=0.8, ls="--")  # the per-condition goal
     ax.set_xticks(range(len(conditions)), conditions, rotation=25, ha="right")
-    ax.set(ylabel="accuracy (%)", ylim=(max(0, min(ax.get_ylim()[0], 60)), 100.5),
-           title="Real-world set by condition (evaluation only) beside MNIST's test split")
+    ax.set(
+        ylabel="accuracy (%)",
+        ylim=(max(0, min(ax.get_ylim()[0], 60)), 100.5),
+        title="Real-world set by condition (evaluation only) beside MNIST's test split",
+    )
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, ncol=len(entries))
     fig.tight_layout()
@@ -84,8 +93,13 @@ def plot_confusion(entry: dict, path: Path) -> None:
     for (i, j), v in np.ndenumerate(cm):
         if v:
             ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color="white" if i == j else "black")
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-           title=f"{entry['model']}: {100 * entry['metrics']['accuracy']:.2f}%")
+    ax.set(
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted",
+        ylabel="true",
+        title=f"{entry['model']}: {100 * entry['metrics']['accuracy']:.2f}%",
+    )
     fig.colorbar(im, ax=ax, fraction=0.046, label="log(1 + count)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -107,7 +121,8 @@ def write_report(comparison: dict, run_dir: Path, command: str = "") -> Path:
         f"- profile: **{comparison['profile']}**, device: {comparison['device']}, seed: {comparison['seed']}",
         f"- git revision: {comparison['git_revision']}, created: {comparison['created']}",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
-        f"- data: {comparison['data']['source']}, test labels SHA-256 {comparison['data']['test_labels_sha256'][:16]}...",
+        f"- data: {comparison['data']['source']}, "
+        f"test labels SHA-256 {comparison['data']['test_labels_sha256'][:16]}...",
         "",
         "## Comparison (official test split, and the real-world set)",
         "",
@@ -130,8 +145,10 @@ def write_report(comparison: dict, run_dir: Path, command: str = "") -> Path:
     lines += [f"![confusion matrix {e['model']}](confusion_{e['model']}.png)" for e in _ok(comparison)]
     for e in comparison["models"]:
         hp = e["hyperparameters"]
-        lines.append(f"\n- `{e['model']}`: epochs {hp['epochs']}, batch {hp['batch_size']}, lr {hp['lr']}, "
-                     f"train images {hp['train_subset'] or 50000}, build {hp['build']}, weights {e.get('weights', '-')}")
+        lines.append(
+            f"\n- `{e['model']}`: epochs {hp['epochs']}, batch {hp['batch_size']}, lr {hp['lr']}, "
+            f"train images {hp['train_subset'] or 50000}, build {hp['build']}, weights {e.get('weights', '-')}"
+        )
     path = run_dir / "report.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path

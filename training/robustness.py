@@ -64,8 +64,13 @@ def build(per_condition: int, seed: int = SEED) -> RealWorldSet:
         labels.append(sample.label)
         conditions.append(sample.condition)
     x = np.stack(images).astype(np.float32)
-    info = {"seed": seed, "per_condition": per_condition, "images": len(labels), "code": _code_digest(),
-            "sha256": hashlib.sha256(x.tobytes() + np.asarray(labels, np.int64).tobytes()).hexdigest()}
+    info = {
+        "seed": seed,
+        "per_condition": per_condition,
+        "images": len(labels),
+        "code": _code_digest(),
+        "sha256": hashlib.sha256(x.tobytes() + np.asarray(labels, np.int64).tobytes()).hexdigest(),
+    }
     return RealWorldSet(x, np.asarray(labels, np.int64), np.asarray(conditions), info)
 
 
@@ -78,8 +83,13 @@ def load(per_condition: int, cache_dir: Path, seed: int = SEED) -> RealWorldSet:
             return RealWorldSet(z["images"], z["labels"], z["conditions"], info)
     made = build(per_condition, seed)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, images=made.images, labels=made.labels, conditions=made.conditions,
-                        **{f"info_{k}": np.asarray(v) for k, v in made.info.items()})
+    np.savez_compressed(
+        buffer,
+        images=made.images,
+        labels=made.labels,
+        conditions=made.conditions,
+        **{f"info_{k}": np.asarray(v) for k, v in made.info.items()},
+    )
     atomic_write_bytes(path, buffer.getvalue())
     return made
 
@@ -115,9 +125,13 @@ def evaluate_exported(directory: Path, rw: RealWorldSet) -> dict[str, dict]:
     for name, served in store.models.items():
         scores, _ = served.run(rw.images)
         result = score(scores, rw, served.temperature)
-        result.update(version=served.version, sha256=served.entry["sha256"], temperature=served.temperature,
-                      run_id=served.entry.get("run_id"),
-                      ece_uncalibrated=expected_calibration_error(softmax(scores), rw.labels))
+        result.update(
+            version=served.version,
+            sha256=served.entry["sha256"],
+            temperature=served.temperature,
+            run_id=served.entry.get("run_id"),
+            ece_uncalibrated=expected_calibration_error(softmax(scores), rw.labels),
+        )
         results[name] = result
     return results
 
@@ -128,23 +142,43 @@ def write_report(results: dict[str, dict], rw: RealWorldSet, out: Path, *, comma
     from training.report import plot_realworld
 
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"command": command, "git_revision": git_revision(), "device": device_description("cpu"),
-               "versions": versions(), "set": rw.info, "conditions": describe(), "models": results}
+    payload = {
+        "command": command,
+        "git_revision": git_revision(),
+        "device": device_description("cpu"),
+        "versions": versions(),
+        "set": rw.info,
+        "conditions": describe(),
+        "models": results,
+    }
     atomic_write_json(out / "robustness.json", payload)
-    rows = {"models": [{"model": n, "status": "ok", "metrics": {"accuracy": float("nan")}, "realworld": r}
-                       for n, r in results.items()], "profile": "exported"}
+    rows = {
+        "models": [
+            {"model": n, "status": "ok", "metrics": {"accuracy": float("nan")}, "realworld": r}
+            for n, r in results.items()
+        ],
+        "profile": "exported",
+    }
     plot_realworld(rows, out / "robustness.png", with_test=False)
     conditions = list(describe())
-    lines = [f"# Real-world set: exported models as served ({len(rw)} images)", "",
-             f"- command: `{command}`", f"- git revision: {payload['git_revision']}", f"- device: {payload['device']}",
-             "- versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()),
-             f"- set: seed {rw.info['seed']}, {rw.info['per_condition']} per condition, sha256 {rw.info['sha256'][:16]}",
-             "", "| model | sha256 | temperature | all | " + " | ".join(conditions) + " | ECE |",
-             "|" + "---|" * (len(conditions) + 5)]
+    lines = [
+        f"# Real-world set: exported models as served ({len(rw)} images)",
+        "",
+        f"- command: `{command}`",
+        f"- git revision: {payload['git_revision']}",
+        f"- device: {payload['device']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()),
+        f"- set: seed {rw.info['seed']}, {rw.info['per_condition']} per condition, sha256 {rw.info['sha256'][:16]}",
+        "",
+        "| model | sha256 | temperature | all | " + " | ".join(conditions) + " | ECE |",
+        "|" + "---|" * (len(conditions) + 5),
+    ]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['sha256'][:12]} | {r['temperature']:.3f} | {100 * r['accuracy']:.2f}% | "
-                     + " | ".join(f"{100 * r['per_condition'][c]:.1f}" for c in conditions)
-                     + f" | {100 * r['ece_uncalibrated']:.2f}% -> {100 * r['ece']:.2f}% |")
+        lines.append(
+            f"| {name} | {r['sha256'][:12]} | {r['temperature']:.3f} | {100 * r['accuracy']:.2f}% | "
+            + " | ".join(f"{100 * r['per_condition'][c]:.1f}" for c in conditions)
+            + f" | {100 * r['ece_uncalibrated']:.2f}% -> {100 * r['ece']:.2f}% |"
+        )
     lines += ["", "Conditions:", ""] + [f"- `{c}`: {text}" for c, text in describe().items()]
     lines += ["", "![accuracy by condition](robustness.png)"]
     if gallery:

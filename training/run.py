@@ -7,18 +7,18 @@ import os
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from mnistserve.contracts import COMPARISON_SCHEMA, atomic_write_json, read_json
+from training import robustness
+from training.calibrate import calibrate, ece_before_after
 from training.config import TrainConfig, make_config
 from training.data import MnistData
 from training.environment import device_description, git_revision, versions
-from training import robustness
-from training.calibrate import calibrate, ece_before_after
 from training.loop import EpochRecord, evaluate, fit, predict_scores
 from training.metrics import classification_metrics
 from training.models import build_model, get_spec
@@ -60,7 +60,7 @@ class RunRequest:
 
 def new_run_dir(runs_dir: Path, profile: str) -> Path:
     """A fresh, uniquely named directory for one run."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = runs_dir / f"{stamp}-{profile}-{os.getpid()}"
     run_dir.mkdir(parents=True)
     return run_dir
@@ -74,8 +74,14 @@ def builder_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     return kwargs
 
 
-def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Reporter, resume: dict | None = None,
-                realworld: robustness.RealWorldSet | None = None) -> dict:
+def train_model(
+    cfg: TrainConfig,
+    data: MnistData,
+    out_dir: Path,
+    reporter: Reporter,
+    resume: dict | None = None,
+    realworld: robustness.RealWorldSet | None = None,
+) -> dict:
     """Train one model, keep its best-validation checkpoint, calibrate it, report on test and the real-world set."""
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
@@ -88,8 +94,9 @@ def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Repo
     val, test = data.val.subset(cfg.eval_subset).to(device), data.test.subset(cfg.eval_subset).to(device)
     reporter.model_started(cfg, cfg.epochs * math.ceil(len(train) / cfg.batch_size))
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = fit(model, train, val, cfg, on_batch=reporter.batch, on_epoch=reporter.epoch,
-                 checkpoint_dir=out_dir, resume=resume)
+    result = fit(
+        model, train, val, cfg, on_batch=reporter.batch, on_epoch=reporter.epoch, checkpoint_dir=out_dir, resume=resume
+    )
     model.load_state_dict(result.best_state)
     ev = evaluate(model, test, cfg)
     metrics = classification_metrics(ev.labels, ev.predictions)
@@ -102,8 +109,16 @@ def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Repo
         real = robustness.score(rw_scores, realworld, temperature)
         calibration["ece_realworld"] = ece_before_after(rw_scores, realworld.labels, temperature)
     build = {**builder_kwargs(cfg), **({"weights": "none"} if spec.transfer else {})}  # reload never re-downloads
-    torch.save({"model": result.best_state, "name": cfg.model, "build": build, "epoch": result.best_epoch,
-                "args": cfg.to_dict()}, out_dir / "best.pt")
+    torch.save(
+        {
+            "model": result.best_state,
+            "name": cfg.model,
+            "build": build,
+            "epoch": result.best_epoch,
+            "args": cfg.to_dict(),
+        },
+        out_dir / "best.pt",
+    )
     (out_dir / "last.pt").unlink(missing_ok=True)  # finished: the resume state is no longer needed
     return {
         "model": cfg.model,
@@ -134,13 +149,21 @@ def train_model(cfg: TrainConfig, data: MnistData, out_dir: Path, reporter: Repo
 
 
 def _configs(req: RunRequest) -> list[TrainConfig]:
-    overrides = {"seed": req.seed, "epochs": req.epochs, "batch_size": req.batch_size, "lr": req.lr,
-                 "weights": req.weights, "freeze_epochs": req.freeze_epochs, "compile": req.compile}
+    overrides = {
+        "seed": req.seed,
+        "epochs": req.epochs,
+        "batch_size": req.batch_size,
+        "lr": req.lr,
+        "weights": req.weights,
+        "freeze_epochs": req.freeze_epochs,
+        "compile": req.compile,
+    }
     return [make_config(name, req.profile, req.device, **overrides) for name in req.models]
 
 
-def run_training(req: RunRequest, data: MnistData, runs_dir: Path, reporter: Reporter | None = None,
-                 resume_dir: Path | None = None) -> Path:
+def run_training(
+    req: RunRequest, data: MnistData, runs_dir: Path, reporter: Reporter | None = None, resume_dir: Path | None = None
+) -> Path:
     """Train every requested model into a run directory (or finish an interrupted one) and store the comparison."""
     reporter = reporter or SilentReporter()
     if resume_dir is not None:
@@ -150,10 +173,16 @@ def run_training(req: RunRequest, data: MnistData, runs_dir: Path, reporter: Rep
         configs = _configs(req)  # bad options fail here, before any work
         run_dir = new_run_dir(runs_dir, req.profile)
         header = {
-            "schema": COMPARISON_SCHEMA, "run_id": run_dir.name, "complete": False,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "profile": req.profile, "device": device_description(req.device), "versions": versions(),
-            "git_revision": git_revision(), "seed": req.seed, "data": data.info(),
+            "schema": COMPARISON_SCHEMA,
+            "run_id": run_dir.name,
+            "complete": False,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "profile": req.profile,
+            "device": device_description(req.device),
+            "versions": versions(),
+            "git_revision": git_revision(),
+            "seed": req.seed,
+            "data": data.info(),
             "settings": {c.model: c.to_dict() for c in configs},
         }
         atomic_write_json(run_dir / "run.json", header)
@@ -171,14 +200,23 @@ def run_training(req: RunRequest, data: MnistData, runs_dir: Path, reporter: Rep
             entry = train_model(cfg, data, run_dir / cfg.model, reporter, resume, realworld)
         except (RuntimeError, ValueError, OSError, torch.cuda.OutOfMemoryError) as exc:
             # One model's failure (out of memory, say) is recorded; the others still run.
-            entry = {"model": cfg.model, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                     "traceback": traceback.format_exc(limit=5), "seconds": time.perf_counter() - t0,
-                     "hyperparameters": cfg.to_dict()}
+            entry = {
+                "model": cfg.model,
+                "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=5),
+                "seconds": time.perf_counter() - t0,
+                "hyperparameters": cfg.to_dict(),
+            }
         atomic_write_json(result_file, entry)
         entries.append(entry)
         reporter.model_finished(entry)
-    comparison = {**header, "complete": True, "models": entries,
-                  "realworld": {**(realworld.info if realworld else {}), "conditions": robustness.describe()}}
+    comparison = {
+        **header,
+        "complete": True,
+        "models": entries,
+        "realworld": {**(realworld.info if realworld else {}), "conditions": robustness.describe()},
+    }
     atomic_write_json(run_dir / "comparison.json", comparison)
     return run_dir
 
@@ -202,6 +240,9 @@ def resolve_run(runs_dir: Path, run: Path | None = None) -> Path:
 
 def latest_incomplete_run(runs_dir: Path) -> Path | None:
     """The newest run directory without a comparison.json (an interrupted run), if any."""
-    candidates = [p for p in runs_dir.glob("*") if p.is_dir() and not p.is_symlink()
-                  and (p / "run.json").exists() and not (p / "comparison.json").exists()]
+    candidates = [
+        p
+        for p in runs_dir.glob("*")
+        if p.is_dir() and not p.is_symlink() and (p / "run.json").exists() and not (p / "comparison.json").exists()
+    ]
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)

@@ -19,7 +19,6 @@ from mnistserve.settings import Settings
 from serving.errors import BadInput, ServingError, TooLarge
 from serving.store import ModelStore
 
-
 # TorchServe's `ts.context.Context`, duck-typed: TorchServe refuses a handler module defining more than one class,
 # so no Protocol class here. Used: system_properties, get_request_header, get_all_request_header,
 # set_response_status, set_response_content_type.

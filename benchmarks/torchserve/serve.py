@@ -7,8 +7,8 @@ Everything TorchServe writes (archive, config, logs, its pid file, the worker's 
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,8 +21,10 @@ from mnistserve.contracts import atomic_write_json, read_json
 from mnistserve.testing.servers import REPO, Server, free_port, launch
 
 HERE = Path(__file__).resolve().parent
-INSTALL = ("pip install -e '.[bench]' (torchserve, torch-model-archiver) and a Java runtime "
-           "(apt-get install -y default-jre-headless)")
+INSTALL = (
+    "pip install -e '.[bench]' (torchserve, torch-model-archiver) and a Java runtime "
+    "(apt-get install -y default-jre-headless)"
+)
 
 
 def tool(name: str) -> str:
@@ -47,7 +49,9 @@ def one_model_export(exported: Path, model: str, out: Path) -> Path:
     """A copy of `exported` holding only `model`: its ONNX file and a manifest naming just it (and no comparison)."""
     manifest = read_json(exported / "manifest.json")
     if model not in manifest["models"]:
-        raise SystemExit(f"model {model!r} is not in {exported}/manifest.json; choose one of {sorted(manifest['models'])}")
+        raise SystemExit(
+            f"model {model!r} is not in {exported}/manifest.json; choose one of {sorted(manifest['models'])}"
+        )
     entry = manifest["models"][model]
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(exported / entry["file"], out / entry["file"])
@@ -61,9 +65,24 @@ def make_archive(exported: Path, model: str, work: Path) -> Path:
     onnx = one_model_export(exported, model, work / "export")
     store = work / "model-store"
     store.mkdir(parents=True, exist_ok=True)
-    argv = [tool("torch-model-archiver"), "--model-name", model, "--version", "1.0", "--serialized-file", str(onnx),
-            "--handler", str(HERE / "handler.py"), "--extra-files", str(work / "export" / "manifest.json"),
-            "--config-file", str(HERE / "model-config.yaml"), "--export-path", str(store), "--force"]
+    argv = [
+        tool("torch-model-archiver"),
+        "--model-name",
+        model,
+        "--version",
+        "1.0",
+        "--serialized-file",
+        str(onnx),
+        "--handler",
+        str(HERE / "handler.py"),
+        "--extra-files",
+        str(work / "export" / "manifest.json"),
+        "--config-file",
+        str(HERE / "model-config.yaml"),
+        "--export-path",
+        str(store),
+        "--force",
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise RuntimeError(f"torch-model-archiver failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -73,8 +92,14 @@ def make_archive(exported: Path, model: str, work: Path) -> Path:
 def write_config(work: Path, store: Path, port: int, management_port: int, queue: int) -> Path:
     """config.properties from the template: loopback addresses on free ports, the settings it explains."""
     text = Template((HERE / "config.properties").read_text()).substitute(
-        inference_port=port, management_port=management_port, metrics_port=free_port(),
-        grpc_inference_port=free_port(), grpc_management_port=free_port(), model_store=store, job_queue_size=queue)
+        inference_port=port,
+        management_port=management_port,
+        metrics_port=free_port(),
+        grpc_inference_port=free_port(),
+        grpc_management_port=free_port(),
+        model_store=store,
+        job_queue_size=queue,
+    )
     path = work / "config.properties"
     path.write_text(text)
     return path
@@ -97,9 +122,17 @@ def wait_for_workers(server: Server, management_url: str, model: str, timeout: f
     raise RuntimeError(f"torchserve's worker for {model} was not READY after {timeout:.0f}s:\n{server.log_tail()}")
 
 
-def start_torchserve(exported: Path, model: str, work: Path, *, cpus: list[int] | None, threads: int,
-                     queue: int = 1024, timeout: float = 180.0) -> Server:
-    """`torchserve --foreground` serving `model` of `exported` on a free loopback port, returned once its worker is READY."""
+def start_torchserve(
+    exported: Path,
+    model: str,
+    work: Path,
+    *,
+    cpus: list[int] | None,
+    threads: int,
+    queue: int = 1024,
+    timeout: float = 180.0,
+) -> Server:
+    """`torchserve --foreground` serving `model` of `exported` on a loopback port, returned once its worker is READY."""
     if java_version() is None:
         raise SystemExit(f"no Java runtime on PATH: TorchServe's frontend needs one; {INSTALL}")
     work.mkdir(parents=True, exist_ok=True)
@@ -110,14 +143,38 @@ def start_torchserve(exported: Path, model: str, work: Path, *, cpus: list[int] 
     tmp.mkdir(exist_ok=True)
     # TEMP and TMPDIR: TorchServe's pid file and the worker's Unix socket (fixed names) go here, so two runs on one
     # machine cannot collide; PYTHONPATH: the handler imports serving/ and benchmarks/ from this checkout.
-    env = {"TEMP": str(tmp), "TMPDIR": str(tmp), "LOG_LOCATION": str(logs), "METRICS_LOCATION": str(logs),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-           "MNISTSERVE_ORT_THREADS": str(threads)}
-    argv = [tool("torchserve"), "--foreground", "--ts-config", str(config), "--model-store", str(mar.parent),
-            "--models", f"{model}={mar.name}", "--no-config-snapshots", "--disable-token-auth",
-            "--log-config", str(HERE / "log4j2.xml")]
-    server = launch("torchserve", argv, env=env, log=work / "torchserve.log", url=f"http://127.0.0.1:{port}",
-                    cpus=cpus, ready="/ping", timeout=timeout)
+    env = {
+        "TEMP": str(tmp),
+        "TMPDIR": str(tmp),
+        "LOG_LOCATION": str(logs),
+        "METRICS_LOCATION": str(logs),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+        "MNISTSERVE_ORT_THREADS": str(threads),
+    }
+    argv = [
+        tool("torchserve"),
+        "--foreground",
+        "--ts-config",
+        str(config),
+        "--model-store",
+        str(mar.parent),
+        "--models",
+        f"{model}={mar.name}",
+        "--no-config-snapshots",
+        "--disable-token-auth",
+        "--log-config",
+        str(HERE / "log4j2.xml"),
+    ]
+    server = launch(
+        "torchserve",
+        argv,
+        env=env,
+        log=work / "torchserve.log",
+        url=f"http://127.0.0.1:{port}",
+        cpus=cpus,
+        ready="/ping",
+        timeout=timeout,
+    )
     wait_for_workers(server, f"http://127.0.0.1:{management_port}", model, timeout)
     return server
 

@@ -25,19 +25,109 @@ from PIL import Image, ImageDraw
 IMAGE_ROUTES = ("/predict", "/predict_all", "/predict_batch")
 POST_ROUTES = (*IMAGE_ROUTES, "/classify", "/latency/benchmark")
 GET_ROUTES = ("/models", "/comparison", "/latency", "/readyz", "/livez", "/metrics", "/docs.json")
-MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16",
-         "I;16L", "I;16B", "F")
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO", "TGA", "PCX", "SGI", "IM", "QOI", "JPEG2000",
-           "DDS", "ICNS", "MSP", "XBM", "SPIDER", "BLP", "EPS")
-MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF\x00\x00\x00\x00WEBP",
-         b"qoif", b"P5\n", b"%!PS-Adobe-3.0 EPSF-3.0\n", b"\x00\x00\x01\x00", b"8BPS", b"DDS ", b"icns")
-TRAVERSAL = ("../manifest.json", "../../etc/passwd", "/etc/passwd", "..", ".", "manifest.json", "cnn.onnx",
-             "cnn/../cnn", "./cnn", "cnn\x00", "..%2fmanifest.json", "%2e%2e/manifest.json", "..\\manifest.json",
-             "file:///etc/passwd", "/proc/self/environ", "~/.ssh/id_rsa", "comparison.json", "plots/../manifest.json",
-             "C:\\Windows\\win.ini", "\\\\server\\share", "cnn.onnx/../../manifest.json")
+MODES = (
+    "1",
+    "L",
+    "LA",
+    "La",
+    "P",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBa",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+    "I",
+    "I;16",
+    "I;16L",
+    "I;16B",
+    "F",
+)
+FORMATS = (
+    "PNG",
+    "JPEG",
+    "GIF",
+    "BMP",
+    "TIFF",
+    "WEBP",
+    "PPM",
+    "ICO",
+    "TGA",
+    "PCX",
+    "SGI",
+    "IM",
+    "QOI",
+    "JPEG2000",
+    "DDS",
+    "ICNS",
+    "MSP",
+    "XBM",
+    "SPIDER",
+    "BLP",
+    "EPS",
+)
+MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"RIFF\x00\x00\x00\x00WEBP",
+    b"qoif",
+    b"P5\n",
+    b"%!PS-Adobe-3.0 EPSF-3.0\n",
+    b"\x00\x00\x01\x00",
+    b"8BPS",
+    b"DDS ",
+    b"icns",
+)
+TRAVERSAL = (
+    "../manifest.json",
+    "../../etc/passwd",
+    "/etc/passwd",
+    "..",
+    ".",
+    "manifest.json",
+    "cnn.onnx",
+    "cnn/../cnn",
+    "./cnn",
+    "cnn\x00",
+    "..%2fmanifest.json",
+    "%2e%2e/manifest.json",
+    "..\\manifest.json",
+    "file:///etc/passwd",
+    "/proc/self/environ",
+    "~/.ssh/id_rsa",
+    "comparison.json",
+    "plots/../manifest.json",
+    "C:\\Windows\\win.ini",
+    "\\\\server\\share",
+    "cnn.onnx/../../manifest.json",
+)
 SECRET_MARKERS = ("root:x:0:0", "mnistserve.manifest", "PATH=", "BEGIN OPENSSH")  # what a leaked file would show
-SPECIAL = ("NaN", "Infinity", "-Infinity", "1e309", "-1e309", "-1", "-0.0", "255.0001", "256", "1e-320", "1e308",
-           "100000000000000000000000000000", "true", "null", '"1"', "[]", "{}")
+SPECIAL = (
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e309",
+    "-1e309",
+    "-1",
+    "-0.0",
+    "255.0001",
+    "256",
+    "1e-320",
+    "1e308",
+    "100000000000000000000000000000",
+    "true",
+    "null",
+    '"1"',
+    "[]",
+    "{}",
+)
 
 
 @dataclass(frozen=True)
@@ -62,9 +152,15 @@ class Probe:
         return (self.content[i : i + 65536] for i in range(0, max(len(self.content), 1), 65536))
 
     def summary(self) -> dict:
-        return {"method": self.method, "path": self.path, "params": dict(self.params),
-                "content_type": self.content_type, "bytes": len(self.content), "head": repr(self.content[:160]),
-                "chunked": self.chunked}
+        return {
+            "method": self.method,
+            "path": self.path,
+            "params": dict(self.params),
+            "content_type": self.content_type,
+            "bytes": len(self.content),
+            "head": repr(self.content[:160]),
+            "chunked": self.chunked,
+        }
 
 
 def violation(probe: Probe, status: str, text: str) -> str | None:
@@ -127,8 +223,11 @@ def canvas(width: int, height: int, pattern: str, seed: int) -> Image.Image:
         return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8))
     image = Image.new("L", (width, height), 255 if pattern == "stroke" else seed % 256)
     if pattern == "stroke":
-        ImageDraw.Draw(image).line([(0.3 * width, 0.2 * height), (0.7 * width, 0.2 * height),
-                                    (0.5 * width, 0.8 * height)], fill=0, width=max(1, min(width, height) // 8))
+        ImageDraw.Draw(image).line(
+            [(0.3 * width, 0.2 * height), (0.7 * width, 0.2 * height), (0.5 * width, 0.8 * height)],
+            fill=0,
+            width=max(1, min(width, height) // 8),
+        )
     return image
 
 
@@ -137,8 +236,8 @@ def in_mode(grey: Image.Image, mode: str, seed: int) -> Image.Image:
     if mode in ("I", "F") and seed % 3 == 0:
         values = np.asarray(grey, dtype=np.float64) * (2.0**23 if mode == "I" else 1.0 / 255)
         flat = values.reshape(-1)
-        flat[:: 7] = -5.0 if mode == "I" else np.nan
-        flat[3:: 11] = 2.0**31 - 1 if mode == "I" else np.inf
+        flat[::7] = -5.0 if mode == "I" else np.nan
+        flat[3::11] = 2.0**31 - 1 if mode == "I" else np.inf
         return Image.fromarray(values.astype(np.int32 if mode == "I" else np.float32))  # mode I or F
     if mode.startswith("I;16"):
         return Image.fromarray((np.asarray(grey, dtype=np.uint16) * 257).astype(np.uint16))  # mode I;16
@@ -195,8 +294,7 @@ EXTREMES = {
     "zero": lambda ink: np.zeros(ink.shape),
 }
 # (mode, numpy dtype, formats) of the number images Pillow writes: float and 32-bit TIFF, 16-bit TIFF and PNG.
-NUMBER_KINDS = (("F", np.float32, ("TIFF",)), ("I", np.int32, ("TIFF",)),
-                ("I;16", np.uint16, ("TIFF", "PNG")))
+NUMBER_KINDS = (("F", np.float32, ("TIFF",)), ("I", np.int32, ("TIFF",)), ("I;16", np.uint16, ("TIFF", "PNG")))
 
 
 def number_image(pattern: str, mode: str, dtype: type, size: tuple[int, int]) -> Image.Image:
@@ -248,8 +346,23 @@ def multi_frame(draw) -> Probe:
 def extreme_sizes(draw, max_pixels: int) -> Probe:
     """1x1, single rows and columns, exactly the pixel limit and one row over it."""
     side = int(max_pixels**0.5)
-    width, height = draw(st.sampled_from([(1, 1), (1, 2), (2, 1), (1, 5000), (5000, 1), (3, 2000), (2000, 3),
-                                          (side, side), (side + 1, side), (max_pixels, 1), (max_pixels + 1, 1)]))
+    width, height = draw(
+        st.sampled_from(
+            [
+                (1, 1),
+                (1, 2),
+                (2, 1),
+                (1, 5000),
+                (5000, 1),
+                (3, 2000),
+                (2000, 3),
+                (side, side),
+                (side + 1, side),
+                (max_pixels, 1),
+                (max_pixels + 1, 1),
+            ]
+        )
+    )
     image = Image.new("1", (width, height), 1)  # mode 1 compresses a huge canvas to a few kilobytes
     ImageDraw.Draw(image).line([(0, 0), (width - 1, height - 1)], fill=0, width=max(1, min(width, height) // 10))
     buffer = io.BytesIO()
@@ -270,25 +383,53 @@ def png_declaring(width: int, height: int, colour: int = 0, depth: int = 8) -> b
 
 def headers_declaring(width: int, height: int) -> dict[str, bytes]:
     """GIF, BMP, JPEG and TIFF headers that declare a huge size over a few bytes of data."""
-    gif = b"GIF89a" + struct.pack("<HH", width & 0xFFFF, height & 0xFFFF) + b"\x00\x00\x00" + b",\x00\x00\x00\x00" + \
-        struct.pack("<HH", width & 0xFFFF, height & 0xFFFF) + b"\x00\x02\x02\x44\x01\x00;"
-    bmp = b"BM" + struct.pack("<IHHI", 0, 0, 0, 54) + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 0,
-                                                                      0, 0, 0) + b"\x00" * 64
+    gif = (
+        b"GIF89a"
+        + struct.pack("<HH", width & 0xFFFF, height & 0xFFFF)
+        + b"\x00\x00\x00"
+        + b",\x00\x00\x00\x00"
+        + struct.pack("<HH", width & 0xFFFF, height & 0xFFFF)
+        + b"\x00\x02\x02\x44\x01\x00;"
+    )
+    bmp = (
+        b"BM"
+        + struct.pack("<IHHI", 0, 0, 0, 54)
+        + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 0, 0, 0, 0)
+        + b"\x00" * 64
+    )
     small = io.BytesIO()
     Image.new("L", (8, 8), 0).save(small, "JPEG")
     jpeg = bytearray(small.getvalue())
     sof = jpeg.find(b"\xff\xc0")
     jpeg[sof + 5 : sof + 9] = struct.pack(">HH", min(height, 65535), min(width, 65535))
-    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 4) + b"".join(
-        struct.pack("<HHII", tag, 4, 1, value) for tag, value in ((256, width), (257, height), (258, 8), (273, 0)))
+    tiff = (
+        b"II*\x00"
+        + struct.pack("<I", 8)
+        + struct.pack("<H", 4)
+        + b"".join(
+            struct.pack("<HHII", tag, 4, 1, value) for tag, value in ((256, width), (257, height), (258, 8), (273, 0))
+        )
+    )
     return {"image/gif": gif, "image/bmp": bmp, "image/jpeg": bytes(jpeg), "image/tiff": tiff + struct.pack("<I", 0)}
 
 
 @st.composite
 def bombs(draw) -> Probe:
     """Small files declaring 30000x30000 and more, in PNG (several colour types), GIF, BMP, JPEG and TIFF."""
-    width, height = draw(st.sampled_from([(30000, 30000), (65535, 65535), (100000, 100000), (2**31 - 1, 1),
-                                          (1, 2**31 - 1), (2**31 - 1, 2**31 - 1), (4097, 4097), (20000, 1000)]))
+    width, height = draw(
+        st.sampled_from(
+            [
+                (30000, 30000),
+                (65535, 65535),
+                (100000, 100000),
+                (2**31 - 1, 1),
+                (1, 2**31 - 1),
+                (2**31 - 1, 2**31 - 1),
+                (4097, 4097),
+                (20000, 1000),
+            ]
+        )
+    )
     if draw(st.booleans()):
         colour, depth = draw(st.sampled_from([(0, 8), (0, 16), (2, 8), (6, 16), (3, 8), (0, 1)]))
         return draw(deliver(png_declaring(width, height, colour, depth)))
@@ -304,8 +445,9 @@ def damaged(draw) -> Probe:
         data = data[: draw(st.integers(0, max(len(data) - 1, 0)))]
     else:
         raw = bytearray(data)
-        for pos, value in draw(st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), min_size=1,
-                                        max_size=8)):
+        for pos, value in draw(
+            st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), min_size=1, max_size=8)
+        ):
             raw[pos] = value
         data = bytes(raw)
     return draw(deliver(data, media))
@@ -314,22 +456,42 @@ def damaged(draw) -> Probe:
 # -- bytes, JSON, numbers ------------------------------------------------------------------------------------
 
 
-CONTENT_TYPES = (None, "image/png", "image/jpeg", "application/octet-stream", "application/x-www-form-urlencoded",
-                 "application/json", "text/plain", "multipart/form-data", "multipart/form-data; boundary=x",
-                 "image/svg+xml", "IMAGE/PNG", "image/png; charset=utf-8", "application/json; charset=latin-1", "",
-                 "multipart/mixed; boundary=x", "image/" + "x" * 300)
+CONTENT_TYPES = (
+    None,
+    "image/png",
+    "image/jpeg",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+    "application/json",
+    "text/plain",
+    "multipart/form-data",
+    "multipart/form-data; boundary=x",
+    "image/svg+xml",
+    "IMAGE/PNG",
+    "image/png; charset=utf-8",
+    "application/json; charset=latin-1",
+    "",
+    "multipart/mixed; boundary=x",
+    "image/" + "x" * 300,
+)
 
 
 def random_bytes() -> st.SearchStrategy[Probe]:
     """Random bytes, or random bytes behind an image format's magic number, under any Content-Type."""
     data = st.binary(max_size=4096) | st.tuples(st.sampled_from(MAGIC), st.binary(max_size=2048)).map(b"".join)
-    return st.builds(lambda path, body, ctype: Probe("POST", path, body, ctype), st.sampled_from(POST_ROUTES), data,
-                     st.sampled_from(CONTENT_TYPES))
+    return st.builds(
+        lambda path, body, ctype: Probe("POST", path, body, ctype),
+        st.sampled_from(POST_ROUTES),
+        data,
+        st.sampled_from(CONTENT_TYPES),
+    )
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=30)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
 
 
 @st.composite
@@ -367,13 +529,18 @@ def nan_inf_range(draw) -> Probe:
     matrix = "[" + ",".join("[" + ",".join(row) + "]" for row in grid) + "]"
     target = draw(st.sampled_from(("pixels", "batch", "classify", "benchmark")))
     if target == "pixels":
-        return Probe("POST", draw(st.sampled_from(("/predict", "/predict_all"))), f'{{"pixels": {matrix}}}'.encode(),
-                     "application/json")
+        return Probe(
+            "POST",
+            draw(st.sampled_from(("/predict", "/predict_all"))),
+            f'{{"pixels": {matrix}}}'.encode(),
+            "application/json",
+        )
     if target == "batch":
         return Probe("POST", "/predict_batch", f'{{"images": [{{"pixels": {matrix}}}]}}'.encode(), "application/json")
     if target == "classify":
-        return Probe("POST", "/classify", f'{{"items": [{{"model": "cnn", "input": {matrix}}}]}}'.encode(),
-                     "application/json")
+        return Probe(
+            "POST", "/classify", f'{{"items": [{{"model": "cnn", "input": {matrix}}}]}}'.encode(), "application/json"
+        )
     runs, size = draw(special | st.integers(-10, 10**20).map(str)), draw(special | st.integers(-5, 10**6).map(str))
     return Probe("POST", "/latency/benchmark", f'{{"runs": {runs}, "batch_size": {size}}}'.encode(), "application/json")
 
@@ -388,33 +555,55 @@ def model_names(draw, names: st.SearchStrategy[str], digit_png: bytes, expect: t
     where = draw(st.sampled_from(("query", "json", "multipart", "classify", "batch-json")))
     b64 = base64.b64encode(digit_png).decode()
     if where == "query":
-        return Probe("POST", draw(st.sampled_from(("/predict", "/predict_batch"))), digit_png, "image/png",
-                     (("model", name),), expect=expect)
+        return Probe(
+            "POST",
+            draw(st.sampled_from(("/predict", "/predict_batch"))),
+            digit_png,
+            "image/png",
+            (("model", name),),
+            expect=expect,
+        )
     if where == "json":
-        return Probe("POST", "/predict", json.dumps({"image_base64": b64, "model": name}).encode(), "application/json",
-                     expect=expect)
+        return Probe(
+            "POST",
+            "/predict",
+            json.dumps({"image_base64": b64, "model": name}).encode(),
+            "application/json",
+            expect=expect,
+        )
     if where == "batch-json":
         body = {"images": [{"image_base64": b64}], "model": name}
         return Probe("POST", "/predict_batch", json.dumps(body).encode(), "application/json", expect=expect)
     if where == "multipart":
-        probe = multipart([("image", "d.png", "image/png", digit_png), ("model", None, None,
-                                                                          name.encode("utf-8", "surrogatepass"))])
+        probe = multipart(
+            [("image", "d.png", "image/png", digit_png), ("model", None, None, name.encode("utf-8", "surrogatepass"))]
+        )
         return dataclasses.replace(probe, expect=expect)
     body = {"items": [{"model": name, "input": [[0.0] * 28] * 28}]}  # per-item 404 inside a 200 answer
-    return Probe("POST", "/classify", json.dumps(body).encode(), "application/json", expect=expect and (200,),
-                 item_status=404 if expect else None)
+    return Probe(
+        "POST",
+        "/classify",
+        json.dumps(body).encode(),
+        "application/json",
+        expect=expect and (200,),
+        item_status=404 if expect else None,
+    )
 
 
 def unknown_models(digit_png: bytes) -> st.SearchStrategy[Probe]:
-    names = st.text(min_size=1, max_size=40) | st.text(max_size=3000) | st.binary(max_size=40).map(
-        lambda b: b.decode("latin-1"))
+    names = (
+        st.text(min_size=1, max_size=40)
+        | st.text(max_size=3000)
+        | st.binary(max_size=40).map(lambda b: b.decode("latin-1"))
+    )
     return model_names(names, digit_png)
 
 
 def traversal(digit_png: bytes) -> st.SearchStrategy[Probe]:
     """Path-traversal model names: must be 404 (400 where the name is not even text the route reads)."""
-    names = st.sampled_from(TRAVERSAL) | st.tuples(st.integers(1, 8), st.sampled_from(
-        ("etc/passwd", "manifest.json", "cnn.onnx", "proc/self/environ"))).map(lambda t: "../" * t[0] + t[1])
+    names = st.sampled_from(TRAVERSAL) | st.tuples(
+        st.integers(1, 8), st.sampled_from(("etc/passwd", "manifest.json", "cnn.onnx", "proc/self/environ"))
+    ).map(lambda t: "../" * t[0] + t[1])
     return model_names(names, digit_png, expect=(400, 404))
 
 
@@ -435,8 +624,12 @@ def oversized(draw, limit: int, digit_png: bytes) -> Probe:
         return multipart([(f"f{i}", None, None, b"x") for i in range(draw(st.integers(60, 2000)))])
     if kind == "batch":
         image = {"image_base64": base64.b64encode(digit_png).decode()}
-        return Probe("POST", "/predict_batch", json.dumps({"images": [image] * draw(st.integers(60, 3000))}).encode(),
-                     "application/json")
+        return Probe(
+            "POST",
+            "/predict_batch",
+            json.dumps({"images": [image] * draw(st.integers(60, 3000))}).encode(),
+            "application/json",
+        )
     items = [{"model": "cnn", "input": [[0] * 28] * 28}] * draw(st.integers(30, 1200))
     return Probe("POST", "/classify", json.dumps({"items": items}).encode(), "application/json")
 
@@ -447,28 +640,44 @@ def bad_multipart(draw, digit_png: bytes) -> Probe:
     where text belongs, traversal filenames, `pixels` fields of any JSON (deep nesting included)."""
     kind = draw(st.sampled_from(("mangled", "roles", "filename", "pixels", "random-parts")))
     if kind == "mangled":
-        good = multipart([("image", "d.png", "image/png", digit_png)], boundary=draw(st.sampled_from(
-            ("b", "x" * 200, "a b", "--", '"quoted"'))))
+        good = multipart(
+            [("image", "d.png", "image/png", digit_png)],
+            boundary=draw(st.sampled_from(("b", "x" * 200, "a b", "--", '"quoted"'))),
+        )
         cut = draw(st.integers(0, len(good.content)))
         ctype = draw(st.sampled_from((good.content_type, "multipart/form-data", "multipart/form-data; boundary=")))
         return Probe("POST", draw(st.sampled_from(IMAGE_ROUTES)), good.content[:cut], ctype)
     if kind == "roles":
-        parts = draw(st.sampled_from([[("image", None, None, b"not a file")], [("model", "m.txt", None, b"cnn"),
-                                      ("image", "d.png", "image/png", digit_png)], [("image", "a.png", None, digit_png),
-                                      ("image", "b.png", None, digit_png)], [(None, "d.png", "image/png", digit_png)],
-                                      [("other", "d.png", "image/png", digit_png)], []]))
+        parts = draw(
+            st.sampled_from(
+                [
+                    [("image", None, None, b"not a file")],
+                    [("model", "m.txt", None, b"cnn"), ("image", "d.png", "image/png", digit_png)],
+                    [("image", "a.png", None, digit_png), ("image", "b.png", None, digit_png)],
+                    [(None, "d.png", "image/png", digit_png)],
+                    [("other", "d.png", "image/png", digit_png)],
+                    [],
+                ]
+            )
+        )
         return _route(multipart(parts), draw(st.sampled_from(IMAGE_ROUTES)))
     if kind == "filename":
-        name = draw(st.sampled_from(("../../../../tmp/pwned.png", "/etc/passwd", "..\\..\\x.png", "a\x00b.png",
-                                     "x" * 5000)))
+        name = draw(
+            st.sampled_from(("../../../../tmp/pwned.png", "/etc/passwd", "..\\..\\x.png", "a\x00b.png", "x" * 5000))
+        )
         return _route(multipart([("image", name, "image/png", digit_png)]), draw(st.sampled_from(IMAGE_ROUTES)))
     if kind == "pixels":
-        value = draw(st.sampled_from(("NaN", "[[1,2]]", "{}", '"x"', "[" * 50 + "]" * 50, "[" * 100_000, "1e999")) |
-                     JSON.map(json.dumps))
+        value = draw(
+            st.sampled_from(("NaN", "[[1,2]]", "{}", '"x"', "[" * 50 + "]" * 50, "[" * 100_000, "1e999"))
+            | JSON.map(json.dumps)
+        )
         return multipart([("pixels", None, None, value.encode())])
-    part = st.tuples(st.sampled_from((None, "image", "images", "model", "pixels", "x")),
-                     st.sampled_from((None, "f.png")), st.sampled_from((None, "image/png", "text/plain")),
-                     st.binary(max_size=200))
+    part = st.tuples(
+        st.sampled_from((None, "image", "images", "model", "pixels", "x")),
+        st.sampled_from((None, "f.png")),
+        st.sampled_from((None, "image/png", "text/plain")),
+        st.binary(max_size=200),
+    )
     parts = draw(st.lists(part, max_size=5))
     return _route(multipart(parts), draw(st.sampled_from(IMAGE_ROUTES)))
 
@@ -477,10 +686,16 @@ def bad_multipart(draw, digit_png: bytes) -> Probe:
 def content_types(draw, digit_png: bytes) -> Probe:
     """A good PNG, or the same image as JSON, under a Content-Type the route may not expect."""
     b64 = base64.b64encode(digit_png).decode()
-    bodies = (digit_png, b64.encode(), json.dumps({"image_base64": b64}).encode(),
-              json.dumps({"images": [{"image_base64": b64}]}).encode(), digit_png + b"\x00" * 64)
-    return Probe("POST", draw(st.sampled_from(POST_ROUTES)), draw(st.sampled_from(bodies)),
-                 draw(st.sampled_from(CONTENT_TYPES)))
+    bodies = (
+        digit_png,
+        b64.encode(),
+        json.dumps({"image_base64": b64}).encode(),
+        json.dumps({"images": [{"image_base64": b64}]}).encode(),
+        digit_png + b"\x00" * 64,
+    )
+    return Probe(
+        "POST", draw(st.sampled_from(POST_ROUTES)), draw(st.sampled_from(bodies)), draw(st.sampled_from(CONTENT_TYPES))
+    )
 
 
 @st.composite
@@ -493,10 +708,23 @@ def routes_and_methods(draw) -> Probe:
     if kind == "path":
         if draw(st.booleans()):
             return Probe("GET", "/" + quote(draw(st.text(max_size=40)), safe="/%?=&"))
-        path = draw(st.sampled_from(("/../../etc/passwd", "/plots/../manifest.json", "/plots/..%2fmanifest.json",
-                                     "/plots/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/plots/..%2f..%2f..%2fetc%2fpasswd",
-                                     "/static/../../manifest.json", "/manifest.json", "/cnn.onnx", "//etc/passwd",
-                                     "/plots/" + "a" * 5000, "/exported/manifest.json")))
+        path = draw(
+            st.sampled_from(
+                (
+                    "/../../etc/passwd",
+                    "/plots/../manifest.json",
+                    "/plots/..%2fmanifest.json",
+                    "/plots/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+                    "/plots/..%2f..%2f..%2fetc%2fpasswd",
+                    "/static/../../manifest.json",
+                    "/manifest.json",
+                    "/cnn.onnx",
+                    "//etc/passwd",
+                    "/plots/" + "a" * 5000,
+                    "/exported/manifest.json",
+                )
+            )
+        )
         return Probe("GET", path, expect=(400, 404, 405))  # never a file from disk
     params = draw(st.lists(st.tuples(st.sampled_from(("format", "model", "x")), st.text(max_size=50)), max_size=3))
     return Probe("GET", draw(st.sampled_from(GET_ROUTES)), params=tuple(params))

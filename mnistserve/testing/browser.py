@@ -14,9 +14,19 @@ from mnistserve.testing.digits import SEVEN_STROKES
 
 CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
 CHROMEDRIVER = ("/usr/bin/chromedriver", "chromedriver")
-CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-quic", "--window-size=1280,1000", "--force-device-scale-factor=1")
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--window-size=1280,1000",
+    "--force-device-scale-factor=1",
+)
 
 
 def executable(candidates: tuple[str, ...]) -> str | None:
@@ -58,8 +68,10 @@ def draw_seven(driver) -> None:
 
 def answers(driver) -> dict[str, str]:
     """{model: digit} of every complete answer the page shows (ten probability bars)."""
-    script = ("return Array.from(document.querySelectorAll('#answers .answer')).map(a => "
-              "[a.dataset.model, a.querySelector('.digit').textContent, a.querySelectorAll('.bars li').length])")
+    script = (
+        "return Array.from(document.querySelectorAll('#answers .answer')).map(a => "
+        "[a.dataset.model, a.querySelector('.digit').textContent, a.querySelectorAll('.bars li').length])"
+    )
     return {model: digit for model, digit, bars in driver.execute_script(script) if bars == 10}
 
 
@@ -68,8 +80,9 @@ def save_page(driver, path: Path, max_height: int = 2400) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
     clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], max_height), "scale": 1}
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                             "clip": clip})
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
     image = Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB")
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     return path

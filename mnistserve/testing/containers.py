@@ -91,8 +91,14 @@ class Container:
 
 
 @contextlib.contextmanager
-def run(image: str = IMAGE, *, env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
-        args: Sequence[str] = (), port: int = 3000) -> Iterator[Container]:
+def run(
+    image: str = IMAGE,
+    *,
+    env: Mapping[str, str] | None = None,
+    mounts: Sequence[str] = (),
+    args: Sequence[str] = (),
+    port: int = 3000,
+) -> Iterator[Container]:
     """`docker run -d` of `image`, its port published on 127.0.0.1 only; removed (by id) when the block ends.
 
     `mounts` are `--mount` specifications, e.g. "type=bind,src=/tmp/x,dst=/home/bentoml/bento/src/exported,ro";

@@ -11,8 +11,15 @@ from PIL import Image, ImageDraw, ImageFont
 SEVEN_STROKES: tuple[tuple[tuple[int, int], ...], ...] = (((-70, -85), (70, -85), (-5, 95)), ((-30, 5), (40, 5)))
 
 
-def draw_seven(size: tuple[int, int] = (280, 280), *, width: int = 24, ink: int = 0, paper: int = 255,
-               box: tuple[float, float, float, float] = (0.3, 0.2, 0.7, 0.8), mode: str = "L") -> Image.Image:
+def draw_seven(
+    size: tuple[int, int] = (280, 280),
+    *,
+    width: int = 24,
+    ink: int = 0,
+    paper: int = 255,
+    box: tuple[float, float, float, float] = (0.3, 0.2, 0.7, 0.8),
+    mode: str = "L",
+) -> Image.Image:
     """A '7' with PIL.ImageDraw inside the fractional `box` (left, top, right, bottom) of the canvas."""
     w, h = size
     left, top, right, bottom = box[0] * w, box[1] * h, box[2] * w, box[3] * h
@@ -45,8 +52,14 @@ def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     return buffer.getvalue()
 
 
-def as_photo(digit: np.ndarray, *, scale: int = 5, canvas: tuple[int, int] = (400, 300),
-             at: tuple[int, int] = (30, 120), paper: int = 225) -> Image.Image:
+def as_photo(
+    digit: np.ndarray,
+    *,
+    scale: int = 5,
+    canvas: tuple[int, int] = (400, 300),
+    at: tuple[int, int] = (30, 120),
+    paper: int = 225,
+) -> Image.Image:
     """An MNIST digit as a user would send it: dark ink on light paper, larger, off-centre."""
     big = Image.fromarray(255 - digit).resize((28 * scale, 28 * scale), Image.Resampling.BILINEAR)
     big = Image.fromarray(np.minimum(np.asarray(big), paper).astype(np.uint8))

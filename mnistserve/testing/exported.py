@@ -39,8 +39,10 @@ def load_digits() -> tuple[Digits, Digits]:
         data = load_mnist(allow_download=False)
     except DataUnavailable:  # no MNIST here: the tests that need real digits skip; any other error fails loudly
         return Digits(None, None), Digits(None, None)
-    return (Digits(data.train.images.numpy(), data.train.labels.numpy()),
-            Digits(data.test.images.numpy(), data.test.labels.numpy()))
+    return (
+        Digits(data.train.images.numpy(), data.train.labels.numpy()),
+        Digits(data.test.images.numpy(), data.test.labels.numpy()),
+    )
 
 
 def train_mlp(train: Digits, epochs: int = 2) -> nn.Module:
@@ -91,12 +93,27 @@ def rename_input(path: Path, name: str) -> Path:
 
 def _entry(file: str, sha: str, *, max_batch: int | None, shipped: bool = True, accuracy: float = 0.97) -> dict:
     return {
-        "file": file, "sha256": sha, "size_bytes": 1000, "shipped": shipped, "opset": 18, "max_batch": max_batch,
-        "metrics": {"accuracy": accuracy, "macro_f1": accuracy - 0.001, "test_loss": 0.1, "loss_kind": "cross-entropy",
-                    "train_seconds": 8.0, "images_per_second": 9000.0, "parameters": 101770},
-        "pretrained": False, "weights": "none", "profile": "smoke",
+        "file": file,
+        "sha256": sha,
+        "size_bytes": 1000,
+        "shipped": shipped,
+        "opset": 18,
+        "max_batch": max_batch,
+        "metrics": {
+            "accuracy": accuracy,
+            "macro_f1": accuracy - 0.001,
+            "test_loss": 0.1,
+            "loss_kind": "cross-entropy",
+            "train_seconds": 8.0,
+            "images_per_second": 9000.0,
+            "parameters": 101770,
+        },
+        "pretrained": False,
+        "weights": "none",
+        "profile": "smoke",
         "parity": {"images": 100, "max_abs_diff": 1e-6, "predictions_equal": True},
-        "onnx_accuracy": accuracy, "latency_ms": {"batch1": 0.05, "batch64_per_image": 0.01},
+        "onnx_accuracy": accuracy,
+        "latency_ms": {"batch1": 0.05, "batch64_per_image": 0.01},
     }
 
 
@@ -120,16 +137,26 @@ def write_exported(directory: Path, net: nn.Module) -> dict:
         "faster_rcnn": _entry("faster_rcnn.onnx", "0" * 64, max_batch=1, shipped=False),
     }
     manifest = {
-        "schema": MANIFEST_SCHEMA, "created": "2025-01-01T00:00:00Z", "run_id": "test-run", "git_revision": "test",
-        "default": "mlp", "input": {"name": "input", "shape": ["N", 1, 28, 28], "dtype": "float32", "range": [0, 1]},
-        "output": {"name": "scores", "shape": ["N", 10]}, "models": models,
+        "schema": MANIFEST_SCHEMA,
+        "created": "2025-01-01T00:00:00Z",
+        "run_id": "test-run",
+        "git_revision": "test",
+        "default": "mlp",
+        "input": {"name": "input", "shape": ["N", 1, 28, 28], "dtype": "float32", "range": [0, 1]},
+        "output": {"name": "scores", "shape": ["N", 10]},
+        "models": models,
     }
     validate_manifest(manifest)
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    comparison = {"schema": COMPARISON_SCHEMA, "profile": "smoke", "run_id": "test-run", "models": [
-        {"model": "mlp", "status": "ok", "pretrained": False, "metrics": models["mlp"]["metrics"]},
-        {"model": "faster_rcnn", "status": "failed", "error": "out of memory", "pretrained": True, "metrics": {}},
-    ]}
+    comparison = {
+        "schema": COMPARISON_SCHEMA,
+        "profile": "smoke",
+        "run_id": "test-run",
+        "models": [
+            {"model": "mlp", "status": "ok", "pretrained": False, "metrics": models["mlp"]["metrics"]},
+            {"model": "faster_rcnn", "status": "failed", "error": "out of memory", "pretrained": True, "metrics": {}},
+        ],
+    }
     (directory / "comparison.json").write_text(json.dumps(comparison))
     return manifest
 

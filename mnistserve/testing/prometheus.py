@@ -16,8 +16,11 @@ Samples = dict[Series, float]
 def parse(text: str) -> Samples:
     """Every sample of a scrape by name and labels; ValueError when the text is not the exposition format."""
     try:
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
     except ValueError as exc:
         raise ValueError(f"not Prometheus text ({exc}): {text[:80]!r}") from None
 
@@ -28,8 +31,9 @@ def delta(before: Samples, after: Samples) -> Samples:
     A series new in `after` counts from zero (its process started in between); one that went down was reset
     (its process restarted), so it too counts from zero. Series gone from `after` are left out: their last
     values are the caller's to keep (a replica that left between two scrapes)."""
-    return {key: value - before.get(key, 0.0) if value >= before.get(key, 0.0) else value
-            for key, value in after.items()}
+    return {
+        key: value - before.get(key, 0.0) if value >= before.get(key, 0.0) else value for key, value in after.items()
+    }
 
 
 def merge(scrapes: Iterable[Samples]) -> Samples:
@@ -98,8 +102,12 @@ def histogram_summary(samples: Samples, histogram: str, scale: float = 1.0, **ma
     def scaled(value: float | None) -> float | None:
         return None if value is None else round(value * scale, 3)
 
-    return {"count": int(count), "mean": scaled(total(samples, histogram + "_sum", **match) / count) if count else None,
-            "p50": scaled(quantile(cumulative, 0.5)), "p99": scaled(quantile(cumulative, 0.99))}
+    return {
+        "count": int(count),
+        "mean": scaled(total(samples, histogram + "_sum", **match) / count) if count else None,
+        "p50": scaled(quantile(cumulative, 0.5)),
+        "p99": scaled(quantile(cumulative, 0.99)),
+    }
 
 
 def ints(values: Mapping[str, float]) -> dict[str, int]:
@@ -114,14 +122,18 @@ def stack_figures(replicas: Mapping[str, Samples], running: Iterable[str], hapro
     return {
         "requests": int(total(merged, "mnistserve_requests_total")),
         "by_status": ints(by_label(merged, "mnistserve_requests_total", "status")),
-        "per_replica": {c: {"requests": int(total(d, "mnistserve_requests_total")), "left": c not in running}
-                        for c, d in replicas.items()},
+        "per_replica": {
+            c: {"requests": int(total(d, "mnistserve_requests_total")), "left": c not in running}
+            for c, d in replicas.items()
+        },
         "inference_ms": histogram_summary(merged, "mnistserve_inference_seconds", 1e3),
         "request_ms": histogram_summary(merged, "bentoml_service_request_duration_seconds", 1e3, endpoint="/predict"),
         "haproxy": {
             "responses": ints(by_label(haproxy, "haproxy_frontend_http_responses_total", "code", proxy="http")),
             "per_server": ints(by_label(haproxy, "haproxy_server_http_responses_total", "server", proxy="mnistserve")),
-            **{key: int(total(haproxy, f"haproxy_backend_{key}_total", proxy="mnistserve"))
-               for key in ("retry_warnings", "redispatch_warnings", "connection_errors", "response_errors")},
+            **{
+                key: int(total(haproxy, f"haproxy_backend_{key}_total", proxy="mnistserve"))
+                for key in ("retry_warnings", "redispatch_warnings", "connection_errors", "response_errors")
+            },
         },
     }

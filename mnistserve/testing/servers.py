@@ -65,12 +65,28 @@ def pin(cpus: list[int] | None) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, cpus)
 
 
-def launch(name: str, argv: list[str], *, env: Mapping[str, str], log: Path, url: str, cpus: list[int] | None = None,
-           ready: str = "/readyz", timeout: float = 120.0) -> Server:
+def launch(
+    name: str,
+    argv: list[str],
+    *,
+    env: Mapping[str, str],
+    log: Path,
+    url: str,
+    cpus: list[int] | None = None,
+    ready: str = "/readyz",
+    timeout: float = 120.0,
+) -> Server:
     """Start a server process (own process group, optionally pinned) and wait until `ready` answers 200."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **env}, stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin(cpus))
+    process = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=pin(cpus),
+    )
     server = Server(name, url, process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,19 +102,47 @@ def launch(name: str, argv: list[str], *, env: Mapping[str, str], log: Path, url
     raise RuntimeError(f"{name} was not ready after {timeout:.0f}s:\n{server.log_tail()}")
 
 
-def start_bentoml(exported: Path, workdir: Path, *, env: Mapping[str, str] | None = None,
-                  cpus: list[int] | None = None, name: str = "bentoml", ready: str = "/readyz",
-                  timeout: float = 120.0) -> Server:
+def start_bentoml(
+    exported: Path,
+    workdir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cpus: list[int] | None = None,
+    name: str = "bentoml",
+    ready: str = "/readyz",
+    timeout: float = 120.0,
+) -> Server:
     """`bentoml serve serving.service:MNISTService` on a free loopback port, its BentoML home under `workdir`."""
     port = free_port()
     home = workdir / f"{name}-home"
     home.mkdir(parents=True, exist_ok=True)
-    full_env = {"MNISTSERVE_EXPORTED": str(exported), "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-                **(env or {})}
-    argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:MNISTService", "--host", "127.0.0.1",
-            "--port", str(port)]
-    return launch(name, argv, env=full_env, log=workdir / f"{name}.log", url=f"http://127.0.0.1:{port}",
-                  cpus=cpus, ready=ready, timeout=timeout)
+    full_env = {
+        "MNISTSERVE_EXPORTED": str(exported),
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "true",
+        **(env or {}),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:MNISTService",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    return launch(
+        name,
+        argv,
+        env=full_env,
+        log=workdir / f"{name}.log",
+        url=f"http://127.0.0.1:{port}",
+        cpus=cpus,
+        ready=ready,
+        timeout=timeout,
+    )
 
 
 @contextlib.contextmanager

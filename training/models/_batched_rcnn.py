@@ -111,10 +111,16 @@ class BatchedRPN(RegionProposalNetwork):
     def like(cls, rpn: RegionProposalNetwork) -> BatchedRPN:
         """The same network (its modules shared, its settings copied) with the batched methods."""
         return cls(
-            rpn.anchor_generator, rpn.head,
-            rpn.proposal_matcher.high_threshold, rpn.proposal_matcher.low_threshold,
-            rpn.fg_bg_sampler.batch_size_per_image, rpn.fg_bg_sampler.positive_fraction,
-            rpn._pre_nms_top_n, rpn._post_nms_top_n, rpn.nms_thresh, rpn.score_thresh,
+            rpn.anchor_generator,
+            rpn.head,
+            rpn.proposal_matcher.high_threshold,
+            rpn.proposal_matcher.low_threshold,
+            rpn.fg_bg_sampler.batch_size_per_image,
+            rpn.fg_bg_sampler.positive_fraction,
+            rpn._pre_nms_top_n,
+            rpn._post_nms_top_n,
+            rpn.nms_thresh,
+            rpn.score_thresh,
         )
 
     def anchors_for(self, images: Tensor, size: tuple[int, int], feature: Tensor) -> Tensor:
@@ -136,7 +142,9 @@ class BatchedRPN(RegionProposalNetwork):
         scores, column, valid = top_valid(scores, valid, self.post_nms_top_n())
         return gather_rows(boxes, column), valid
 
-    def losses_batched(self, objectness: Tensor, deltas: Tensor, anchors: Tensor, gt_boxes: Tensor) -> dict[str, Tensor]:
+    def losses_batched(
+        self, objectness: Tensor, deltas: Tensor, anchors: Tensor, gt_boxes: Tensor
+    ) -> dict[str, Tensor]:
         """torchvision's RPN losses against one ground-truth box per image (N, 4)."""
         iou = box_ops.box_iou(gt_boxes, anchors)  # (N, A): each row is torchvision's one-row match matrix
         matcher = self.proposal_matcher
@@ -144,14 +152,18 @@ class BatchedRPN(RegionProposalNetwork):
         # and the anchors of highest IoU with the box (ties included) are foreground whatever their IoU.
         foreground = (iou >= matcher.high_threshold) | (iou == iou.amax(1, keepdim=True))
         background = (iou < matcher.low_threshold) & ~foreground
-        pos, neg = balanced_sample(foreground, background, self.fg_bg_sampler.batch_size_per_image,
-                                   self.fg_bg_sampler.positive_fraction)
+        pos, neg = balanced_sample(
+            foreground, background, self.fg_bg_sampler.batch_size_per_image, self.fg_bg_sampler.positive_fraction
+        )
         sampled = pos | neg
         n, a = iou.shape
-        targets = self.box_coder.encode_single(gt_boxes[:, None].expand(n, a, 4).reshape(-1, 4),
-                                               anchors.repeat(n, 1)).view(n, a, 4)
+        targets = self.box_coder.encode_single(
+            gt_boxes[:, None].expand(n, a, 4).reshape(-1, 4), anchors.repeat(n, 1)
+        ).view(n, a, 4)
         box_loss = F.smooth_l1_loss(deltas[pos], targets[pos], beta=1 / 9, reduction="sum") / sampled.sum()
-        objectness_loss = F.binary_cross_entropy_with_logits(objectness[sampled], foreground[sampled].to(objectness.dtype))
+        objectness_loss = F.binary_cross_entropy_with_logits(
+            objectness[sampled], foreground[sampled].to(objectness.dtype)
+        )
         return {"loss_objectness": objectness_loss, "loss_rpn_box_reg": box_loss}
 
     def propose(
@@ -176,13 +188,22 @@ class BatchedRoIHeads(RoIHeads):
     def like(cls, heads: RoIHeads) -> BatchedRoIHeads:
         """The same heads (their modules shared, their settings copied) with the batched methods."""
         return cls(
-            heads.box_roi_pool, heads.box_head, heads.box_predictor,
-            heads.proposal_matcher.high_threshold, heads.proposal_matcher.low_threshold,
-            heads.fg_bg_sampler.batch_size_per_image, heads.fg_bg_sampler.positive_fraction,
-            heads.box_coder.weights, heads.score_thresh, heads.nms_thresh, heads.detections_per_img,
+            heads.box_roi_pool,
+            heads.box_head,
+            heads.box_predictor,
+            heads.proposal_matcher.high_threshold,
+            heads.proposal_matcher.low_threshold,
+            heads.fg_bg_sampler.batch_size_per_image,
+            heads.fg_bg_sampler.positive_fraction,
+            heads.box_coder.weights,
+            heads.score_thresh,
+            heads.nms_thresh,
+            heads.detections_per_img,
         )
 
-    def classify_boxes(self, feature: Tensor, boxes: Tensor, image: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def classify_boxes(
+        self, feature: Tensor, boxes: Tensor, image: Tensor, size: tuple[int, int]
+    ) -> tuple[Tensor, Tensor]:
         """Class logits and box regression of (K, 4) boxes on the images `image` (K,): one RoIAlign for all."""
         pool = self.box_roi_pool
         # MultiScaleRoIAlign's scale for one feature map: a power of two, as torchvision infers it.
@@ -192,7 +213,13 @@ class BatchedRoIHeads(RoIHeads):
         return self.box_predictor(self.box_head(pooled))
 
     def losses_batched(
-        self, feature: Tensor, proposals: Tensor, valid: Tensor, size: tuple[int, int], gt_boxes: Tensor, gt_labels: Tensor
+        self,
+        feature: Tensor,
+        proposals: Tensor,
+        valid: Tensor,
+        size: tuple[int, int],
+        gt_boxes: Tensor,
+        gt_labels: Tensor,
     ) -> dict[str, Tensor]:
         """torchvision's box-head losses: the ground truth joins the proposals, then balanced sampling per image."""
         n = proposals.shape[0]
@@ -202,8 +229,9 @@ class BatchedRoIHeads(RoIHeads):
         matcher = self.proposal_matcher  # without low-quality matches here
         foreground = valid & (iou >= matcher.high_threshold)
         background = valid & (iou < matcher.low_threshold)
-        pos, neg = balanced_sample(foreground, background, self.fg_bg_sampler.batch_size_per_image,
-                                   self.fg_bg_sampler.positive_fraction)
+        pos, neg = balanced_sample(
+            foreground, background, self.fg_bg_sampler.batch_size_per_image, self.fg_bg_sampler.positive_fraction
+        )
         image, slot = (pos | neg).nonzero(as_tuple=True)
         boxes = proposals[image, slot]
         labels = torch.where(pos[image, slot], gt_labels[image], torch.zeros_like(gt_labels[image]))
@@ -228,8 +256,16 @@ class BatchedRoIHeads(RoIHeads):
         ok = valid[:, :, None] & (scores > self.score_thresh) & (sides >= MIN_DETECTION_SIDE).all(-1)
         # NMS within each image and class: rows of P candidates, (N, P, C) -> (N * C, P).
         rows = classes - 1
-        ok = greedy_nms(boxes.transpose(1, 2).reshape(-1, p, 4), scores.transpose(1, 2).reshape(-1, p),
-                        ok.transpose(1, 2).reshape(-1, p), self.nms_thresh).view(n, rows, p).transpose(1, 2)
+        ok = (
+            greedy_nms(
+                boxes.transpose(1, 2).reshape(-1, p, 4),
+                scores.transpose(1, 2).reshape(-1, p),
+                ok.transpose(1, 2).reshape(-1, p),
+                self.nms_thresh,
+            )
+            .view(n, rows, p)
+            .transpose(1, 2)
+        )
         scores, labels, ok = scores.reshape(n, -1), labels.reshape(n, -1), ok.reshape(n, -1)
         scores, column, ok = top_valid(scores, ok, self.detections_per_img)
         return scores, labels.gather(1, column), ok
@@ -250,8 +286,9 @@ class BatchedFasterRCNN(FasterRCNN):
         std = torch.as_tensor(transform.image_std, dtype=images.dtype, device=images.device)[:, None, None]
         h, w = images.shape[-2:]
         scale = min(transform.min_size[-1] / min(h, w), transform.max_size / max(h, w))
-        x = F.interpolate((images - mean) / std, scale_factor=scale, mode="bilinear", recompute_scale_factor=True,
-                          align_corners=False)
+        x = F.interpolate(
+            (images - mean) / std, scale_factor=scale, mode="bilinear", recompute_scale_factor=True, align_corners=False
+        )
         size = (int(x.shape[-2]), int(x.shape[-1]))
         step = transform.size_divisible
         pad_h, pad_w = -size[0] % step, -size[1] % step
@@ -271,8 +308,9 @@ class BatchedFasterRCNN(FasterRCNN):
         """torchvision's four losses for one box (N, 4, in input pixels) and label (N,) per image."""
         x, feature, size, _ = self.features(images)
         # resize_boxes's ratio: the resized size over the input size, per axis.
-        ratio = torch.tensor([size[1] / images.shape[-1], size[0] / images.shape[-2]] * 2, dtype=boxes.dtype,
-                             device=boxes.device)
+        ratio = torch.tensor(
+            [size[1] / images.shape[-1], size[0] / images.shape[-2]] * 2, dtype=boxes.dtype, device=boxes.device
+        )
         boxes = boxes * ratio
         proposals, valid, losses = self.rpn.propose(x, size, feature, boxes)
         losses.update(self.roi_heads.losses_batched(feature, proposals, valid, size, boxes, labels))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -110,7 +110,12 @@ def _load_into(net: nn.Module, state: dict[str, torch.Tensor], origin: str) -> N
 
 
 def build_transfer(
-    make_net: Callable[[], nn.Module], imagenet: WeightsEnum, *, weights: str, image_size: int, min_size: int,
+    make_net: Callable[[], nn.Module],
+    imagenet: WeightsEnum,
+    *,
+    weights: str,
+    image_size: int,
+    min_size: int,
     scratch_init: Callable[[nn.Module], None] | None = None,
 ) -> TransferNet:
     """A torchvision net with a 10-way head and the weights that `weights` names, wrapped for the contract.
@@ -136,8 +141,10 @@ def build_transfer(
             state = imagenet.get_state_dict(progress=True, check_hash=True, weights_only=True)
         except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
             where = Path(torch.hub.get_dir()) / "checkpoints" / Path(imagenet.url).name
-            msg = (f"ImageNet weights {imagenet} unavailable ({exc}); torchvision reads {where} and downloads it "
-                   f"from {imagenet.url} when missing. Place the file there, pass weights=PATH, or weights='none'.")
+            msg = (
+                f"ImageNet weights {imagenet} unavailable ({exc}); torchvision reads {where} and downloads it "
+                f"from {imagenet.url} when missing. Place the file there, pass weights=PATH, or weights='none'."
+            )
             if weights == "imagenet":
                 raise WeightsUnavailable(msg) from exc
             warnings.warn(f"{msg} Training from scratch instead.", stacklevel=3)

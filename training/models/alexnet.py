@@ -21,11 +21,17 @@ MIN_SIZE = 63  # the 11x11/4 stem and three 3x3/2 max-pools leave nothing of a s
     profiles={
         "smoke": Hparams(epochs=1, batch_size=64, lr=1e-4, train_subset=512, eval_subset=256, build={"image_size": 64}),
         "cpu": Hparams(epochs=2, batch_size=128, lr=3e-4, train_subset=30_000, build={"image_size": 64}),
-        "gpu": Hparams(epochs=6, batch_size=256, lr=1e-4, freeze_epochs=1, label_smoothing=0.05,
-                       build={"image_size": 224}),
+        "gpu": Hparams(
+            epochs=6, batch_size=256, lr=1e-4, freeze_epochs=1, label_smoothing=0.05, build={"image_size": 224}
+        ),
     },
 )
 def alexnet(*, weights: str = "auto", image_size: int = 64, dropout: float = 0.5) -> nn.Module:
     """Build AlexNet; `weights` is auto | imagenet | none | PATH; `dropout` is torchvision's classifier dropout."""
-    return build_transfer(partial(tv_alexnet, dropout=dropout), AlexNet_Weights.IMAGENET1K_V1, weights=weights,
-                          image_size=image_size, min_size=MIN_SIZE)
+    return build_transfer(
+        partial(tv_alexnet, dropout=dropout),
+        AlexNet_Weights.IMAGENET1K_V1,
+        weights=weights,
+        image_size=image_size,
+        min_size=MIN_SIZE,
+    )

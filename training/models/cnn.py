@@ -20,12 +20,20 @@ class CNN(nn.Module):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            _block(1, w), _block(w, 2 * w), nn.MaxPool2d(2),  # (N, 2w, 14, 14)
-            _block(2 * w, 4 * w), _block(4 * w, 4 * w), nn.MaxPool2d(2),  # (N, 4w, 7, 7)
+            _block(1, w),
+            _block(w, 2 * w),
+            nn.MaxPool2d(2),  # (N, 2w, 14, 14)
+            _block(2 * w, 4 * w),
+            _block(4 * w, 4 * w),
+            nn.MaxPool2d(2),  # (N, 4w, 7, 7)
         )
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * w * 49, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, 10),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * w * 49, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 10),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -116,7 +116,7 @@ class DigitDetector(nn.Module):
             if self.batched:
                 losses = self.detector.batched_losses(x, boxes, y + 1)
             else:
-                targets = [{"boxes": b[None], "labels": (label + 1)[None]} for b, label in zip(boxes, y)]
+                targets = [{"boxes": b[None], "labels": (label + 1)[None]} for b, label in zip(boxes, y, strict=True)]
                 losses = self.detector(list(x), targets)
         return sum(losses.values())
 
@@ -129,27 +129,35 @@ def detector_settings(*, width: int = 32, image_size: int = 56, representation: 
     channels = 2 * width
     return dict(
         backbone=_backbone(width),
-        min_size=image_size, max_size=image_size, size_divisible=8,  # no padding to 32: 56 stays 56
-        image_mean=[0.1307], image_std=[0.3081],  # MNIST statistics on the 1-channel input
+        min_size=image_size,
+        max_size=image_size,
+        size_divisible=8,  # no padding to 32: 56 stays 56
+        image_mean=[0.1307],
+        image_std=[0.3081],  # MNIST statistics on the 1-channel input
         rpn_anchor_generator=AnchorGenerator(sizes=(sizes,), aspect_ratios=((1.0, 2.0),)),
         # One object per image: a few proposals are plenty (the defaults are 2000/1000).
-        rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=20,
-        rpn_pre_nms_top_n_test=50, rpn_post_nms_top_n_test=10,
+        rpn_pre_nms_top_n_train=100,
+        rpn_post_nms_top_n_train=20,
+        rpn_pre_nms_top_n_test=50,
+        rpn_post_nms_top_n_test=10,
         rpn_batch_size_per_image=64,
         # One sample per bin: RoIs span only ~10 feature cells, and RoIAlign's backward is costly on the CPU.
         box_roi_pool=MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=1),
         box_head=TwoMLPHead(channels * 7 * 7, representation),
         box_predictor=FastRCNNPredictor(representation, NUM_CLASSES + 1),
-        box_batch_size_per_image=16, box_positive_fraction=0.5,  # half of the sampled RoIs teach the digit
+        box_batch_size_per_image=16,
+        box_positive_fraction=0.5,  # half of the sampled RoIs teach the digit
         # Keep every class's candidate (no 0.05 cut), so each digit gets a score from its best box.
-        box_score_thresh=0.0, box_detections_per_img=50,
+        box_score_thresh=0.0,
+        box_detections_per_img=50,
     )
 
 
 def build_detector(*, width: int = 32, image_size: int = 56, representation: int = 128) -> DigitDetector:
     """A small Faster R-CNN (batched) sized for a digit on a 28 px canvas, upsampled to `image_size`."""
-    return DigitDetector(BatchedFasterRCNN(**detector_settings(width=width, image_size=image_size,
-                                                                representation=representation)))
+    return DigitDetector(
+        BatchedFasterRCNN(**detector_settings(width=width, image_size=image_size, representation=representation))
+    )
 
 
 @register_model(

@@ -20,16 +20,25 @@ MIN_SIZE = 32  # five 2x2 max-pools: a smaller input would pool below 1 px
     transfer=True,
     profiles={
         # Few, large steps: AdamW's step over 134M parameters costs ~80 ms on 2 CPU cores whatever the batch.
-        "smoke": Hparams(epochs=1, batch_size=128, lr=3e-4, train_subset=512, eval_subset=256, build={"image_size": 32}),
+        "smoke": Hparams(
+            epochs=1, batch_size=128, lr=3e-4, train_subset=512, eval_subset=256, build={"image_size": 32}
+        ),
         # From scratch (no ImageNet weights offline) at ~95 images/s on 2 cores (reports/cpu/): one pass over 40k.
         "cpu": Hparams(epochs=1, batch_size=128, lr=3e-4, train_subset=40_000, build={"image_size": 32}),
-        "gpu": Hparams(epochs=4, batch_size=128, lr=1e-4, freeze_epochs=1, label_smoothing=0.05,
-                       build={"image_size": 224}),
+        "gpu": Hparams(
+            epochs=4, batch_size=128, lr=1e-4, freeze_epochs=1, label_smoothing=0.05, build={"image_size": 224}
+        ),
     },
 )
 def vgg16(*, weights: str = "auto", image_size: int = 32, dropout: float = 0.5) -> nn.Module:
     """Build VGG16; `weights` is auto | imagenet | none | PATH; `dropout` is torchvision's classifier dropout."""
     # From scratch, He (fan_in) init: torchvision's fan_out init, meant for ImageNet, shrinks the signal through
     # the 13 BN-free convs and stalls the start (the CPU run: 97.63% before, 98.66% with it and 40k images).
-    return build_transfer(partial(tv_vgg16, dropout=dropout), VGG16_Weights.IMAGENET1K_V1, weights=weights,
-                          image_size=image_size, min_size=MIN_SIZE, scratch_init=he_init)
+    return build_transfer(
+        partial(tv_vgg16, dropout=dropout),
+        VGG16_Weights.IMAGENET1K_V1,
+        weights=weights,
+        image_size=image_size,
+        min_size=MIN_SIZE,
+        scratch_init=he_init,
+    )

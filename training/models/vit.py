@@ -57,8 +57,15 @@ class ViT(nn.Module):
     """Patches of `patch` px -> tokens, a class token and learned positions, `depth` blocks, a linear head."""
 
     def __init__(
-        self, *, dim: int = 64, depth: int = 6, heads: int = 4, mlp_ratio: float = 2.0, patch: int = 4,
-        dropout: float = 0.0, image_size: int = 28,
+        self,
+        *,
+        dim: int = 64,
+        depth: int = 6,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        patch: int = 4,
+        dropout: float = 0.0,
+        image_size: int = 28,
     ) -> None:
         super().__init__()
         if image_size % patch:
@@ -93,17 +100,40 @@ class ViT(nn.Module):
     "vit",
     summary="Vision Transformer (from scratch): 7x7 patches on a CPU, 4x4 on a GPU; pre-norm blocks, SDPA attention",
     profiles={
-        "smoke": Hparams(epochs=1, batch_size=64, lr=1e-3, train_subset=512, eval_subset=256,
-                         build={"dim": 32, "depth": 2, "heads": 2, "patch": 7}),
+        "smoke": Hparams(
+            epochs=1,
+            batch_size=64,
+            lr=1e-3,
+            train_subset=512,
+            eval_subset=256,
+            build={"dim": 32, "depth": 2, "heads": 2, "patch": 7},
+        ),
         # 7x7 patches (16 tokens) and a wider model learn faster per CPU second than 4x4 patches with dim 64.
-        "cpu": Hparams(epochs=10, batch_size=128, lr=2e-3, weight_decay=0.05,
-                       build={"dim": 128, "depth": 6, "heads": 4, "mlp_ratio": 2.0, "patch": 7}),
-        "gpu": Hparams(epochs=30, batch_size=256, lr=1e-3, weight_decay=0.05, label_smoothing=0.1,
-                       build={"dim": 192, "depth": 8, "heads": 6, "mlp_ratio": 2.0, "patch": 4, "dropout": 0.1}),
+        "cpu": Hparams(
+            epochs=10,
+            batch_size=128,
+            lr=2e-3,
+            weight_decay=0.05,
+            build={"dim": 128, "depth": 6, "heads": 4, "mlp_ratio": 2.0, "patch": 7},
+        ),
+        "gpu": Hparams(
+            epochs=30,
+            batch_size=256,
+            lr=1e-3,
+            weight_decay=0.05,
+            label_smoothing=0.1,
+            build={"dim": 192, "depth": 8, "heads": 6, "mlp_ratio": 2.0, "patch": 4, "dropout": 0.1},
+        ),
     },
 )
 def vit(
-    *, dim: int = 64, depth: int = 6, heads: int = 4, mlp_ratio: float = 2.0, patch: int = 4, dropout: float = 0.0,
+    *,
+    dim: int = 64,
+    depth: int = 6,
+    heads: int = 4,
+    mlp_ratio: float = 2.0,
+    patch: int = 4,
+    dropout: float = 0.0,
 ) -> nn.Module:
     """Build the ViT."""
     return ViT(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, patch=patch, dropout=dropout)

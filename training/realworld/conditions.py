@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -22,8 +22,9 @@ HANDWRITING = {"hershey": 1.0, "skeleton": 1.5}
 ALL_SOURCES = {"hershey": 1.0, "skeleton": 1.0, "ttf": 0.6}
 
 
-def _affine(rng: Rng, height: float, *, rot: float = 0.0, shear: float = 0.0,
-            aspect: tuple[float, float] = (0.8, 1.2)) -> np.ndarray:
+def _affine(
+    rng: Rng, height: float, *, rot: float = 0.0, shear: float = 0.0, aspect: tuple[float, float] = (0.8, 1.2)
+) -> np.ndarray:
     """Unit glyph -> canvas pixels: scale (tall-narrow or wide), slant, then rotate; plus a small hand jitter."""
     theta = np.deg2rad(rot + rng.normal(0, 2.0))
     c, s = np.cos(theta), np.sin(theta)
@@ -37,20 +38,33 @@ def _stamp(cover: np.ndarray, ink: Ink) -> None:
     y0, x0 = max(ink.y0, 0), max(ink.x0, 0)
     y1, x1 = min(ink.y0 + ink.mask.shape[0], h), min(ink.x0 + ink.mask.shape[1], w)
     if y1 > y0 and x1 > x0:
-        part = ink.mask[y0 - ink.y0:y1 - ink.y0, x0 - ink.x0:x1 - ink.x0]
+        part = ink.mask[y0 - ink.y0 : y1 - ink.y0, x0 - ink.x0 : x1 - ink.x0]
         np.maximum(cover[y0:y1, x0:x1], part, out=cover[y0:y1, x0:x1])
 
 
-def _digit(rng: Rng, cover: np.ndarray, digit: int, *, weights: dict[str, float], height: float,
-           centre: tuple[float, float], pen: float, hollow: float = 0.0, **pose) -> str:
+def _digit(
+    rng: Rng,
+    cover: np.ndarray,
+    digit: int,
+    *,
+    weights: dict[str, float],
+    height: float,
+    centre: tuple[float, float],
+    pen: float,
+    hollow: float = 0.0,
+    **pose,
+) -> str:
     """Draw one digit into `cover`; returns its glyph source."""
     glyph = pick_glyph(rng, digit, weights, pen / height)
     # A TrueType digit already has strokes (~12% of its height); a wider pen only adds weight around them.
     weight = pen if glyph.strokes else max(0.0, pen - 0.12 * height) / 2
     A, amp = _affine(rng, height, **pose), rng.uniform(0.004, 0.014)
     # A digit cut off by the edge is not fair to read: shift it in, or shrink it until it fits.
-    while (ink := _inside(render(glyph, A, np.array(centre), pen=weight, rng=rng, hollow=hollow, wobble_amp=amp),
-                          cover.shape)) is None:
+    while (
+        ink := _inside(
+            render(glyph, A, np.array(centre), pen=weight, rng=rng, hollow=hollow, wobble_amp=amp), cover.shape
+        )
+    ) is None:
         A, weight, hollow = A * 0.9, weight * 0.9, hollow * 0.9
     _stamp(cover, ink)
     return glyph.source
@@ -75,12 +89,13 @@ def _paper(rng: Rng, h: int, w: int, lo: float = 238, tint: bool = False) -> np.
     return np.broadcast_to(np.float32(tone) * np.array(hue, np.float32), (h, w, 3)).copy()
 
 
-def _paint(bg: np.ndarray, cover: np.ndarray, colour: tuple[int, int, int], grain: float = 0.0,
-           rng: Rng | None = None) -> np.ndarray:
+def _paint(
+    bg: np.ndarray, cover: np.ndarray, colour: tuple[int, int, int], grain: float = 0.0, rng: Rng | None = None
+) -> np.ndarray:
     """Ink of `colour` over `bg`, in place and only around the ink; `grain` > 0 breaks it up like graphite."""
     rows, cols = np.flatnonzero(cover.any(1)), np.flatnonzero(cover.any(0))
     if rows.size:
-        box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         a = cover[box]
         if grain > 0:
             a = a * (1 - grain * rng.random(a.shape, np.float32))
@@ -93,7 +108,7 @@ def _soften(cover: np.ndarray, radius: float) -> np.ndarray:
     rows, cols = np.flatnonzero(cover.any(1)), np.flatnonzero(cover.any(0))
     if rows.size:
         pad = int(3 * radius) + 2
-        box = np.s_[max(rows[0] - pad, 0):rows[-1] + pad + 1, max(cols[0] - pad, 0):cols[-1] + pad + 1]
+        box = np.s_[max(rows[0] - pad, 0) : rows[-1] + pad + 1, max(cols[0] - pad, 0) : cols[-1] + pad + 1]
         img = Image.fromarray(np.round(cover[box] * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius))
         cover[box] = np.asarray(img, np.float32) / 255
     return cover
@@ -120,9 +135,16 @@ def fine_pen(rng: Rng, digit: int) -> tuple[Image.Image, str]:
     """A fine pen: strokes 1-3 px on a ~280 px canvas."""
     s = _square(rng)
     cover = np.zeros((s, s), np.float32)
-    src = _digit(rng, cover, digit, weights=HANDWRITING, height=s * rng.uniform(0.55, 0.8),
-                 centre=tuple(s / 2 + rng.normal(0, 0.04 * s, 2)), pen=rng.uniform(1.0, 3.0) * s / 280,
-                 shear=rng.uniform(-0.15, 0.25))
+    src = _digit(
+        rng,
+        cover,
+        digit,
+        weights=HANDWRITING,
+        height=s * rng.uniform(0.55, 0.8),
+        centre=tuple(s / 2 + rng.normal(0, 0.04 * s, 2)),
+        pen=rng.uniform(1.0, 3.0) * s / 280,
+        shear=rng.uniform(-0.15, 0.25),
+    )
     colour, grain = _pen_ink(rng)
     return _rgb(_paint(_paper(rng, s, s, tint=True), cover, colour, grain * 0.5, rng)), src
 
@@ -133,15 +155,23 @@ def marker(rng: Rng, digit: int) -> tuple[Image.Image, str]:
     pen = rng.uniform(20, 40) * s / 280
     height = float(np.clip(pen / rng.uniform(0.12, 0.17), 0.55 * s, 0.8 * s))
     cover = np.zeros((s, s), np.float32)
-    src = _digit(rng, cover, digit, weights=ALL_SOURCES, height=height,
-                 centre=tuple(s / 2 + rng.normal(0, 0.02 * s, 2)), pen=pen, aspect=(0.9, 1.2))
+    src = _digit(
+        rng,
+        cover,
+        digit,
+        weights=ALL_SOURCES,
+        height=height,
+        centre=tuple(s / 2 + rng.normal(0, 0.02 * s, 2)),
+        pen=pen,
+        aspect=(0.9, 1.2),
+    )
     colour = MARKERS[rng.integers(len(MARKERS))]
     return _rgb(_paint(_paper(rng, s, s), cover, colour)), src
 
 
 def _lighting(rng: Rng, h: int, w: int) -> np.ndarray:
     """(h, w) illumination: a one-sided gradient (one corner 20-40% darker), plus a vignette or a soft shadow."""
-    v, u = np.mgrid[-1:1:(h // 8 + 2) * 1j, -1:1:(w // 8 + 2) * 1j].astype(np.float32)  # smooth: 1/8 scale
+    v, u = np.mgrid[-1 : 1 : (h // 8 + 2) * 1j, -1 : 1 : (w // 8 + 2) * 1j].astype(np.float32)  # smooth: 1/8 scale
     c, s = np.cos(angle := rng.uniform(0, 2 * np.pi)), np.sin(angle)
     light = 1 - rng.uniform(0.2, 0.4) * (1 + (c * u + s * v) / (abs(c) + abs(s))) / 2
     if rng.random() < 0.5:
@@ -159,8 +189,16 @@ def photo(rng: Rng, digit: int) -> tuple[Image.Image, str]:
     h, w = (long, min(short, long)) if rng.random() < 0.5 else (min(short, long), long)
     cover = np.zeros((h, w), np.float32)
     height = min(h, w) * rng.uniform(0.3, 0.6)
-    src = _digit(rng, cover, digit, weights=HANDWRITING, height=height, pen=height * rng.uniform(0.04, 0.1),
-                 centre=(w / 2 + rng.normal(0, 0.06 * w), h / 2 + rng.normal(0, 0.06 * h)), rot=rng.uniform(-6, 6))
+    src = _digit(
+        rng,
+        cover,
+        digit,
+        weights=HANDWRITING,
+        height=height,
+        pen=height * rng.uniform(0.04, 0.1),
+        centre=(w / 2 + rng.normal(0, 0.06 * w), h / 2 + rng.normal(0, 0.06 * h)),
+        rot=rng.uniform(-6, 6),
+    )
     colour, grain = _pen_ink(rng)
     cover = _soften(cover, rng.uniform(0.5, 1.6))  # focus and hand shake
     img = _paint(_paper(rng, h, w, lo=185, tint=True), cover, colour, grain * 0.5, rng)
@@ -178,8 +216,15 @@ def inverted(rng: Rng, digit: int) -> tuple[Image.Image, str]:
     s = _square(rng, 220, 360)
     cover = np.zeros((s, s), np.float32)
     height = s * rng.uniform(0.55, 0.8)
-    src = _digit(rng, cover, digit, weights=ALL_SOURCES, height=height, pen=height * rng.uniform(0.05, 0.14),
-                 centre=tuple(s / 2 + rng.normal(0, 0.04 * s, 2)))
+    src = _digit(
+        rng,
+        cover,
+        digit,
+        weights=ALL_SOURCES,
+        height=height,
+        pen=height * rng.uniform(0.05, 0.14),
+        centre=tuple(s / 2 + rng.normal(0, 0.04 * s, 2)),
+    )
     colour = LIGHT_INKS[rng.integers(len(LIGHT_INKS))]
     if rng.random() < 0.3:  # a drawing app's export: coloured strokes, alpha = coverage, no background
         rgba = np.zeros((s, s, 4), np.uint8)
@@ -195,7 +240,7 @@ def inverted(rng: Rng, digit: int) -> tuple[Image.Image, str]:
 def _dot(cover: np.ndarray, x: float, y: float, r: float, strength: float) -> None:
     """An anti-aliased round speck of radius `r` px."""
     x0, y0 = max(int(x - r - 1), 0), max(int(y - r - 1), 0)
-    yy, xx = np.ogrid[y0:min(int(y + r + 2), cover.shape[0]), x0:min(int(x + r + 2), cover.shape[1])]
+    yy, xx = np.ogrid[y0 : min(int(y + r + 2), cover.shape[0]), x0 : min(int(x + r + 2), cover.shape[1])]
     _stamp(cover, Ink(np.clip(r + 0.5 - np.hypot(xx - x, yy - y), 0, 1).astype(np.float32) * strength, x0, y0))
 
 
@@ -209,8 +254,15 @@ def small_offcentre(rng: Rng, digit: int) -> tuple[Image.Image, str]:
         if np.hypot(cx - w / 2, cy - h / 2) >= 0.25 * min(h, w):
             break
     cover = np.zeros((h, w), np.float32)
-    src = _digit(rng, cover, digit, weights=ALL_SOURCES, height=height, centre=(cx, cy),
-                 pen=max(1.2, height * rng.uniform(0.07, 0.14)))
+    src = _digit(
+        rng,
+        cover,
+        digit,
+        weights=ALL_SOURCES,
+        height=height,
+        centre=(cx, cy),
+        pen=max(1.2, height * rng.uniform(0.07, 0.14)),
+    )
     for _ in range(int(rng.integers(2, 7))):  # dust and pen dots, far smaller than the digit and away from it
         while np.hypot((px := rng.uniform(0, w)) - cx, (py := rng.uniform(0, h)) - cy) < 1.5 * height:
             pass
@@ -229,8 +281,17 @@ def rotated(rng: Rng, digit: int) -> tuple[Image.Image, str]:
         rot = -rot
     cover = np.zeros((s, s), np.float32)
     height = s * rng.uniform(0.5, 0.68)
-    src = _digit(rng, cover, digit, weights=ALL_SOURCES, height=height, pen=height * rng.uniform(0.06, 0.12),
-                 centre=tuple(s / 2 + rng.normal(0, 0.03 * s, 2)), rot=rot, shear=shear)
+    src = _digit(
+        rng,
+        cover,
+        digit,
+        weights=ALL_SOURCES,
+        height=height,
+        pen=height * rng.uniform(0.06, 0.12),
+        centre=tuple(s / 2 + rng.normal(0, 0.03 * s, 2)),
+        rot=rot,
+        shear=shear,
+    )
     colour, grain = _pen_ink(rng)
     return _rgb(_paint(_paper(rng, s, s), cover, colour, grain * 0.5, rng)), src
 
@@ -241,9 +302,16 @@ def styles(rng: Rng, digit: int) -> tuple[Image.Image, str]:
     cover = np.zeros((s, s), np.float32)
     height = s * rng.uniform(0.55, 0.78)
     # Mostly the hand-authored variants; Hershey's script 1 (flagged) and 7 (curved stem) add a few more.
-    src = _digit(rng, cover, digit, weights={"skeleton": 1.0, "hershey": 0.25}, height=height,
-                 pen=height * rng.uniform(0.05, 0.12), centre=tuple(s / 2 + rng.normal(0, 0.04 * s, 2)),
-                 shear=rng.uniform(-0.1, 0.25))
+    src = _digit(
+        rng,
+        cover,
+        digit,
+        weights={"skeleton": 1.0, "hershey": 0.25},
+        height=height,
+        pen=height * rng.uniform(0.05, 0.12),
+        centre=tuple(s / 2 + rng.normal(0, 0.04 * s, 2)),
+        shear=rng.uniform(-0.1, 0.25),
+    )
     colour, grain = _pen_ink(rng)
     return _rgb(_paint(_paper(rng, s, s), cover, colour, grain * 0.5, rng)), src
 
@@ -255,12 +323,30 @@ def outline(rng: Rng, digit: int) -> tuple[Image.Image, str]:
     height = s * rng.uniform(0.6, 0.8)
     ring = rng.uniform(2.0, 6.0) * s / 280
     if rng.random() < 0.45:  # TrueType: the pen value is extra weight, the ring the outline
-        src = _digit(rng, cover, digit, weights={"ttf": 1.0}, height=height, hollow=ring,
-                     pen=height * rng.uniform(0.12, 0.2), centre=(s / 2, s / 2), aspect=(0.9, 1.15))
+        src = _digit(
+            rng,
+            cover,
+            digit,
+            weights={"ttf": 1.0},
+            height=height,
+            hollow=ring,
+            pen=height * rng.uniform(0.12, 0.2),
+            centre=(s / 2, s / 2),
+            aspect=(0.9, 1.15),
+        )
     else:
         pen = max(height * rng.uniform(0.12, 0.17), 3 * ring)  # wider closes the loops of 6, 8 and 9
-        src = _digit(rng, cover, digit, weights=HANDWRITING, height=height, hollow=ring, pen=pen,
-                     centre=(s / 2, s / 2), aspect=(0.9, 1.2))
+        src = _digit(
+            rng,
+            cover,
+            digit,
+            weights=HANDWRITING,
+            height=height,
+            hollow=ring,
+            pen=pen,
+            centre=(s / 2, s / 2),
+            aspect=(0.9, 1.2),
+        )
     bg = _paper(rng, s, s, lo=225, tint=True)
     colour = (PENS["black"], PENS["blue"], MARKERS[2])[rng.integers(3)]
     return _rgb(_paint(bg, cover, colour)), src
@@ -271,7 +357,7 @@ def _scanner_marks(rng: Rng, img: np.ndarray) -> None:
     h, w, _ = img.shape
     if rng.random() < 0.5:
         y = int(h * (rng.uniform(0.02, 0.07) if rng.random() < 0.5 else rng.uniform(0.93, 0.98)))
-        img[y:y + max(1, h // 400)] *= np.array([0.82, 0.88, 0.97], np.float32)
+        img[y : y + max(1, h // 400)] *= np.array([0.82, 0.88, 0.97], np.float32)
     else:
         band = max(2, int(rng.uniform(0.01, 0.04) * min(h, w)))
         side = rng.integers(4)
@@ -287,8 +373,9 @@ def scanned(rng: Rng, digit: int) -> tuple[Image.Image, str]:
     cx = rng.uniform(max(height, 0.15 * w), min(w - height, 0.85 * w))
     cy = rng.uniform(max(height, 0.15 * h), min(h - height, 0.85 * h))
     cover = np.zeros((h, w), np.float32)
-    src = _digit(rng, cover, digit, weights=ALL_SOURCES, height=height, pen=height * rng.uniform(0.08, 0.15),
-                 centre=(cx, cy))
+    src = _digit(
+        rng, cover, digit, weights=ALL_SOURCES, height=height, pen=height * rng.uniform(0.08, 0.15), centre=(cx, cy)
+    )
     colour = (PENS["black"], PENS["blue"], (50, 50, 50))[rng.integers(3)]
     img = _paint(_paper(rng, h, w, lo=236), _soften(cover, rng.uniform(0.3, 0.8)), colour)
     _scanner_marks(rng, img)
@@ -297,7 +384,13 @@ def scanned(rng: Rng, digit: int) -> tuple[Image.Image, str]:
 
 
 CONDITIONS: dict[str, Renderer] = {
-    "fine_pen": fine_pen, "marker": marker, "photo": photo, "inverted": inverted,
-    "small_offcentre": small_offcentre, "rotated": rotated, "styles": styles, "outline": outline,
+    "fine_pen": fine_pen,
+    "marker": marker,
+    "photo": photo,
+    "inverted": inverted,
+    "small_offcentre": small_offcentre,
+    "rotated": rotated,
+    "styles": styles,
+    "outline": outline,
     "scanned": scanned,
 }

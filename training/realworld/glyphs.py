@@ -15,13 +15,22 @@ from training.realworld.skeletons import SKELETONS, skeleton_strokes
 # timesi and scriptc repeat scripts', timesrb repeats rowmant's); gothic, symbol and Japanese sets
 # are left out as not digits a person writes. Value: the narrowest pen, as a fraction of glyph
 # height, that fuses the font's parallel hairlines into one stroke (futural is a single line).
-HERSHEY_MIN_PEN = {"futural": 0.0, "futuram": 0.06, "timesr": 0.07, "scripts": 0.07, "rowmant": 0.08,
-                   "timesib": 0.08}
+HERSHEY_MIN_PEN = {"futural": 0.0, "futuram": 0.06, "timesr": 0.07, "scripts": 0.07, "rowmant": 0.08, "timesib": 0.08}
 
 # Fonts matplotlib ships, so every machine that installs mnistserve has them. DejaVu Sans Mono is left
 # out: its zero carries a dot, which is not how people write 0.
-TTF_FONTS = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique", "DejaVuSerif",
-             "DejaVuSerif-Bold", "DejaVuSerif-Italic", "STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic")
+TTF_FONTS = (
+    "DejaVuSans",
+    "DejaVuSans-Bold",
+    "DejaVuSans-Oblique",
+    "DejaVuSans-BoldOblique",
+    "DejaVuSerif",
+    "DejaVuSerif-Bold",
+    "DejaVuSerif-Italic",
+    "STIXGeneral",
+    "STIXGeneralBol",
+    "STIXGeneralItalic",
+)
 
 SOURCES = ("hershey", "skeleton", "ttf")
 
@@ -78,8 +87,9 @@ def _ttf(font: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(font_dir() / f"{font}.ttf"), size)
 
 
-def pick_glyph(rng: np.random.Generator, digit: int, weights: dict[str, float], pen_frac: float,
-               jitter: float = 0.03) -> Glyph:
+def pick_glyph(
+    rng: np.random.Generator, digit: int, weights: dict[str, float], pen_frac: float, jitter: float = 0.03
+) -> Glyph:
     """A glyph of `digit` from a source drawn by `weights`; Hershey fonts too fine for the pen are skipped."""
     names = [s for s in SOURCES if weights.get(s, 0) > 0]
     p = np.array([weights[s] for s in names], float)
@@ -146,9 +156,9 @@ def _stroke_ink(paths: list[np.ndarray], A: np.ndarray, t: np.ndarray, pen: floa
 
 def _text_mask(font: ImageFont.FreeTypeFont, char: str, stroke: int) -> tuple[Image.Image, np.ndarray]:
     """The character in white on black with an outward stroke of `stroke` px, and its pen origin there."""
-    l, t, r, b = font.getbbox(char, stroke_width=stroke)
-    img = Image.new("L", (r - l + 4, b - t + 4), 0)
-    origin = np.array([2 - l, 2 - t], float)
+    left, top, right, bottom = font.getbbox(char, stroke_width=stroke)
+    img = Image.new("L", (right - left + 4, bottom - top + 4), 0)
+    origin = np.array([2 - left, 2 - top], float)
     ImageDraw.Draw(img).text(tuple(origin), char, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
     return img, origin
 
@@ -158,10 +168,10 @@ def _ttf_ink(glyph: Glyph, A: np.ndarray, t: np.ndarray, bold: float, hollow: fl
     height = float(np.linalg.norm(A[:, 1]))  # about the canvas pixels per unit of glyph height (exact unslanted)
     font = _ttf(glyph.font, max(8, round(height * ss * 1.4)))
     plain, o_plain = _text_mask(font, glyph.char, 0)
-    l, tp, r, b = plain.getbbox()
+    left, tp, right, b = plain.getbbox()
     k = (b - tp) / (height * ss)  # font pixels per supersampled canvas pixel
     outer, o_outer = _text_mask(font, glyph.char, round((bold + hollow) * ss * k))
-    centre = np.array([(l + r) / 2, (tp + b) / 2]) - o_plain + o_outer  # the unit box's centre, in `outer`
+    centre = np.array([(left + right) / 2, (tp + b) / 2]) - o_plain + o_outer  # the unit box's centre, in `outer`
     M = A / (b - tp)  # font pixels -> canvas pixels
     corners = np.array([[0, 0], [outer.width, 0], [0, outer.height], [outer.width, outer.height]]) - centre
     x0, y0, w, h = _box(corners @ M.T + t, 2)
@@ -182,8 +192,17 @@ def _ttf_ink(glyph: Glyph, A: np.ndarray, t: np.ndarray, bold: float, hollow: fl
     return Ink(mask, x0, y0)
 
 
-def render(glyph: Glyph, A: np.ndarray, t: np.ndarray, *, pen: float, rng: np.random.Generator,
-           wobble_amp: float = 0.01, hollow: float = 0.0, ss: int = 3) -> Ink:
+def render(
+    glyph: Glyph,
+    A: np.ndarray,
+    t: np.ndarray,
+    *,
+    pen: float,
+    rng: np.random.Generator,
+    wobble_amp: float = 0.01,
+    hollow: float = 0.0,
+    ss: int = 3,
+) -> Ink:
     """Ink for `glyph` placed by the affine map unit box -> canvas (`A @ p + t`).
 
     `pen` is the nib diameter in canvas pixels for stroke glyphs and extra outward weight for TrueType;
