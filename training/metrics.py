@@ -54,3 +54,17 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, low: float = 0.05, h
             d = a + ratio * (b - a)
             fd = nll(scores, labels, np.exp(d))
     return float(np.exp((a + b) / 2))
+
+
+def flag_stats(probabilities: np.ndarray, labels: np.ndarray, flag_below: float, confident: float = 0.9) -> dict:
+    """What an "unsure" flag (top probability below `flag_below`) does: the share of wrong answers it catches, of
+    right answers it flags, and of all answers that are wrong with probability >= `confident`."""
+    top = probabilities.max(1)
+    wrong = probabilities.argmax(1) != labels
+    flagged = top < flag_below
+    return {
+        "wrong": float(wrong.mean()),
+        "caught": float(flagged[wrong].mean()) if wrong.any() else 1.0,
+        "flagged_right": float(flagged[~wrong].mean()) if (~wrong).any() else 0.0,
+        "confident_wrong": float((wrong & (top >= confident)).mean()),
+    }

@@ -14,10 +14,10 @@ from typing import Any, Protocol
 import torch
 
 from mnistserve.contracts import COMPARISON_SCHEMA, atomic_write_json, read_json
-from training import robustness
+from training import captures, robustness
 from training.calibrate import calibrate, ece_before_after
 from training.config import TrainConfig, make_config
-from training.data import MnistData
+from training.data import MnistData, Split
 from training.environment import device_description, git_revision, versions
 from training.loop import EpochRecord, evaluate, fit, predict_scores
 from training.metrics import classification_metrics
@@ -74,6 +74,21 @@ def builder_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     return kwargs
 
 
+def with_captures(train: Split, cfg: TrainConfig, cache_dir: Path) -> Split:
+    """The training split plus `cfg.captures` x its size of captured, preprocessed digits drawn from it."""
+    if cfg.captures <= 0:
+        return train
+    n = int(cfg.captures * len(train))
+    images, labels = captures.load(
+        train.images.numpy(), train.labels.numpy(), n, captures.parse(cfg.capture_kinds), cfg.seed, cache_dir
+    )
+    images, labels = (
+        torch.cat([train.images, torch.from_numpy(images)]),
+        torch.cat([train.labels, torch.from_numpy(labels)]),
+    )
+    return Split(images, labels)
+
+
 def train_model(
     cfg: TrainConfig,
     data: MnistData,
@@ -90,7 +105,7 @@ def train_model(
         torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in float32
     spec = get_spec(cfg.model)
     model = build_model(cfg.model, **builder_kwargs(cfg)).to(device)  # fit() sets its memory format
-    train = data.train.subset(cfg.train_subset).to(device)  # one uint8 tensor on the device, sliced per batch
+    train = with_captures(data.train.subset(cfg.train_subset), cfg, data.cache_dir).to(device)  # sliced per batch
     val, test = data.val.subset(cfg.eval_subset).to(device), data.test.subset(cfg.eval_subset).to(device)
     reporter.model_started(cfg, cfg.epochs * math.ceil(len(train) / cfg.batch_size))
     out_dir.mkdir(parents=True, exist_ok=True)

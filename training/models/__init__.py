@@ -23,6 +23,8 @@ class Hparams:
     train_subset: int | None = None  # first N training images; None = all 50,000
     eval_subset: int | None = None  # first N validation/test images; None = all (smoke only)
     augment: str = "all"  # batched parts of training.augment: 'all', 'none' or a comma list
+    captures: float = 0.0  # training.captures mixed in, as a fraction of the training images (0: none)
+    capture_kinds: str = "all"  # which kinds of training.captures: 'all' or a comma list
     freeze_epochs: int = 0  # epochs with the pretrained feature extractor frozen
     label_smoothing: float = 0.0
     cpu_bf16: bool = False  # bf16 autocast and channels-last on CPUs with native bf16 (AVX512-BF16, AMX)

@@ -1,0 +1,150 @@
+"""Which training choices generalise: one model at a profile's settings, trained once per variant (overrides of its
+registered Hparams), scored on MNIST's validation split and on the real-world development split per condition, with
+the "unsure" flag's figures. Choices are made here, on dev; the sealed split is never read.
+
+Usage:  python -m benchmarks.generalisation --model cnn --variant base: --variant more:captures=0.3;epochs=6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mnistserve.contracts import atomic_write_bytes, atomic_write_json, softmax
+from training import robustness
+from training.calibrate import calibrate
+from training.config import make_config
+from training.data import load_mnist
+from training.environment import device_description, git_revision, versions
+from training.loop import evaluate, fit, predict_scores
+from training.metrics import flag_stats
+from training.models import build_model
+from training.run import builder_kwargs, with_captures
+
+FLAG_BELOW = 0.7  # serving.store.UNCERTAIN_BELOW when this ran
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """'name:key=value;key=value' -> (name, overrides); values are JSON where they parse, else strings."""
+    name, _, rest = text.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(";")):
+        key, _, raw = item.partition("=")
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = raw
+    return name, overrides
+
+
+def run_variant(model_name: str, overrides: dict, profile: str, device: str, data, rw) -> dict:
+    """Train one variant from the profile's seed; its validation, test and dev-split figures, calibrated."""
+    build = overrides.pop("build", None)
+    cfg = make_config(model_name, profile, device, **overrides)
+    if build:
+        cfg = type(cfg)(**{**cfg.to_dict(), "build": {**cfg.build, **build}})
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_name, **builder_kwargs(cfg)).to(device)
+    train = with_captures(data.train.subset(cfg.train_subset), cfg, data.cache_dir).to(device)
+    val, test = data.val.to(device), data.test.to(device)
+    t0 = time.perf_counter()
+    result = fit(model, train, val, cfg)
+    seconds = time.perf_counter() - t0
+    model.load_state_dict(result.best_state)
+    temperature = calibrate(model, val, cfg)["temperature"]
+    scores = predict_scores(model, torch.from_numpy(rw.images).to(device), cfg)
+    real = robustness.score(scores, rw, temperature)
+    return {
+        "settings": {k: v for k, v in cfg.to_dict().items() if k not in ("model", "profile", "device")},
+        "overrides": overrides | ({"build": build} if build else {}),
+        "train_images": len(train),
+        "train_seconds": seconds,
+        "val_accuracy": max(r.val_accuracy for r in result.history),
+        "test_accuracy": evaluate(model, test, cfg).accuracy,
+        "temperature": temperature,
+        "dev": {k: real[k] for k in ("accuracy", "per_condition", "ece")},
+        "flag": flag_stats(softmax(scores, temperature), rw.labels, FLAG_BELOW),
+    }
+
+
+def markdown(payload: dict) -> str:
+    """One row per variant: validation, test, dev overall and per condition, flag figures."""
+    rows = payload["variants"]
+    conditions = list(next(iter(rows.values()))["dev"]["per_condition"])
+    lines = [
+        f"# Generalisation: {payload['model']} at the {payload['profile']} profile's settings, variants on dev",
+        "",
+        f"- command: `{payload['command']}`",
+        f"- git revision: {payload['git_revision']}",
+        f"- device: {payload['device']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()),
+        f"- real-world development split: {payload['set']['images']} images, sha256 {payload['set']['sha256'][:16]}",
+        f"- flag: top calibrated probability below {FLAG_BELOW}; 'confident wrong': wrong with probability >= 0.9",
+        "",
+        "| variant | overrides | train s | val | test | dev | "
+        + " | ".join(conditions)
+        + " | ECE | caught | flagged right | confident wrong |",
+        "|" + "---|" * (len(conditions) + 10),
+    ]
+    for name, r in rows.items():
+        f = r["flag"]
+        lines.append(
+            f"| {name} | `{json.dumps(r['overrides'])}` | {r['train_seconds']:.0f} | {100 * r['val_accuracy']:.2f} | "
+            f"{100 * r['test_accuracy']:.2f} | {100 * r['dev']['accuracy']:.2f} | "
+            + " | ".join(f"{100 * r['dev']['per_condition'][c]:.1f}" for c in conditions)
+            + f" | {100 * r['dev']['ece']:.2f} | {100 * f['caught']:.0f}% | {100 * f['flagged_right']:.1f}% | "
+            f"{100 * f['confident_wrong']:.2f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--variant", action="append", required=True, help="NAME:KEY=VALUE;KEY=VALUE (repeatable)")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--name", default=None, help="report name (default: the model's)")
+    parser.add_argument("--out", type=Path, default=Path("reports/generalisation"))
+    args = parser.parse_args()
+    variants = dict(parse_variant(v) for v in args.variant)
+    data = load_mnist()
+    rw = robustness.load(robustness.PER_CONDITION[args.profile], data.cache_dir)
+    stem = args.name or args.model
+    payload = {
+        "command": "python -m benchmarks.generalisation " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "model": args.model,
+        "profile": args.profile,
+        "git_revision": git_revision(),
+        "device": device_description(args.device),
+        "versions": versions(),
+        "set": rw.info,
+        "variants": {},
+    }
+    earlier = args.out / f"{stem}.json"
+    if earlier.is_file():  # variants an earlier call measured on the same split are kept, not re-run
+        old = json.loads(earlier.read_text())
+        if old["set"]["sha256"] == rw.info["sha256"]:
+            payload["variants"], payload["command"] = old["variants"], old["command"] + " ; " + payload["command"]
+    for name, overrides in variants.items():
+        if name in payload["variants"]:
+            continue
+        r = payload["variants"][name] = run_variant(args.model, dict(overrides), args.profile, args.device, data, rw)
+        print(
+            f"{name}: val {100 * r['val_accuracy']:.2f}% dev {100 * r['dev']['accuracy']:.2f}% "
+            f"{json.dumps({k: round(100 * v, 1) for k, v in r['dev']['per_condition'].items()})} flag {r['flag']}",
+            flush=True,
+        )
+        # Written after every variant: a long comparison that is stopped keeps what it measured.
+        atomic_write_json(args.out / f"{stem}.json", payload)
+        atomic_write_bytes(args.out / f"{stem}.md", markdown(payload).encode())
+
+
+if __name__ == "__main__":
+    main()
