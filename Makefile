@@ -27,10 +27,12 @@ serve: setup
 test: setup lint
 	$(BIN)/python -m pytest -q
 
-# ruff (configured in pyproject.toml): the lint rules and the formatting, checked, never rewritten here.
+# ruff (configured in pyproject.toml): the lint rules and the formatting, checked, never rewritten here;
+# lint-imports: the layers of ARCHITECTURE.md ([tool.importlinter] in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Everything but the Docker tests (those need an engine: make test-container).
 test-all: setup

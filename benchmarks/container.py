@@ -19,9 +19,9 @@ import httpx
 
 from benchmarks import harness as H
 from mnistserve.contracts import read_json
-from mnistserve.testing import containers
-from mnistserve.testing.digits import draw_seven, encode
-from mnistserve.testing.servers import REPO
+from testkit import containers
+from testkit.digits import draw_seven, encode
+from testkit.servers import REPO
 
 GOAL_MB, GOAL_READY_S = 400, 5.0
 ABSENT = ("gcc", "cc", "make", "git", "pip", "pip3")  # nothing that builds or fetches code in the final image

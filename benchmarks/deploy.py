@@ -24,9 +24,9 @@ import httpx
 from benchmarks import harness as H
 from benchmarks.deploy_report import markdown
 from benchmarks.swarm_metrics import Watch
-from mnistserve.testing import containers
-from mnistserve.testing.digits import draw_seven, encode
-from mnistserve.testing.servers import REPO
+from testkit import containers
+from testkit.digits import draw_seven, encode
+from testkit.servers import REPO
 
 STACK, SERVICE = "mnistbench", "mnistbench_mnistserve"
 PORT = int(os.environ.get("MNISTSERVE_LB_PORT", "38080"))

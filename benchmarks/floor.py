@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import harness as H
-from mnistserve.testing.servers import REPO, free_port, launch
+from testkit.servers import REPO, free_port, launch
 
 
 def servers(work: Path) -> dict[str, tuple[list[str], dict, int]]:

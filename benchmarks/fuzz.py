@@ -1,5 +1,5 @@
 """Fuzz the running service: schemathesis from its own /docs.json, then a hypothesis campaign of hostile requests
-(mnistserve/testing/attacks.py: random bytes, every PIL mode and format, 1x1 and huge sizes, decompression bombs,
+(testkit/attacks.py: random bytes, every PIL mode and format, 1x1 and huge sizes, decompression bombs,
 truncated
 files, wrong JSON, NaN/infinity/out-of-range numbers, unknown and path-traversal model names, oversized bodies,
 malformed multipart, odd Content-Types, wrong methods and paths).
@@ -31,10 +31,10 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from benchmarks import harness as H
 from mnistserve.settings import Settings
-from mnistserve.testing.attacks import Probe, all_attacks, violation
-from mnistserve.testing.digits import digit_pngs
-from mnistserve.testing.processes import tree_rss
-from mnistserve.testing.servers import REPO, Server, start_bentoml
+from testkit.attacks import Probe, all_attacks, violation
+from testkit.digits import digit_pngs
+from testkit.processes import tree_rss
+from testkit.servers import REPO, Server, start_bentoml
 
 SERVER_ENV = {"MNISTSERVE_ENABLE_BENCHMARK": "1", "MNISTSERVE_BENCHMARK_MAX_RUNS": "20"}
 MODES = {"direct": {"MNISTSERVE_ADAPTIVE_BATCHING": "0"}, "batching": {"MNISTSERVE_ADAPTIVE_BATCHING": "1"}}

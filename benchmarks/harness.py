@@ -1,6 +1,6 @@
 """Shared by the serving benchmarks: CPU split, the load driver, the reference server, report metadata.
 
-Servers, ports, process-tree RSS/CPU and digit images come from `mnistserve.testing`, which the tests share.
+Servers, ports, process-tree RSS/CPU and digit images come from `testkit`, which the tests share.
 `python -m benchmarks.harness drive` (a JSON `Load` on stdin, a JSON result on stdout) is the load generator
 that throughput.py, soak.py and floor.py start in a process of its own, pinned away from the servers where it can be.
 Every request loop here is bounded twice: by a request count and by a deadline.
@@ -29,9 +29,9 @@ import numpy as np
 
 from mnistserve.contracts import atomic_write_bytes, atomic_write_json, read_json, sha256_file
 from mnistserve.provenance import git_revision, versions
-from mnistserve.testing.digits import digit_pngs
-from mnistserve.testing.processes import machine_busy_seconds, tree_cpu_seconds, tree_rss
-from mnistserve.testing.servers import REPO, Server, free_port, launch, pin
+from testkit.digits import digit_pngs
+from testkit.processes import machine_busy_seconds, tree_cpu_seconds, tree_rss
+from testkit.servers import REPO, Server, free_port, launch, pin
 
 PACKAGES = (
     "bentoml",

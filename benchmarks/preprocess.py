@@ -23,13 +23,13 @@ from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
 from benchmarks import harness as H  # noqa: E402
 from mnistserve.contracts import atomic_write_bytes, atomic_write_json  # noqa: E402
-from mnistserve.testing.digits import digit_pngs  # noqa: E402
-from mnistserve.testing.servers import REPO  # noqa: E402
 from serving import ink  # noqa: E402
 from serving import preprocess as P  # noqa: E402
+from testkit.digits import digit_pngs  # noqa: E402
+from testkit.servers import REPO  # noqa: E402
 
 GOAL_MS = 15.0  # the 1000x1000 photo, median, one core
-SERVED = "served: 56 px digit PNG bytes (mnistserve.testing.digits) through from_bytes"
+SERVED = "served: 56 px digit PNG bytes (testkit.digits) through from_bytes"
 # Strokes of three digits in the unit square (x, y).
 STROKES = {
     7: [[(0.15, 0.1), (0.85, 0.1), (0.4, 0.9)]],

@@ -4,8 +4,8 @@ The old `serving/regions.py`, `ink.py` and `preprocess.py` are read with `git sh
 modules (no copy of old code is kept); each input goes through both and the outcomes must agree: the same error
 class and message, or frames within --tolerance (max |difference|). Inputs: the real-world evaluation set
 (training.realworld, as training.robustness builds it), MNIST's test digits (as they are, inverted, and
-photographed with mnistserve.testing.digits.as_photo), the fuzz images of mnistserve.testing.attacks, the
-digits of mnistserve.testing.digits, benchmarks/preprocess.py's photos, and random grey arrays.
+photographed with testkit.digits.as_photo), the fuzz images of testkit.attacks, the
+digits of testkit.digits, benchmarks/preprocess.py's photos, and random grey arrays.
 Usage:  python -m benchmarks.preprocess_parity --against <git rev> [--per-condition 200] [--out reports/preprocess]
 """
 
@@ -33,9 +33,9 @@ from PIL import Image  # noqa: E402
 import serving.preprocess  # noqa: E402  (the new modules are imported before the old ones borrow their names)
 from benchmarks import harness as H  # noqa: E402
 from mnistserve.contracts import atomic_write_bytes  # noqa: E402
-from mnistserve.testing import attacks, digits  # noqa: E402
-from mnistserve.testing.servers import REPO  # noqa: E402
 from serving.errors import ServingError  # noqa: E402
+from testkit import attacks, digits  # noqa: E402
+from testkit.servers import REPO  # noqa: E402
 
 MODULES = ("serving.regions", "serving.ink", "serving.preprocess")  # in import order: each imports the one before
 MAX_PIXELS = 1 << 24
@@ -145,7 +145,7 @@ def fuzz_cases(count: int) -> Iterator[Case]:
 
 
 def digit_cases() -> Iterator[Case]:
-    """mnistserve.testing.digits (the serving benchmarks' PNGs among them) and benchmarks/preprocess.py's cases."""
+    """testkit.digits (the serving benchmarks' PNGs among them) and benchmarks/preprocess.py's cases."""
     from benchmarks.preprocess import cases
 
     for size in (20, 28, 40, 56, 100, 280):
@@ -293,8 +293,8 @@ def main() -> None:
     sources: list[tuple[str, Callable[[], Iterator[Case]]]] = [
         ("real-world set (training.realworld)", lambda: realworld_cases(args.per_condition)),
         ("MNIST test digits (training.data)", lambda: mnist_cases(args.mnist_photos)),
-        ("fuzz images (mnistserve.testing.attacks)", lambda: fuzz_cases(args.fuzz)),
-        ("drawn digits (mnistserve.testing.digits, benchmarks.preprocess)", digit_cases),
+        ("fuzz images (testkit.attacks)", lambda: fuzz_cases(args.fuzz)),
+        ("drawn digits (testkit.digits, benchmarks.preprocess)", digit_cases),
         ("random grey arrays (ink.to_frame)", lambda: grey_cases(args.grey)),
     ]
     from training.data import DataUnavailable

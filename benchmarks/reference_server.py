@@ -23,10 +23,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mnistserve.settings import Settings
-from mnistserve.testing.servers import REPO
 from serving.errors import BadInput, ServingError, TooLarge
 from serving.preprocess import decode_base64, from_array, from_bytes
 from serving.store import ModelStore, ServedModel, digit
+from testkit.servers import REPO
 
 
 def parse(body: bytes, media: str, query_model: str | None, settings: Settings) -> tuple[np.ndarray, str | None]:

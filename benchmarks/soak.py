@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import harness as H
-from mnistserve.testing.digits import digit_pngs
-from mnistserve.testing.processes import tree_rss
-from mnistserve.testing.servers import REPO, Server, start_bentoml
+from testkit.digits import digit_pngs
+from testkit.processes import tree_rss
+from testkit.servers import REPO, Server, start_bentoml
 
 
 def mix(model: str) -> list[H.Template]:

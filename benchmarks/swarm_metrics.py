@@ -14,8 +14,8 @@ import contextlib
 import subprocess
 import threading
 
-from mnistserve.testing import containers
-from mnistserve.testing import prometheus as P
+from testkit import containers
+from testkit import prometheus as P
 
 FETCH = "import sys, urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1], timeout=5).read().decode())"
 REPLICA_METRICS = "http://127.0.0.1:3000/metrics"

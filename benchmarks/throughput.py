@@ -22,8 +22,8 @@ import httpx
 import numpy as np
 
 from benchmarks import harness as H
-from mnistserve.testing.processes import tree_rss
-from mnistserve.testing.servers import REPO, Server, start_bentoml
+from testkit.processes import tree_rss
+from testkit.servers import REPO, Server, start_bentoml
 
 GOALS = {"throughput_vs_reference": 0.70, "p50_ms_at_concurrency_1": 5.0, "batching_speedup": 2.0}
 

@@ -4,7 +4,7 @@ Usage: python -m benchmarks.ui_screenshot [--exported exported] [--out reports/u
        python -m benchmarks.ui_screenshot --fixture --out reports/ui/ui-after-drawing.png
 `--fixture` serves the browser test's exported/ instead (the tiny MLP twice, a failed model, two plots) and
 saves the whole page as a small palette PNG, as the test does. Starts `bentoml serve` on a free loopback port,
-drives Debian's headless Chromium (the test's drawing and flags, from `mnistserve.testing.browser`), stops both.
+drives Debian's headless Chromium (the test's drawing and flags, from `testkit.browser`), stops both.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mnistserve.testing import exported as X
-from mnistserve.testing.browser import CHROMEDRIVER, CHROMIUM, answers, chrome, draw_seven, executable, save_page
-from mnistserve.testing.servers import start_bentoml
+from testkit import exported as X
+from testkit.browser import CHROMEDRIVER, CHROMIUM, answers, chrome, draw_seven, executable, save_page
+from testkit.servers import start_bentoml
 
 
 def fixture_export(directory: Path) -> Path:

@@ -31,8 +31,8 @@ from benchmarks import throughput as T
 from benchmarks.torchserve.serve import java_version, start_torchserve, stop_torchserve
 from benchmarks.versus_report import goal_verdicts, http_gains, markdown, where_each_wins
 from mnistserve.provenance import versions
-from mnistserve.testing.processes import tree_pids, tree_rss
-from mnistserve.testing.servers import Server, start_bentoml
+from testkit.processes import tree_pids, tree_rss
+from testkit.servers import Server, start_bentoml
 
 NATIVE = ("uvloop", "httptools")  # what uvicorn's `auto` loop and http settings pick when they import
 H11 = ":h11-asyncio"  # the mode suffix of a server run with both hidden

@@ -1,5 +1,5 @@
 """Shared fixtures: the real MNIST (offline), one smoke-profile training run, small exported/ directories and
-the one live `bentoml serve` of the suite. Helpers shared with the benchmarks live in `mnistserve.testing`."""
+the one live `bentoml serve` of the suite. Helpers shared with the benchmarks live in `testkit`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from mnistserve.testing import exported as X  # noqa: E402
-from mnistserve.testing.servers import Server, start_bentoml  # noqa: E402
+from testkit import exported as X  # noqa: E402
+from testkit.servers import Server, start_bentoml  # noqa: E402
 
 # The API tests' settings: adaptive batching, the benchmark route on, a 1-megapixel limit (quick huge images).
 SERVER_ENV = {
@@ -64,7 +64,7 @@ def mlp(digits):
 
 @pytest.fixture(scope="session")
 def exported_dir(tmp_path_factory, mlp) -> Path:
-    """exported/ with good, tampered, garbage and unshipped models (`mnistserve.testing.exported.write_exported`)."""
+    """exported/ with good, tampered, garbage and unshipped models (`testkit.exported.write_exported`)."""
     directory = tmp_path_factory.mktemp("exported")
     X.write_exported(directory, mlp)
     return directory

@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from mnistserve.contracts import read_json
-from mnistserve.testing.digits import as_photo, draw_seven, encode
-from mnistserve.testing.servers import in_process
 from serving.preprocess import from_bytes
+from testkit.digits import as_photo, draw_seven, encode
+from testkit.servers import in_process
 
 SEVEN = encode(draw_seven())
 

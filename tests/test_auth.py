@@ -14,10 +14,10 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from mnistserve.settings import Settings, api_keys
-from mnistserve.testing.digits import draw_seven, encode
-from mnistserve.testing.servers import in_process
 from serving import auth
 from serving.auth import AuthPolicy, BearerAuth, document_bearer
+from testkit.digits import draw_seven, encode
+from testkit.servers import in_process
 
 KEY, OTHER = "k-" + "a" * 30, "k-" + "b" * 30
 CHALLENGE = re.compile(r'^Bearer realm="mnistserve"')

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mnistserve.testing import containers
-from mnistserve.testing.digits import draw_one, draw_seven, encode
+from testkit import containers
+from testkit.digits import draw_one, draw_seven, encode
 
 pytestmark = pytest.mark.container
 

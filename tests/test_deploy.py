@@ -13,8 +13,8 @@ import promql_parser
 import pytest
 import yaml
 
-from mnistserve.testing.servers import REPO
 from serving import metrics
+from testkit.servers import REPO
 
 K8S = REPO / "deploy" / "k8s"
 DASHBOARD = REPO / "deploy" / "grafana" / "mnistserve.json"

@@ -1,5 +1,5 @@
 """Fast fuzzing for `make test`: property tests of `serving.preprocess`, then a few hundred hostile requests
-(`mnistserve.testing.attacks`, the strategies benchmarks/fuzz.py runs at length) against the live `bentoml serve`."""
+(`testkit.attacks`, the strategies benchmarks/fuzz.py runs at length) against the live `bentoml serve`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mnistserve.settings import Settings
-from mnistserve.testing.attacks import (
+from serving import errors
+from serving import preprocess as P
+from serving.store import ModelStore
+from testkit.attacks import (
     EXTREMES,
     FORMATS,
     MAGIC,
@@ -33,11 +36,8 @@ from mnistserve.testing.attacks import (
     png_declaring,
     violation,
 )
-from mnistserve.testing.digits import digit_pngs
-from mnistserve.testing.exported import untrained, write_exported
-from serving import errors
-from serving import preprocess as P
-from serving.store import ModelStore
+from testkit.digits import digit_pngs
+from testkit.exported import untrained, write_exported
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about every corrupt file it reads
 LIMITS = Settings.from_env({})

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from mnistserve.testing.digits import draw_seven, encode
-from mnistserve.testing.servers import in_process
+from testkit.digits import draw_seven, encode
+from testkit.servers import in_process
 
 SEVEN = encode(draw_seven())
 

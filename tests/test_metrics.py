@@ -13,10 +13,10 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from mnistserve.contracts import sha256_file
-from mnistserve.testing.digits import draw_seven, encode
-from mnistserve.testing.servers import in_process, start_bentoml
 from serving import metrics
 from serving.logs import JsonFormatter, access_fields, use_json_logs
+from testkit.digits import draw_seven, encode
+from testkit.servers import in_process, start_bentoml
 
 SEVEN = encode(draw_seven())
 N = 4

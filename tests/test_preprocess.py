@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter
 
-from mnistserve.testing.digits import as_photo, draw_one, draw_seven, draw_zero, encode
-from mnistserve.testing.servers import REPO
 from serving import errors, ink
 from serving import preprocess as P
+from testkit.digits import as_photo, draw_one, draw_seven, draw_zero, encode
+from testkit.servers import REPO
 
 LIMIT = 4096 * 4096
 

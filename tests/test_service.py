@@ -18,12 +18,12 @@ import yaml
 
 from mnistserve.contracts import read_json, sha256_file
 from mnistserve.settings import Settings
-from mnistserve.testing.digits import draw_seven, encode
-from mnistserve.testing.exported import rename_input
-from mnistserve.testing.servers import REPO, in_process
 from serving.errors import Unavailable, UnknownModel
 from serving.latency import LatencyBook
 from serving.store import ManifestError, ModelStore, softmax
+from testkit.digits import draw_seven, encode
+from testkit.exported import rename_input
+from testkit.servers import REPO, in_process
 
 SEVEN = encode(draw_seven())
 

@@ -1,4 +1,4 @@
-"""The swarm benchmark's figures from /metrics (mnistserve.testing.prometheus) on scrapes captured from a live stack:
+"""The swarm benchmark's figures from /metrics (testkit.prometheus) on scrapes captured from a live stack:
 one replica's /metrics before and after 4 s of load, and HAProxy's exporter around the same load (trimmed to the
 series the benchmark reads). In that load HAProxy's replica1 was this replica, so both sides must count 81."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistserve.testing import prometheus as P
+from testkit import prometheus as P
 
 SAMPLES = Path(__file__).parent / "samples"
 

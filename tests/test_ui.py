@@ -15,9 +15,9 @@ import time
 import httpx
 import pytest
 
-from mnistserve.testing.browser import CHROMEDRIVER, CHROMIUM, answers, chrome, draw_seven, executable, save_page
-from mnistserve.testing.exported import PLOTS, UNLISTED_PLOT
-from mnistserve.testing.servers import REPO, in_process
+from testkit.browser import CHROMEDRIVER, CHROMIUM, answers, chrome, draw_seven, executable, save_page
+from testkit.exported import PLOTS, UNLISTED_PLOT
+from testkit.servers import REPO, in_process
 
 STATIC = REPO / "serving" / "static"
 SERVED = ["mlp", "mlp_b1"]  # the fixture's servable models, in manifest order

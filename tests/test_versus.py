@@ -19,7 +19,7 @@ from benchmarks.torchserve.handler import MNISTHandler, media_type
 from benchmarks.torchserve.serve import one_model_export
 from benchmarks.versus import hide_modules
 from benchmarks.versus_report import goal_verdicts, http_gains, where_each_wins
-from mnistserve.testing.digits import digit_pngs
+from testkit.digits import digit_pngs
 
 
 class FakeContext:

@@ -18,7 +18,7 @@ from string import Template
 import httpx
 
 from mnistserve.contracts import atomic_write_json, read_json
-from mnistserve.testing.servers import REPO, Server, free_port, launch
+from testkit.servers import REPO, Server, free_port, launch
 
 HERE = Path(__file__).resolve().parent
 INSTALL = (

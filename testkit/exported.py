@@ -1,6 +1,6 @@
 """Small real exported/ directories for the service: a tiny MLP trained in seconds, written by the exporter.
 
-torch is imported inside the functions, so that `import mnistserve.testing.exported` stays torch-free.
+torch is imported inside the functions, so that `import testkit.exported` stays torch-free.
 """
 
 from __future__ import annotations

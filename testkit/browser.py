@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mnistserve.testing.digits import SEVEN_STROKES
+from testkit.digits import SEVEN_STROKES
 
 CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
 CHROMEDRIVER = ("/usr/bin/chromedriver", "chromedriver")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]  # the checkout: `bentoml serve` imports serving/ from here
+REPO = Path(__file__).resolve().parents[1]  # the checkout: `bentoml serve` imports serving/ from here
 
 
 @dataclass
