@@ -240,3 +240,29 @@ def test_detector_classifies_without_rpn_nms_and_trains_with_it() -> None:
     model.loss(x, torch.tensor([1, 7]))
     assert seen == [1.0, 0.7]  # classification: no NMS between proposals; training: torchvision's default
     assert rpn.nms_thresh == 0.7  # restored afterwards
+
+
+@pytest.mark.parametrize("name, build", [("vgg16", {"batch_norm": True}), ("alexnet", {})])
+def test_small_head_keeps_imagenet_features_and_round_trips(name: str, build: dict, tmp_path: Path) -> None:
+    full = build_model(name, weights="none", head="torchvision", **build)
+    torch.nn.init.constant_(full.net.features[0].weight, 0.25)
+    imagenet_like = tmp_path / "imagenet.pt"
+    state = {k.removeprefix("net."): v for k, v in full.state_dict().items()}
+    state["classifier.6.weight"], state["classifier.6.bias"] = torch.zeros(1000, 4096), torch.zeros(1000)
+    torch.save(state, imagenet_like)
+    small = build_model(name, weights=str(imagenet_like), head="small", **build)
+    assert torch.all(small.net.features[0].weight == 0.25)  # the conv features came from the file
+    assert small.net.classifier[-1].out_features == 10
+    assert sum(p.numel() for p in small.net.classifier.parameters()) < 200_000  # not torchvision's 4096-wide one
+    scores = small.eval()(torch.rand(3, 1, 28, 28))
+    assert scores.shape == (3, 10) and torch.isfinite(scores).all()
+    torch.nn.init.constant_(small.net.classifier[-1].bias, 0.5)
+    own = tmp_path / "own.pt"
+    torch.save(small.state_dict(), own)
+    again = build_model(name, weights=str(own), head="small", **build)
+    assert torch.all(again.net.classifier[-1].bias == 0.5)
+
+
+def test_unknown_head_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="unknown head 'big'; choose from torchvision, small"):
+        build_model("alexnet", weights="none", head="big")

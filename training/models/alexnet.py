@@ -26,12 +26,17 @@ MIN_SIZE = 63  # the 11x11/4 stem and three 3x3/2 max-pools leave nothing of a s
         ),
     },
 )
-def alexnet(*, weights: str = "auto", image_size: int = 64, dropout: float = 0.5) -> nn.Module:
-    """Build AlexNet; `weights` is auto | imagenet | none | PATH; `dropout` is torchvision's classifier dropout."""
+def alexnet(
+    *, weights: str = "auto", image_size: int = 64, dropout: float = 0.5, head: str = "torchvision"
+) -> nn.Module:
+    """Build AlexNet; `weights` is auto | imagenet | none | PATH; `head` is torchvision | small
+    (`_transfer.small_head`); `dropout` is the classifier's."""
     return build_transfer(
         partial(tv_alexnet, dropout=dropout),
         AlexNet_Weights.IMAGENET1K_V1,
         weights=weights,
         image_size=image_size,
         min_size=MIN_SIZE,
+        head=head,
+        dropout=dropout,
     )
