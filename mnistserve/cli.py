@@ -313,6 +313,24 @@ def robustness(
         console.print(f"report: {report}", highlight=False)
 
 
+@app.command()
+def gallery(
+    out: Annotated[Path, typer.Option(help="Write gallery-<split>.png here.")] = Path("reports/realworld"),
+    per_condition: Annotated[int, typer.Option(help="Images per condition (a row each).")] = 10,
+    split: Annotated[list[str] | None, typer.Option(help="dev or sealed (repeatable) [default: both].")] = None,
+) -> None:
+    """Galleries of the real-world set's splits, for people to look at (never scores a model)."""
+    from training.realworld import SPLITS, write_galleries
+
+    unknown = sorted(set(split or ()) - set(SPLITS))
+    if unknown or per_condition < 1:
+        raise fail(
+            f"unknown split {unknown} (known: {', '.join(SPLITS)})" if unknown else "--per-condition must be >= 1"
+        )
+    for path in write_galleries(out, per_condition, split or tuple(SPLITS)):
+        console.print(f"gallery: {path}", highlight=False)
+
+
 @data_app.command("info")
 def data_info(
     data_dir: Annotated[Path | None, typer.Option(help="A directory with MNIST IDX files.")] = None,

@@ -1,5 +1,7 @@
 """Real-world digits for evaluation only: conditions MNIST never shows (thick markers, photos, chalkboards,
-hollow and European glyphs), drawn offline from pen fonts, hand-authored skeletons and TrueType fonts.
+hollow and European glyphs, low resolution, the web page's canvas), drawn offline from pen fonts, hand-written
+shapes and TrueType fonts, in two splits (`splits.py`): `dev`, which every choice may look at, and `sealed`,
+drawn from sources and settings dev never uses, which no choice may look at (`CHOICES` says which is which).
 
 Never train on these: they measure how far a model generalises beyond MNIST. numpy, Pillow and
 `hershey-fonts` only (no torch), so reports and the serving side can use them too.
@@ -16,18 +18,21 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from training.realworld.conditions import CONDITIONS as _RENDERERS
+from training.realworld.splits import CHOICES, SPLITS, get_split
 
 CONDITIONS: tuple[str, ...] = tuple(_RENDERERS)
+__all__ = ["CHOICES", "CONDITIONS", "SPLITS", "Sample", "describe", "generate", "save_gallery"]
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One evaluation image with its true digit, condition and glyph source."""
+    """One evaluation image with its true digit, condition, glyph source and split."""
 
     image: Image.Image  # RGB, L or RGBA; size and mode depend on the condition
     label: int
     condition: str
-    source: str  # "hershey:scripts", "skeleton:euro1", "ttf:DejaVuSans-Bold"
+    source: str  # "hershey:scripts", "skeleton:euro1" (dev), "hand:base1" (sealed), "ttf:cmr10"
+    split: str = "dev"
 
 
 def describe() -> dict[str, str]:
@@ -45,20 +50,23 @@ def _checked(conditions: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(conditions)
 
 
-def generate(n_per_condition: int, *, seed: int = 0, conditions: Sequence[str] | None = None) -> Iterator[Sample]:
-    """`n_per_condition` samples of each condition, labels cycling 0-9 (balanced when n is a multiple of 10).
+def generate(
+    n_per_condition: int, *, seed: int = 0, conditions: Sequence[str] | None = None, split: str = "dev"
+) -> Iterator[Sample]:
+    """`n_per_condition` samples of each condition of `split`, labels cycling 0-9 (balanced when n is a multiple of 10).
 
-    Deterministic: sample i of a condition depends only on (seed, condition, i), so asking for fewer
-    conditions or samples yields the same images.
+    Deterministic: sample i of a condition depends only on (seed, split, condition, i), so asking for fewer
+    conditions or samples yields the same images. Dev draws exactly as the set did before the split existed.
     """
-    names = _checked(conditions)  # validated here, not on first next()
+    names, chosen = _checked(conditions), get_split(split)  # validated here, not on first next()
+    salt = [] if split == "dev" else [zlib.crc32(split.encode())]
 
     def samples() -> Iterator[Sample]:
         for name in names:
             for i in range(n_per_condition):
-                rng = np.random.default_rng([seed, zlib.crc32(name.encode()), i])
-                image, source = _RENDERERS[name](rng, i % 10)
-                yield Sample(image, i % 10, name, source)
+                rng = np.random.default_rng([seed, zlib.crc32(name.encode()), i, *salt])
+                image, source = _RENDERERS[name](rng, i % 10, chosen)
+                yield Sample(image, i % 10, name, source, split)
 
     return samples()
 
@@ -89,3 +97,18 @@ def save_gallery(samples: Iterable[Sample], path: str | Path, per_row: int = 10,
     path = Path(path)
     sheet.save(path)
     return path
+
+
+def write_galleries(out: str | Path, per_condition: int = 10, splits: Sequence[str] = tuple(SPLITS)) -> list[Path]:
+    """`gallery-<split>.png` in `out` for each split: the first images of every condition of the project's set."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        save_gallery(
+            generate(per_condition, seed=get_split(name).seed, split=name),
+            out / f"gallery-{name}.png",
+            per_row=per_condition,
+            thumb=96,
+        )
+        for name in splits
+    ]

@@ -1,4 +1,4 @@
-"""Digit shapes from three sources (Hershey pen fonts, hand-authored skeletons, TrueType) as ink masks."""
+"""Digit shapes from three sources (Hershey pen fonts, hand-written shapes, TrueType) as ink masks."""
 
 from __future__ import annotations
 
@@ -9,30 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from training.realworld.skeletons import SKELETONS, skeleton_strokes
+from training.realworld.splits import Split
 
-# Hershey fonts whose digits differ from each other (cursive, greek and rowmans repeat futural's,
-# timesi and scriptc repeat scripts', timesrb repeats rowmant's); gothic, symbol and Japanese sets
-# are left out as not digits a person writes. Value: the narrowest pen, as a fraction of glyph
-# height, that fuses the font's parallel hairlines into one stroke (futural is a single line).
-HERSHEY_MIN_PEN = {"futural": 0.0, "futuram": 0.06, "timesr": 0.07, "scripts": 0.07, "rowmant": 0.08, "timesib": 0.08}
-
-# Fonts matplotlib ships, so every machine that installs mnistserve has them. DejaVu Sans Mono is left
-# out: its zero carries a dot, which is not how people write 0.
-TTF_FONTS = (
-    "DejaVuSans",
-    "DejaVuSans-Bold",
-    "DejaVuSans-Oblique",
-    "DejaVuSans-BoldOblique",
-    "DejaVuSerif",
-    "DejaVuSerif-Bold",
-    "DejaVuSerif-Italic",
-    "STIXGeneral",
-    "STIXGeneralBol",
-    "STIXGeneralItalic",
-)
-
-SOURCES = ("hershey", "skeleton", "ttf")
+SOURCES = ("hershey", "skeleton", "ttf")  # weight keys; "skeleton" is each split's own hand-written shapes
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
@@ -87,20 +66,19 @@ def _ttf(font: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(font_dir() / f"{font}.ttf"), size)
 
 
-def pick_glyph(
-    rng: np.random.Generator, digit: int, weights: dict[str, float], pen_frac: float, jitter: float = 0.03
-) -> Glyph:
-    """A glyph of `digit` from a source drawn by `weights`; Hershey fonts too fine for the pen are skipped."""
-    names = [s for s in SOURCES if weights.get(s, 0) > 0]
-    p = np.array([weights[s] for s in names], float)
+def pick_glyph(rng: np.random.Generator, digit: int, weights: dict[str, float], pen_frac: float, split: Split) -> Glyph:
+    """A glyph of `digit` from the split's sources by `weights`; Hershey fonts too fine for the pen are skipped."""
+    fonts = [f for f, lo in split.hershey.items() if pen_frac >= lo]
+    names = [s for s in SOURCES if weights.get(s, 0) * split.source_weight[s] > 0 and (s != "hershey" or fonts)]
+    p = np.array([weights[s] * split.source_weight[s] for s in names], float)
     source = names[rng.choice(len(names), p=p / p.sum())]
     if source == "hershey":
-        font = str(rng.choice([f for f, lo in HERSHEY_MIN_PEN.items() if pen_frac >= lo]))
+        font = str(rng.choice(fonts))
         return Glyph(f"hershey:{font}", _hershey_digits(font)[digit])
     if source == "skeleton":
-        variant = str(rng.choice(list(SKELETONS[digit])))
-        return Glyph(f"skeleton:{variant}", tuple(_normalise(skeleton_strokes(digit, variant, rng, jitter))))
-    font = str(rng.choice(TTF_FONTS))
+        variant, strokes = split.hand(digit, rng)
+        return Glyph(f"{split.hand_prefix}:{variant}", tuple(_normalise(strokes)))
+    font = str(rng.choice(split.ttf))
     return Glyph(f"ttf:{font}", font=font, char=str(digit))
 
 

@@ -105,3 +105,9 @@ def skeleton_strokes(digit: int, variant: str, rng: np.random.Generator, jitter:
             path.append(ctrl if kind == "L" else _catmull_rom(ctrl, closed=kind == "O"))
         strokes.append(np.vstack(path))
     return strokes
+
+
+def skeleton_hand(digit: int, rng: np.random.Generator, jitter: float = 0.03) -> tuple[str, list[np.ndarray]]:
+    """A variant of `digit` picked at random, with its control points jittered: the dev split's hand."""
+    variant = str(rng.choice(list(SKELETONS[digit])))
+    return variant, skeleton_strokes(digit, variant, rng, jitter)

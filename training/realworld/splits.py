@@ -1,0 +1,149 @@
+"""The real-world set's two splits: what each is drawn from and how, and which choices may look at which.
+
+`dev` is the set every choice of the project is tuned on; `sealed` is drawn from glyph sources and render
+settings dev never uses, so it measures what the project has not seen. The sealed split decides nothing:
+no augmentation, threshold, rule or preprocessing change may be chosen by its figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from training.realworld.hands import hand_strokes
+from training.realworld.skeletons import skeleton_hand
+
+Rng = np.random.Generator
+Colour = tuple[int, int, int]
+
+# Which split each choice looks at. A new choice goes here, and on dev; only the headline reads sealed.
+CHOICES: dict[str, str] = {
+    "augmentation parts and their ranges (training/augment.py, benchmarks/augment_ablation.py)": "dev",
+    "default-model rule (training/export.py: pick_default reads the dev accuracy)": "dev",
+    "the 'unsure' threshold on calibrated probability (serving)": "dev",
+    "calibration checks (ECE on the real-world set)": "dev",
+    "preprocessing changes (serving/preprocess.py, ink.py, regions.py)": "dev",
+    "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
+    "the headline real-world figure (comparison, manifest, /models, report, web page, README)": "sealed",
+}
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a split renders: canvas sizes, inks, papers, light and camera (dev's values are the original set's)."""
+
+    spread: float = 1.0  # widens geometric ranges (heights, pens, angles, blur) about their centres
+    sizes: tuple[float, float] = (1.0, 1.0)  # scales the low and high end of every canvas size range
+    pens: dict[str, Colour] = field(
+        default_factory=lambda: {"black": (22, 22, 28), "blue": (28, 48, 150), "pencil": (78, 78, 86)}
+    )  # the last one is graphite (grainy)
+    pen_p: tuple[float, ...] = (0.4, 0.4, 0.2)
+    grain: float = 0.45
+    markers: tuple[Colour, ...] = ((12, 12, 12), (20, 40, 165), (185, 25, 30), (15, 105, 50))
+    boards: tuple[Colour, ...] = ((8, 8, 8), (34, 54, 44), (44, 47, 54), (14, 18, 48))
+    light_inks: tuple[Colour, ...] = (
+        (250, 250, 250),
+        (236, 236, 226),
+        (250, 228, 90),
+        (120, 220, 250),
+        (255, 160, 205),
+    )
+    tints: tuple[tuple[float, float, float], ...] = ((1.0, 1.0, 1.0), (1.0, 0.97, 0.88), (0.97, 0.98, 1.0))
+    paper_shift: float = 0.0  # added to each condition's darkest paper tone
+    photo_long: tuple[int, int] = (800, 1201)
+    photo_short: tuple[int, int] = (600, 1001)
+    noise: tuple[float, float] = (2.0, 7.0)  # sensor noise sd of a photo
+    jpeg: tuple[int, int] = (40, 86)  # JPEG quality of a photo
+    lighting: str = "gradient"  # "gradient" (one-sided, vignette or phone shadow) or "lamp" (spot, crease, cast)
+
+    def wide(self, lo: float, hi: float) -> tuple[float, float]:
+        """The range (lo, hi) widened by `spread` about its centre."""
+        if self.spread == 1.0:  # as written, to the last bit
+            return lo, hi
+        mid, half = (lo + hi) / 2, (hi - lo) / 2 * self.spread
+        return mid - half, mid + half
+
+    def size(self, lo: int, hi: int) -> tuple[int, int]:
+        """A canvas size range scaled by `sizes`."""
+        return round(lo * self.sizes[0]), round(hi * self.sizes[1])
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: its own seed, glyph sources and look."""
+
+    name: str
+    seed: int  # the seed the project's set of this split is drawn with (training.robustness)
+    hershey: dict[str, float]  # font -> narrowest pen (fraction of height) that fuses its parallel hairlines
+    ttf: tuple[str, ...]  # TrueType faces matplotlib ships
+    hand: Callable[[int, Rng], tuple[str, list[np.ndarray]]]  # digit, rng -> variant name, pen paths
+    hand_prefix: str  # the source name of hand-written shapes: "skeleton:flag1", "hand:base1"
+    source_weight: dict[str, float]  # multiplies each condition's weights of hershey / skeleton / ttf
+    look: Look
+
+
+DEV = Split(
+    name="dev",
+    seed=20261201,
+    # Hershey sets whose digits differ (cursive, greek and rowmans repeat futural's, timesi and scriptc
+    # scripts', timesrb rowmant's, cyrillic, greekc and timesg timesr's, rowmand futuram's).
+    hershey={"futural": 0.0, "futuram": 0.06, "timesr": 0.07, "scripts": 0.07, "rowmant": 0.08, "timesib": 0.08},
+    # DejaVu Sans Mono is left out: its zero carries a dot, which is not how people write 0.
+    ttf=(
+        "DejaVuSans",
+        "DejaVuSans-Bold",
+        "DejaVuSans-Oblique",
+        "DejaVuSans-BoldOblique",
+        "DejaVuSerif",
+        "DejaVuSerif-Bold",
+        "DejaVuSerif-Italic",
+        "STIXGeneral",
+        "STIXGeneralBol",
+        "STIXGeneralItalic",
+    ),
+    hand=skeleton_hand,
+    hand_prefix="skeleton",
+    source_weight={"hershey": 1.0, "skeleton": 1.0, "ttf": 1.0},
+    look=Look(),
+)
+
+SEALED = Split(
+    name="sealed",
+    seed=58113907,
+    # No Hershey set: every one not in dev draws dev's digits under another name, except the gothic family's,
+    # which is blackletter (not how people write) and blots under the pens that fuse its double lines.
+    hershey={},
+    # Computer Modern (oldstyle cmmi10 left out: people do not write hanging figures) and faces dev lacks.
+    ttf=("cmr10", "cmss10", "cmb10", "cmtt10", "cmti10", "DejaVuSerif-BoldItalic", "STIXGeneralBolIta"),
+    hand=hand_strokes,
+    hand_prefix="hand",
+    source_weight={"hershey": 0.0, "skeleton": 1.6, "ttf": 1.0},
+    look=Look(
+        spread=1.3,
+        sizes=(0.75, 1.4),
+        pens={"black gel": (8, 8, 12), "blue-black": (30, 34, 85), "violet": (70, 40, 120), "2B pencil": (92, 92, 98)},
+        pen_p=(0.3, 0.3, 0.15, 0.25),
+        grain=0.55,
+        markers=((35, 35, 35), (95, 20, 115), (0, 95, 125), (150, 55, 10)),
+        boards=((26, 26, 30), (22, 60, 35), (58, 38, 28), (38, 20, 50)),
+        light_inks=((255, 255, 255), (255, 240, 200), (170, 255, 170), (255, 200, 120), (205, 205, 255)),
+        tints=((1.0, 1.0, 1.0), (1.0, 0.94, 0.82), (0.94, 0.97, 1.0), (0.96, 1.0, 0.93)),
+        paper_shift=-14.0,
+        photo_long=(700, 1601),
+        photo_short=(500, 1201),
+        noise=(1.5, 10.0),
+        jpeg=(28, 95),
+        lighting="lamp",
+    ),
+)
+
+SPLITS: dict[str, Split] = {"dev": DEV, "sealed": SEALED}
+
+
+def get_split(name: str) -> Split:
+    """The split called `name`; an unknown one raises ValueError naming the known ones."""
+    if name not in SPLITS:
+        raise ValueError(f"unknown split {name!r}; known: {', '.join(SPLITS)}")
+    return SPLITS[name]
