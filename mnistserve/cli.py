@@ -25,9 +25,8 @@ from mnistserve.contracts import (
     shipped_comparison,
 )
 
-# This module imports no torch: `mnistserve --help` and argument errors answer at once; each command
-# imports training (and torch) when it runs, and the settings too (pydantic-settings: the largest import left
-# in `python -X importtime -m mnistserve --help`).
+# `mnistserve --help` and argument errors answer at once: each command imports training (torch) and the settings
+# (pydantic-settings, the largest import left in `python -X importtime -m mnistserve --help`) when it runs.
 
 app = typer.Typer(
     help="Train, compare, export and serve five MNIST architectures.",
