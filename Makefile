@@ -80,6 +80,7 @@ clean:
 # where no image registry is reachable, builds a local Debian base image once (MNISTSERVE_BASE_IMAGE=auto|local|IMAGE).
 MNISTSERVE_BASE_IMAGE ?= auto
 MNISTSERVE_IMAGE ?= mnistserve:latest
+MNISTSERVE_LB_IMAGE ?= mnistserve-lb:latest
 container: setup
 	@[ "$$(id -u)" = 0 ] || /usr/bin/docker info >/dev/null 2>&1 || docker info >/dev/null 2>&1 \
 		|| { echo "make container: needs root (to install Docker and start dockerd) or a running Docker engine you can use" >&2; exit 1; }
@@ -97,5 +98,5 @@ container-report: setup
 # a rolling update and a SIGKILLed replica under load -> reports/deploy/ (benchmarks/deploy.py).
 deploy-bench: container
 	base=$$(/usr/bin/docker image inspect mnistserve-base:bookworm >/dev/null 2>&1 && echo mnistserve-base:bookworm || echo debian:bookworm-slim); \
-	/usr/bin/docker build -q --build-arg BASE_IMAGE=$$base -t mnistserve-lb:latest -f deploy/swarm/Dockerfile.lb deploy/swarm
-	MNISTSERVE_IMAGE=$(MNISTSERVE_IMAGE) $(BIN)/python -m benchmarks.deploy
+	/usr/bin/docker build -q --build-arg BASE_IMAGE=$$base -t $(MNISTSERVE_LB_IMAGE) -f deploy/swarm/Dockerfile.lb deploy/swarm
+	MNISTSERVE_IMAGE=$(MNISTSERVE_IMAGE) MNISTSERVE_LB_IMAGE=$(MNISTSERVE_LB_IMAGE) $(BIN)/python -m benchmarks.deploy

@@ -24,12 +24,13 @@ import httpx
 from benchmarks import harness as H
 from benchmarks.deploy_report import markdown
 from benchmarks.swarm_metrics import Watch
+from mnistserve.settings import Deploy
 from testkit import containers
 from testkit.digits import draw_seven, encode
 from testkit.servers import REPO
 
 STACK, SERVICE = "mnistbench", "mnistbench_mnistserve"
-PORT = int(os.environ.get("MNISTSERVE_LB_PORT", "38080"))
+PORT = Deploy.from_env().lb_port
 URL = f"http://127.0.0.1:{PORT}"
 SEVEN = encode(draw_seven())
 

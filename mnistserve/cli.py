@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mnistserve import settings
 from mnistserve.contracts import (
     ARCHITECTURES,
     COMPARISON_COLUMNS,
@@ -26,8 +25,8 @@ from mnistserve.contracts import (
     shipped_comparison,
 )
 
-# This module imports no torch: `mnistserve --help` and argument errors answer at once; each command
-# imports training (and torch) when it runs.
+# `mnistserve --help` and argument errors answer at once: each command imports training (torch) and the settings
+# (pydantic-settings, the largest import left in `python -X importtime -m mnistserve --help`) when it runs.
 
 app = typer.Typer(
     help="Train, compare, export and serve five MNIST architectures.",
@@ -141,6 +140,7 @@ def train(
     ] = False,
 ) -> None:
     """Train models, evaluate them on the official test split and store the comparison."""
+    from mnistserve import settings
     from training.config import resolve_device, resolve_profile
     from training.data import DataUnavailable, load_mnist
     from training.models import model_names
@@ -211,6 +211,7 @@ def compare(
     runs_dir: Annotated[Path | None, typer.Option(help="Where runs are stored [default: ./runs].")] = None,
 ) -> None:
     """Print the stored comparison of the latest (or a given) run; with no run yet, the shipped one in exported/."""
+    from mnistserve import settings
     from training.run import resolve_run
 
     try:
@@ -239,6 +240,7 @@ def export(
     data_dir: Annotated[Path | None, typer.Option(help="A directory with MNIST IDX files.")] = None,
 ) -> None:
     """Export each architecture's best checkpoint to ONNX, verify it and write the manifest."""
+    from mnistserve import settings
     from training.data import DataUnavailable, load_mnist
     from training.export import ExportError, export_run
     from training.run import resolve_run
@@ -282,6 +284,7 @@ def robustness(
     gallery: Annotated[bool, typer.Option(help="Also save a PNG gallery of the set's raw images.")] = True,
 ) -> None:
     """Measure every exported model on the real-world set (handwriting, drawings, photos; not MNIST), per condition."""
+    from mnistserve import settings
     from training.robustness import evaluate_exported, load, write_report
 
     if per_condition < 1:

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from mnistserve.settings import Settings, api_keys
+from mnistserve.settings import Settings
 from serving import auth
 from serving.auth import AuthPolicy, BearerAuth, document_bearer
 from testkit.digits import draw_seven, encode
@@ -189,8 +189,8 @@ def test_the_openapi_document_marks_the_routes_that_need_a_key():
 
 
 def test_keys_come_from_the_variable_or_the_file(tmp_path):
-    assert api_keys({}) == () and Settings.from_env({}).api_keys == ()
-    assert api_keys({"MNISTSERVE_API_KEYS": f" {KEY} ,{OTHER},{KEY}, "}) == (KEY, OTHER)
+    assert Settings.from_env({}).api_keys == ()
+    assert Settings.from_env({"MNISTSERVE_API_KEYS": f" {KEY} ,{OTHER},{KEY}, "}).api_keys == (KEY, OTHER)
     secret = tmp_path / "keys"
     secret.write_text(f"# rotated 2024-05\n\n  {KEY}  \r\n# old: revoked\n{OTHER}\n")
     settings = Settings.from_env({"MNISTSERVE_API_KEYS_FILE": str(secret), "MNISTSERVE_AUTH_GET": "1"})

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mnistserve.settings import Suite
 from testkit import containers
 from testkit.digits import draw_one, draw_seven, encode
 
@@ -34,7 +35,7 @@ def image() -> dict:
     elif (info := containers.inspect_image()) is None:
         why = f"no image {containers.IMAGE}: run make container"
     if why:
-        if os.environ.get("MNISTSERVE_REQUIRE_CONTAINER") == "1":
+        if Suite.from_env().require_container:
             pytest.fail(why)
         pytest.skip(why)
     return info

@@ -8,13 +8,13 @@ so Selenium Manager never downloads anything.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
 import httpx
 import pytest
 
+from mnistserve.settings import Suite
 from testkit.browser import CHROMEDRIVER, CHROMIUM, answers, chrome, draw_seven, executable, save_page
 from testkit.exported import PLOTS, UNLISTED_PLOT
 from testkit.servers import REPO, in_process
@@ -67,7 +67,7 @@ def test_only_the_manifests_plots_are_served(http, exported_with_plots):
 def browser(tmp_path_factory):
     chromium, chromedriver = executable(CHROMIUM), executable(CHROMEDRIVER)
     if chromium is None or chromedriver is None:
-        if os.environ.get("MNISTSERVE_REQUIRE_BROWSER") == "1":  # CI: a browser test that skips unseen proves nothing
+        if Suite.from_env().require_browser:  # CI: a browser test that skips unseen proves nothing
             pytest.fail(
                 f"MNISTSERVE_REQUIRE_BROWSER=1 but no headless browser: chromium={chromium}, "
                 f"chromedriver={chromedriver}"
