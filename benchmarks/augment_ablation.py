@@ -135,7 +135,7 @@ def main() -> None:
         name, _, spec = item.partition("=")
         chosen[name] = ",".join(parse(spec))  # an unknown part fails here, before any training
     data = load_mnist()
-    rw = robustness.load(robustness.PER_CONDITION["cpu"], data.cache_dir)
+    rw = robustness.load(robustness.PER_CONDITION["cpu"], data.cache_dir, split="dev")  # a choice: dev only
     flags = [(k, item) for k, v in vars(args).items() if v is not None for item in (v if isinstance(v, list) else [v])]
     payload = {
         "command": "python -m benchmarks.augment_ablation "

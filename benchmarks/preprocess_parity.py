@@ -92,7 +92,7 @@ def realworld_cases(per_condition: int) -> Iterator[Case]:
     from training.realworld import generate
     from training.robustness import SEED
 
-    for i, sample in enumerate(generate(per_condition, seed=SEED)):
+    for i, sample in enumerate(generate(per_condition, seed=SEED, split="dev")):
         yield f"realworld {sample.condition} #{i} ({sample.source}, label {sample.label})", _image(sample.image)
 
 

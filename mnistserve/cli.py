@@ -276,42 +276,62 @@ def export(
     console.print(table)
 
 
+def _splits_option(split: list[str] | None) -> tuple[str, ...]:
+    """The requested splits in headline order (all when none); an unknown one fails naming the known ones."""
+    from mnistserve.realworld import REALWORLD_SPLITS
+
+    unknown = sorted(set(split or ()) - set(REALWORLD_SPLITS))
+    if unknown:
+        raise fail(f"unknown split(s) {', '.join(unknown)}; known: {', '.join(REALWORLD_SPLITS)}")
+    return tuple(s for s in REALWORLD_SPLITS if s in (split or REALWORLD_SPLITS))
+
+
 @app.command()
 def robustness(
     exported: Annotated[Path | None, typer.Option(help="Exported models to measure [default: ./exported].")] = None,
     per_condition: Annotated[int, typer.Option(help="Images per condition (the cpu profile's set has 200).")] = 200,
     out: Annotated[Path | None, typer.Option(help="Write robustness.json, .md and plots here.")] = None,
-    gallery: Annotated[bool, typer.Option(help="Also save a PNG gallery of the set's raw images.")] = True,
+    gallery: Annotated[bool, typer.Option(help="Also save PNG galleries of the splits' raw images.")] = True,
+    split: Annotated[
+        list[str] | None,
+        typer.Option(help="sealed or dev (repeatable) [default: both]. Tune on dev: sealed decides nothing."),
+    ] = None,
 ) -> None:
-    """Measure every exported model on the real-world set (handwriting, drawings, photos; not MNIST), per condition."""
+    """Measure every exported model on the real-world set's splits (handwriting, drawings, photos), per condition."""
     from mnistserve import settings
-    from training.robustness import evaluate_exported, load, write_report
+    from mnistserve.realworld import SPLIT_TITLES
+    from training.robustness import evaluate_exported, load_splits, write_report
 
     if per_condition < 1:
         raise fail(f"--per-condition must be at least 1, got {per_condition}")
+    splits = _splits_option(split)
     directory = exported or settings.exported_dir()
+    if not (directory / "manifest.json").is_file():  # before minutes of building the set
+        raise fail(f"{directory / 'manifest.json'} not found: export first (mnistserve export)")
     try:
-        with console.status(f"generating and preprocessing {per_condition} images per condition"):
-            rw = load(per_condition, settings.cache_dir())
-        results = evaluate_exported(directory, rw)
+        with console.status(f"generating and preprocessing {per_condition} images per condition of {splits}"):
+            sets = load_splits(per_condition, settings.cache_dir(), splits)
+        results = evaluate_exported(directory, sets)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     if not results:
         raise fail(f"no model in {directory} could be loaded")
     command = " ".join(["mnistserve", *map(shlex.quote, sys.argv[1:])])
-    report = write_report(results, rw, out, command=command, gallery=gallery) if out else None
-    conditions = list(next(iter(results.values()))["per_condition"])
-    table = Table(title=f"real-world set: {len(rw)} images, {len(conditions)} conditions ({directory})")
-    for col in ("model", "all", *conditions, "ECE"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for name, r in results.items():
-        table.add_row(
-            name,
-            f"{100 * r['accuracy']:.1f}%",
-            *(f"{100 * r['per_condition'][c]:.1f}" for c in conditions),
-            f"{100 * r['ece']:.1f}%",
-        )
-    console.print(table)
+    report = write_report(results, sets, out, command=command, gallery=gallery) if out else None
+    for name, rw in sets.items():
+        conditions = list(next(iter(results.values()))["splits"][name]["per_condition"])
+        table = Table(title=f"real-world {SPLIT_TITLES[name]}: {len(rw)} images, {len(conditions)} conditions")
+        for col in ("model", "all", *conditions, "ECE"):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for model, r in results.items():
+            s = r["splits"][name]
+            table.add_row(
+                model,
+                f"{100 * s['accuracy']:.1f}%",
+                *(f"{100 * s['per_condition'][c]:.1f}" for c in conditions),
+                f"{100 * s['ece']:.1f}%",
+            )
+        console.print(table)
     if report:
         console.print(f"report: {report}", highlight=False)
 
@@ -323,14 +343,11 @@ def gallery(
     split: Annotated[list[str] | None, typer.Option(help="dev or sealed (repeatable) [default: both].")] = None,
 ) -> None:
     """Galleries of the real-world set's splits, for people to look at (never scores a model)."""
-    from training.realworld import SPLITS, write_galleries
+    from training.realworld import write_galleries
 
-    unknown = sorted(set(split or ()) - set(SPLITS))
-    if unknown or per_condition < 1:
-        raise fail(
-            f"unknown split {unknown} (known: {', '.join(SPLITS)})" if unknown else "--per-condition must be >= 1"
-        )
-    for path in write_galleries(out, per_condition, split or tuple(SPLITS)):
+    if per_condition < 1:
+        raise fail(f"--per-condition must be at least 1, got {per_condition}")
+    for path in write_galleries(out, per_condition, _splits_option(split)[::-1]):
         console.print(f"gallery: {path}", highlight=False)
 
 

@@ -24,6 +24,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from mnistserve.contracts import comparison_markdown
+from mnistserve.realworld import realworld_splits
 from serving.errors import BadInput, NotFound, error_response, unexpected_in_route
 from serving.latency import LatencyBook
 from serving.store import ModelStore
@@ -61,7 +62,6 @@ def models_info(served: Served) -> dict[str, Any]:
         "onnx_accuracy",
         "latency_ms",
         "calibration",
-        "realworld",
     )
     store = served.store
     models = [
@@ -72,6 +72,7 @@ def models_info(served: Served) -> dict[str, Any]:
             "device": m.provider.removesuffix("ExecutionProvider").lower(),
             "batching": "dynamic" if m.max_batch is None else f"max {m.max_batch} per run",
             **{k: m.entry.get(k) for k in keys},
+            "realworld": realworld_splits(m.entry.get("realworld")),  # {"sealed", "dev"}; older exports: dev only
         }
         for m in store.models.values()
     ]
@@ -82,7 +83,7 @@ def models_info(served: Served) -> dict[str, Any]:
             "reason": r,
             "shipped": entries[n].get("shipped"),
             "metrics": entries[n].get("metrics"),
-            "realworld": entries[n].get("realworld"),
+            "realworld": realworld_splits(entries[n].get("realworld")),
         }
         for n, r in store.skipped.items()
     ]

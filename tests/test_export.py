@@ -46,9 +46,11 @@ def test_manifest_carries_calibration_real_world_and_the_default_rule(exported):
     entry = manifest["models"]["cnn"]
     comparison_entry = read_json(out / manifest["comparison"]["file"])["models"][0]
     assert entry["calibration"]["temperature"] == comparison_entry["calibration"]["temperature"] > 0
-    assert set(entry["realworld"]["per_condition"]) == set(manifest["realworld"]["conditions"])
-    assert 0.0 <= entry["realworld"]["accuracy"] <= 1.0 and entry["realworld"]["set"]["sha256"]
-    assert "real-world accuracy" in manifest["default_rule"]
+    assert list(entry["realworld"]) == ["sealed", "dev"] and manifest["realworld"]["headline"] == "sealed"
+    for name, real in entry["realworld"].items():
+        assert set(real["per_condition"]) == set(manifest["realworld"]["conditions"])
+        assert 0.0 <= real["accuracy"] <= 1.0 and real["set"]["sha256"] == manifest["realworld"][name]["sha256"]
+    assert "real-world accuracy on the dev split" in manifest["default_rule"]
     props = {p.key: p.value for p in onnx.load(str(out / entry["file"])).metadata_props}
     assert '"temperature"' in props["mnistserve"]  # the file carries its own temperature
 
@@ -88,15 +90,22 @@ def test_robustness_command_measures_the_export_as_served(exported, tmp_path):
         app, ["robustness", "--exported", str(out), "--per-condition", "2", "--out", str(tmp_path / "rob")]
     )
     assert result.exit_code == 0, result.output
+    assert result.output.index("sealed test split") < result.output.index("development split")
     report = read_json(tmp_path / "rob" / "robustness.json")
     cnn = report["models"]["cnn"]
-    assert cnn["sha256"] == manifest["models"]["cnn"]["sha256"] and cnn["images"] == 2 * len(CONDITIONS)
-    assert list(cnn["per_condition"]) == list(CONDITIONS) and report["git_revision"] and report["device"]
+    assert cnn["sha256"] == manifest["models"]["cnn"]["sha256"] and list(cnn["splits"]) == ["sealed", "dev"]
+    for split in cnn["splits"].values():
+        assert split["images"] == 2 * len(CONDITIONS) and list(split["per_condition"]) == list(CONDITIONS)
+    assert report["git_revision"] and report["device"]
     assert cnn["temperature"] == manifest["models"]["cnn"]["calibration"]["temperature"]
-    for name in ("robustness.md", "robustness.png", "gallery.png"):
+    for name in ("robustness.md", "robustness.png", "gallery-dev.png", "gallery-sealed.png"):
         assert (tmp_path / "rob" / name).is_file(), name
+    dev_only = CliRunner().invoke(app, ["robustness", "--exported", str(out), "--per-condition", "2", "--split", "dev"])
+    assert dev_only.exit_code == 0 and "development split" in dev_only.output and "sealed" not in dev_only.output
     bad = CliRunner().invoke(app, ["robustness", "--exported", str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "manifest.json not found" in bad.output and "Traceback" not in bad.output
+    wrong = CliRunner().invoke(app, ["robustness", "--exported", str(out), "--split", "test"])
+    assert wrong.exit_code == 2 and "known: sealed, dev" in wrong.output and "Traceback" not in wrong.output
 
 
 def test_a_tampered_file_is_refused_by_the_store(exported, tmp_path):

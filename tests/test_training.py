@@ -66,30 +66,33 @@ def test_smoke_run_stores_a_complete_comparison(smoke_runs):
     assert ckpt["name"] == "cnn" and ckpt["epoch"] == m["best_epoch"]
 
 
-def test_smoke_run_measures_the_real_world_set_and_calibrates(smoke_runs):
+def test_smoke_run_measures_both_real_world_splits_and_calibrates(smoke_runs):
     from training.realworld import CONDITIONS
 
     comparison = read_json(smoke_runs / "latest" / "comparison.json")
     (entry,) = comparison["models"]
-    real, cal = entry["realworld"], entry["calibration"]
-    assert list(real["per_condition"]) == list(CONDITIONS) and set(comparison["realworld"]["conditions"]) == set(
-        CONDITIONS
-    )
+    splits, cal, sets = entry["realworld"], entry["calibration"], comparison["realworld"]
     assert (
-        real["images"]
-        == comparison["realworld"]["images"]
-        == len(CONDITIONS) * comparison["realworld"]["per_condition"]
+        list(splits) == ["sealed", "dev"]
+        and sets["headline"] == "sealed"
+        and set(sets["conditions"]) == set(CONDITIONS)
     )
-    assert entry["metrics"]["realworld_accuracy"] == real["accuracy"]
-    assert (
-        real["worst_condition"] in CONDITIONS
-        and min(real["per_condition"].values()) == real["per_condition"][real["worst_condition"]]
-    )
+    for name, real in splits.items():
+        assert list(real["per_condition"]) == list(CONDITIONS) and sets[name]["split"] == name
+        assert real["images"] == sets[name]["images"] == len(CONDITIONS) * sets[name]["per_condition"]
+        assert real["set"]["sha256"] == sets[name]["sha256"]
+        assert (
+            real["worst_condition"] in CONDITIONS
+            and min(real["per_condition"].values()) == real["per_condition"][real["worst_condition"]]
+        )
+        assert 0.0 <= real["ece_uncalibrated"] <= 1.0 and 0.0 <= real["ece"] <= 1.0
+    assert sets["dev"]["sha256"] != sets["sealed"]["sha256"] and sets["dev"]["seed"] != sets["sealed"]["seed"]
+    assert entry["metrics"]["realworld_accuracy"] == splits["sealed"]["accuracy"]  # the headline
+    assert entry["metrics"]["realworld_dev_accuracy"] == splits["dev"]["accuracy"]
     assert (
         cal["temperature"] > 0 and cal["val_nll_after"] <= cal["val_nll_before"] + 1e-9
     )  # the fit never makes NLL worse
     assert 0.0 <= cal["ece_test"]["after"] <= 1.0 and entry["metrics"]["ece_test"] == cal["ece_test"]["after"]
-    assert set(cal["ece_realworld"]) == {"before", "after"}
 
 
 class Interrupt:
@@ -157,7 +160,8 @@ def test_cli_train_compare_and_report(tmp_path):
     as_json = runner.invoke(app, ["compare", "--runs-dir", str(tmp_path), "--format", "json"])
     assert json.loads(as_json.output)["seed"] == 3
     as_md = runner.invoke(app, ["compare", "--runs-dir", str(tmp_path), "--format", "markdown"])
-    assert as_md.output.startswith("| model | test accuracy | real-world |") and "| cnn |" in as_md.output
+    assert as_md.output.startswith("| model | test accuracy | real-world sealed | real-world dev |")
+    assert "| cnn |" in as_md.output
     assert "Real-world accuracy by condition" in as_md.output and "marker" in as_md.output
     assert "real-world" in runner.invoke(app, ["compare", "--runs-dir", str(tmp_path)]).output
     assert "real-world" in (latest / "report.md").read_text() and "realworld.png" in (latest / "report.md").read_text()

@@ -26,6 +26,7 @@ from mnistserve.contracts import (
     sha256_file,
     softmax,
 )
+from mnistserve.realworld import split_accuracy
 from training import robustness
 from training.data import MnistData
 from training.environment import git_revision
@@ -39,8 +40,9 @@ DETECTOR_PROB_LIMIT = 1e-3  # max |probability difference| between runtimes for 
 SHIP_LIMIT_BYTES = 20 * 1024 * 1024  # larger files stay out of git and are marked "not shipped"
 MNIST_MARGIN = 0.005  # a default may trail the best shipped MNIST test accuracy by at most this much
 DEFAULT_RULE = (
-    "the shipped model with the highest real-world accuracy among those whose MNIST test accuracy is "
-    f"within {100 * MNIST_MARGIN:.1f} pt of the best shipped one; ties go to the higher test accuracy"
+    "the shipped model with the highest real-world accuracy on the dev split (never the sealed one) among those "
+    f"whose MNIST test accuracy is within {100 * MNIST_MARGIN:.1f} pt of the best shipped one; ties go to the "
+    "higher test accuracy"
 )
 
 
@@ -145,11 +147,14 @@ def choose(comparison: dict, models: list[str] | None, top: int | None) -> list[
 
 
 def pick_default(entries: dict[str, dict]) -> str:
-    """The served default by DEFAULT_RULE (real-world accuracy first, MNIST as a gate); any model if none ships."""
+    """The served default by DEFAULT_RULE (dev real-world accuracy first, MNIST as a gate); any model if none ships.
+
+    A choice, so it reads the dev split only (training.realworld.CHOICES): the sealed split decides nothing.
+    """
     shipped = {n: e for n, e in entries.items() if e["shipped"]} or entries
     best_test = max(e["onnx_accuracy"] for e in shipped.values())
     eligible = [n for n, e in shipped.items() if e["onnx_accuracy"] >= best_test - MNIST_MARGIN]
-    real = lambda n: (shipped[n].get("realworld") or {}).get("accuracy", 0.0)  # noqa: E731
+    real = lambda n: split_accuracy(shipped[n].get("realworld"), "dev") or 0.0  # noqa: E731
     return max(eligible, key=lambda n: (real(n), shipped[n]["onnx_accuracy"]))
 
 
@@ -159,7 +164,7 @@ def export_one(
     staging: Path,
     data: MnistData,
     log: Callable[[str], None],
-    realworld: robustness.RealWorldSet | None = None,
+    realworld: dict[str, robustness.RealWorldSet] | None = None,
 ) -> dict:
     """Export, check and measure one model into `staging`; return its manifest entry."""
     name, spec = entry["model"], get_spec(entry["model"])
@@ -184,13 +189,13 @@ def export_one(
     # A run trained before calibration existed has no temperature: it is served uncalibrated, and says so.
     calibration = entry.get("calibration") or {"temperature": 1.0, "fitted_on": "none (run made before calibration)"}
     real = None
-    if realworld is not None:  # measured on the ONNX file itself, as the service will run it
-        real = robustness.score(
-            run_onnx(session, realworld.images, spec.export_batch), realworld, calibration["temperature"]
+    if realworld:  # measured on the ONNX file itself, as the service will run it
+        real = robustness.score_splits(
+            lambda x: run_onnx(session, x, spec.export_batch), realworld, calibration["temperature"]
         )
     log(
         f"{name}: parity max |diff| {parity['max_abs_diff']:.2e}, ONNX accuracy {100 * onnx_accuracy:.2f}%, "
-        + (f"real-world {100 * real['accuracy']:.2f}%, " if real else "")
+        + "".join(f"real-world {split} {100 * r['accuracy']:.2f}%, " for split, r in (real or {}).items())
         + f"temperature {calibration['temperature']:.3f}, {latency['batch1']:.2f} ms at batch 1"
     )
     info = {
@@ -245,7 +250,7 @@ def export_run(
     """Export the chosen models of a run; on any failure or kill the previous `out_dir` is served as it was."""
     comparison = read_json(run_dir / "comparison.json")
     chosen = choose(comparison, models, top)
-    realworld = robustness.load(robustness.PER_CONDITION[comparison["profile"]], data.cache_dir)
+    realworld = robustness.load_splits(robustness.PER_CONDITION[comparison["profile"]], data.cache_dir)
     with publishing(out_dir) as staging:
         entries = {}
         for entry in chosen:
@@ -263,7 +268,7 @@ def export_run(
             # What the service answers with when no model is named (README, "Which model answers").
             "default": pick_default(entries),
             "default_rule": DEFAULT_RULE,
-            "realworld": {**realworld.info, "conditions": robustness.describe()},
+            "realworld": robustness.sets_info(realworld),
             "input": INPUT_SPEC,
             "output": OUTPUT_SPEC,
             "models": entries,

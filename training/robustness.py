@@ -1,9 +1,10 @@
 """The real-world set as the models see it: generated images through the service's own preprocessing.
 
-`training.realworld` draws the images (handwriting, drawings, photos; never MNIST); here each one goes
-through `serving.preprocess.from_image`, exactly as a client's upload would, and the (N, 1, 28, 28) result
-is cached so that every model of a run, and the exporter, score the same inputs. Evaluation only: no
-model is ever trained on it.
+`training.realworld` draws the images (handwriting, drawings, photos; never MNIST) in two splits; here each
+one goes through `serving.preprocess.from_image`, exactly as a client's upload would, and the (N, 1, 28, 28)
+result is cached per split so that every model of a run, and the exporter, score the same inputs. Evaluation
+only: no model is ever trained on it. Every choice reads the dev split (`training.realworld.CHOICES`); the
+sealed split is the headline figure and decides nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from mnistserve.contracts import atomic_write_bytes, atomic_write_json, softmax
+from mnistserve.realworld import HEADLINE, REALWORLD_SPLITS, SPLIT_TITLES
 from serving.preprocess import ServingError, from_image
 from training.metrics import expected_calibration_error
+from training.realworld.splits import get_split
 
-SEED = 20261201  # fixed: the set is the same for every run and every model
+SEED = get_split("dev").seed  # fixed per split (splits.py): the set is the same for every run and every model
 # Images per condition by profile: enough for a +-1.5 pt figure per condition on the cpu profile.
 PER_CONDITION = {"smoke": 10, "cpu": 200, "gpu": 300}
 _SOURCES = ("training/realworld", "serving/preprocess.py", "serving/ink.py", "serving/regions.py")  # what makes the set
@@ -27,7 +30,7 @@ _SOURCES = ("training/realworld", "serving/preprocess.py", "serving/ink.py", "se
 
 @dataclass(frozen=True)
 class RealWorldSet:
-    """Preprocessed images (N, 1, 28, 28) float32, labels (N,), condition names (N,), and how it was made."""
+    """One split, preprocessed: images (N, 1, 28, 28) float32, labels (N,), condition names (N,), how it was made."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -50,21 +53,27 @@ def _code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def build(per_condition: int, seed: int = SEED) -> RealWorldSet:
-    """Generate the set and preprocess every image as the service does (an unreadable one is an error)."""
+def build(per_condition: int, split: str = "dev", seed: int | None = None) -> RealWorldSet:
+    """Generate a split and preprocess every image as the service does (an unreadable one is an error)."""
     from training.realworld import generate
 
-    images, labels, conditions = [], [], []
-    for sample in generate(per_condition, seed=seed):
+    seed = get_split(split).seed if seed is None else seed
+    images, labels, conditions, unread = [], [], [], 0
+    for sample in generate(per_condition, seed=seed, split=split):
         try:
             images.append(from_image(sample.image))
         except ServingError as exc:  # the service would answer 4xx: count it as a miss, not a crash
             images.append(np.zeros((1, 28, 28), np.float32))
-            print(f"realworld: {sample.condition}/{sample.source} label {sample.label}: {exc}")
+            unread += 1
+            if split == "dev":  # which sealed images fail is withheld: a fix must not be tuned on them
+                print(f"realworld {split}: {sample.condition}/{sample.source} label {sample.label}: {exc}")
         labels.append(sample.label)
         conditions.append(sample.condition)
+    if unread and split != "dev":
+        print(f"realworld {split}: {unread} images the preprocessing could not read (counted as misses)")
     x = np.stack(images).astype(np.float32)
     info = {
+        "split": split,
         "seed": seed,
         "per_condition": per_condition,
         "images": len(labels),
@@ -74,14 +83,15 @@ def build(per_condition: int, seed: int = SEED) -> RealWorldSet:
     return RealWorldSet(x, np.asarray(labels, np.int64), np.asarray(conditions), info)
 
 
-def load(per_condition: int, cache_dir: Path, seed: int = SEED) -> RealWorldSet:
-    """The set from `cache_dir` when the code that made it is unchanged, else built and cached."""
-    path = cache_dir / f"realworld-{seed}-{per_condition}-{_code_digest()}.npz"
+def load(per_condition: int, cache_dir: Path, split: str = "dev", seed: int | None = None) -> RealWorldSet:
+    """A split from `cache_dir` when the code that made it is unchanged, else built and cached."""
+    seed = get_split(split).seed if seed is None else seed
+    path = cache_dir / f"realworld-{split}-{seed}-{per_condition}-{_code_digest()}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             info = {k[5:]: z[k].item() for k in z.files if k.startswith("info_")}
             return RealWorldSet(z["images"], z["labels"], z["conditions"], info)
-    made = build(per_condition, seed)
+    made = build(per_condition, split, seed)
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,
@@ -94,6 +104,18 @@ def load(per_condition: int, cache_dir: Path, seed: int = SEED) -> RealWorldSet:
     return made
 
 
+def load_splits(
+    per_condition: int, cache_dir: Path, splits: tuple[str, ...] = REALWORLD_SPLITS
+) -> dict[str, RealWorldSet]:
+    """Each requested split (the headline, sealed, first), loaded or built."""
+    return {name: load(per_condition, cache_dir, name) for name in splits}
+
+
+def sets_info(sets: dict[str, RealWorldSet]) -> dict:
+    """What a comparison or manifest says of the splits it was measured on: each split's make, the conditions."""
+    return {"headline": HEADLINE, **{name: rw.info for name, rw in sets.items()}, "conditions": describe()}
+
+
 def describe() -> dict[str, str]:
     """Each condition of the set and what it stands for."""
     from training.realworld import describe as conditions
@@ -102,7 +124,7 @@ def describe() -> dict[str, str]:
 
 
 def score(scores: np.ndarray, rw: RealWorldSet, temperature: float = 1.0) -> dict:
-    """Accuracy overall and per condition, and ECE (15 bins) at the given temperature."""
+    """Accuracy overall and per condition, and ECE (15 bins) before and after the temperature."""
     predictions = scores.argmax(1)
     correct = predictions == rw.labels
     per_condition = {str(c): float(correct[rw.conditions == c].mean()) for c in dict.fromkeys(rw.conditions.tolist())}
@@ -111,33 +133,56 @@ def score(scores: np.ndarray, rw: RealWorldSet, temperature: float = 1.0) -> dic
         "per_condition": per_condition,
         "worst_condition": min(per_condition, key=per_condition.get),
         "ece": expected_calibration_error(softmax(scores, temperature), rw.labels),
+        "ece_uncalibrated": expected_calibration_error(softmax(scores), rw.labels),
         "images": len(rw),
         "set": rw.info,
     }
 
 
-def evaluate_exported(directory: Path, rw: RealWorldSet) -> dict[str, dict]:
-    """Each served model of an export on the set, through onnxruntime and calibrated probabilities as served."""
+def score_splits(predict, sets: dict[str, RealWorldSet], temperature: float = 1.0) -> dict[str, dict]:
+    """`score` on each split, `predict` mapping its images (N, 1, 28, 28) to scores (N, 10)."""
+    return {name: score(predict(rw.images), rw, temperature) for name, rw in sets.items()}
+
+
+def evaluate_exported(directory: Path, sets: dict[str, RealWorldSet]) -> dict[str, dict]:
+    """Each served model of an export on each split, through onnxruntime and calibrated probabilities as served."""
     from serving.store import ModelStore
 
     store = ModelStore(directory)
     results = {}
     for name, served in store.models.items():
-        scores, _ = served.run(rw.images)
-        result = score(scores, rw, served.temperature)
-        result.update(
-            version=served.version,
-            sha256=served.entry["sha256"],
-            temperature=served.temperature,
-            run_id=served.entry.get("run_id"),
-            ece_uncalibrated=expected_calibration_error(softmax(scores), rw.labels),
-        )
-        results[name] = result
+        results[name] = {
+            "version": served.version,
+            "sha256": served.entry["sha256"],
+            "temperature": served.temperature,
+            "run_id": served.entry.get("run_id"),
+            "splits": score_splits(lambda x, s=served: s.run(x)[0], sets, served.temperature),
+        }
     return results
 
 
-def write_report(results: dict[str, dict], rw: RealWorldSet, out: Path, *, command: str, gallery: bool) -> Path:
-    """robustness.json and robustness.md (device, versions, git revision, model checksums), a bar plot, a gallery."""
+def _split_table(results: dict[str, dict], split: str, conditions: list[str]) -> list[str]:
+    """One split's Markdown table: each model's accuracy overall and per condition, ECE before -> after."""
+    lines = [
+        f"### {SPLIT_TITLES[split].capitalize()}",
+        "",
+        "| model | sha256 | temperature | all | " + " | ".join(conditions) + " | ECE |",
+        "|" + "---|" * (len(conditions) + 5),
+    ]
+    for name, r in results.items():
+        s = r["splits"][split]
+        lines.append(
+            f"| {name} | {r['sha256'][:12]} | {r['temperature']:.3f} | {100 * s['accuracy']:.2f}% | "
+            + " | ".join(f"{100 * s['per_condition'][c]:.1f}" for c in conditions)
+            + f" | {100 * s['ece_uncalibrated']:.2f}% -> {100 * s['ece']:.2f}% |"
+        )
+    return [*lines, ""]
+
+
+def write_report(
+    results: dict[str, dict], sets: dict[str, RealWorldSet], out: Path, *, command: str, gallery: bool
+) -> Path:
+    """robustness.json and robustness.md (device, versions, git revision, model checksums), plots, galleries."""
     from training.environment import device_description, git_revision, versions
     from training.report import plot_realworld
 
@@ -147,14 +192,13 @@ def write_report(results: dict[str, dict], rw: RealWorldSet, out: Path, *, comma
         "git_revision": git_revision(),
         "device": device_description("cpu"),
         "versions": versions(),
-        "set": rw.info,
-        "conditions": describe(),
+        "sets": sets_info(sets),
         "models": results,
     }
     atomic_write_json(out / "robustness.json", payload)
     rows = {
         "models": [
-            {"model": n, "status": "ok", "metrics": {"accuracy": float("nan")}, "realworld": r}
+            {"model": n, "status": "ok", "metrics": {"accuracy": float("nan")}, "realworld": r["splits"]}
             for n, r in results.items()
         ],
         "profile": "exported",
@@ -162,30 +206,29 @@ def write_report(results: dict[str, dict], rw: RealWorldSet, out: Path, *, comma
     plot_realworld(rows, out / "robustness.png", with_test=False)
     conditions = list(describe())
     lines = [
-        f"# Real-world set: exported models as served ({len(rw)} images)",
+        f"# Real-world set: exported models as served ({', '.join(f'{n} {len(rw)} images' for n, rw in sets.items())})",
         "",
         f"- command: `{command}`",
         f"- git revision: {payload['git_revision']}",
         f"- device: {payload['device']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()),
-        f"- set: seed {rw.info['seed']}, {rw.info['per_condition']} per condition, sha256 {rw.info['sha256'][:16]}",
+        *(
+            f"- {n} split: seed {rw.info['seed']}, {rw.info['per_condition']} per condition, "
+            f"sha256 {rw.info['sha256'][:16]}"
+            for n, rw in sets.items()
+        ),
         "",
-        "| model | sha256 | temperature | all | " + " | ".join(conditions) + " | ECE |",
-        "|" + "---|" * (len(conditions) + 5),
     ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['sha256'][:12]} | {r['temperature']:.3f} | {100 * r['accuracy']:.2f}% | "
-            + " | ".join(f"{100 * r['per_condition'][c]:.1f}" for c in conditions)
-            + f" | {100 * r['ece_uncalibrated']:.2f}% -> {100 * r['ece']:.2f}% |"
-        )
-    lines += ["", "Conditions:", ""] + [f"- `{c}`: {text}" for c, text in describe().items()]
+    for split in (s for s in REALWORLD_SPLITS if s in sets):
+        lines += _split_table(results, split, conditions)
+    lines += ["Conditions:", ""] + [f"- `{c}`: {text}" for c, text in describe().items()]
     lines += ["", "![accuracy by condition](robustness.png)"]
     if gallery:
-        from training.realworld import generate, save_gallery
+        from training.realworld import write_galleries
 
-        save_gallery(list(generate(4, seed=rw.info["seed"])), out / "gallery.png")
-        lines += ["", "Four raw images per condition, as a client would send them:", "", "![gallery](gallery.png)"]
+        for path in write_galleries(out, 4, tuple(sets)):
+            lines += ["", f"Four raw images per condition of {path.stem[8:]}, as a client would send them:", ""]
+            lines += [f"![{path.stem}]({path.name})"]
     path = out / "robustness.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path

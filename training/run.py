@@ -95,9 +95,9 @@ def train_model(
     out_dir: Path,
     reporter: Reporter,
     resume: dict | None = None,
-    realworld: robustness.RealWorldSet | None = None,
+    realworld: dict[str, robustness.RealWorldSet] | None = None,
 ) -> dict:
-    """Train one model, keep its best-validation checkpoint, calibrate it, report on test and the real-world set."""
+    """Train one model, keep its best-validation checkpoint, calibrate it, report on test and the real-world splits."""
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     if device.type == "cuda":
@@ -119,10 +119,10 @@ def train_model(
     temperature = calibration["temperature"]
     calibration["ece_test"] = ece_before_after(ev.scores, ev.labels, temperature)
     real = None
-    if realworld is not None:
-        rw_scores = predict_scores(model, torch.from_numpy(realworld.images).to(device), cfg)
-        real = robustness.score(rw_scores, realworld, temperature)
-        calibration["ece_realworld"] = ece_before_after(rw_scores, realworld.labels, temperature)
+    if realworld:  # each split's ECE before -> after rides in its own result
+        real = robustness.score_splits(
+            lambda x: predict_scores(model, torch.from_numpy(x).to(device), cfg), realworld, temperature
+        )
     build = {**builder_kwargs(cfg), **({"weights": "none"} if spec.transfer else {})}  # reload never re-downloads
     torch.save(
         {
@@ -152,7 +152,8 @@ def train_model(
             "parameters": sum(p.numel() for p in model.parameters()),
             "best_epoch": result.best_epoch,
             "test_images": len(test),
-            "realworld_accuracy": real["accuracy"] if real else None,
+            "realworld_accuracy": real["sealed"]["accuracy"] if real and "sealed" in real else None,
+            "realworld_dev_accuracy": real["dev"]["accuracy"] if real and "dev" in real else None,
             "ece_test": calibration["ece_test"]["after"],
         },
         "realworld": real,
@@ -201,7 +202,7 @@ def run_training(
             "settings": {c.model: c.to_dict() for c in configs},
         }
         atomic_write_json(run_dir / "run.json", header)
-    realworld = robustness.load(robustness.PER_CONDITION[configs[0].profile], data.cache_dir) if configs else None
+    realworld = robustness.load_splits(robustness.PER_CONDITION[configs[0].profile], data.cache_dir) if configs else {}
     entries = []
     for cfg in configs:
         result_file = run_dir / cfg.model / "result.json"
@@ -230,7 +231,7 @@ def run_training(
         **header,
         "complete": True,
         "models": entries,
-        "realworld": {**(realworld.info if realworld else {}), "conditions": robustness.describe()},
+        "realworld": robustness.sets_info(realworld),
     }
     atomic_write_json(run_dir / "comparison.json", comparison)
     return run_dir

@@ -128,7 +128,7 @@ def small_offcentre(rng: Rng, digit: int, split: Split) -> tuple[Image.Image, st
     """A small digit (5-15% of the height) off-centre in a large image, with specks elsewhere."""
     look = split.look
     h, w = (int(v) for v in rng.integers(*look.size(400, 1001), 2))
-    height = h * rng.uniform(0.05, 0.15)
+    height = min(h * rng.uniform(0.05, 0.15), 0.4 * w)  # a tall narrow page (sealed's sizes) still fits it
     margin = height
     while True:  # anywhere at least a quarter of the short side from the centre, clear of the border
         cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)

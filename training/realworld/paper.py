@@ -197,7 +197,7 @@ def _lamp(rng: Rng, u: np.ndarray, v: np.ndarray, strength: float) -> np.ndarray
     if rng.random() < 0.5:  # a fold: a dark crease and one face of the page tilted from the light
         light *= 1 - rng.uniform(0.1, 0.2) * np.exp(-((dist / 0.03) ** 2)) - rng.uniform(0.0, 0.1) * (dist > 0)
     else:
-        light *= 1 - rng.uniform(0.2, 0.4) * strength / (1 + np.exp(-dist / rng.uniform(0.02, 0.05)))
+        light *= 1 - rng.uniform(0.2, 0.4) * strength * (1 + np.tanh(dist / rng.uniform(0.04, 0.1))) / 2  # a sharp edge
     return light
 
 
