@@ -115,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     variants = dict(parse_variant(v) for v in args.variant)
     data = load_mnist()
-    rw = robustness.load(robustness.PER_CONDITION[args.profile], data.cache_dir)
+    rw = robustness.load(robustness.PER_CONDITION[args.profile], data.cache_dir, split="dev")  # a choice: dev only
     stem = args.name or args.model
     payload = {
         "command": "python -m benchmarks.generalisation " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
