@@ -152,21 +152,16 @@ def _reads_ink(sample: Sample) -> bool:
     return x.shape == (1, 28, 28) and x.max() > 0.5 and (x > 0.5).sum() >= 12
 
 
-# Issue 20, point 3: today's preprocessing loses some thin light strokes on unevenly lit paper (legible to a person:
-# reports/realworld/ shows them). Strict once serving/ink.py keeps the whole digit; until then most must read.
-PREPROCESSING_GAP = pytest.mark.xfail(reason="serving.preprocess drops some light photo strokes (issue 20, point 3)")
-
-
-@pytest.mark.parametrize(
-    "name", [n if n not in ("light_photo", "hollow_photo") else pytest.param(n, marks=PREPROCESSING_GAP) for n in NEW]
-)
-def test_every_new_condition_yields_ink_through_the_service_preprocessing(samples, name):
-    failed = [(s.label, s.source) for s in samples if s.condition == name and not _reads_ink(s)]
+@pytest.mark.parametrize("name", NEW)
+def test_every_new_condition_yields_ink_through_the_service_preprocessing(both, name):
+    # Dev only: the preprocessing is a choice, and no choice may be tuned on which sealed images it reads.
+    failed = [(s.label, s.source) for s in both["dev"] if s.condition == name and not _reads_ink(s)]
     assert not failed, (name, failed)
 
 
 @pytest.mark.parametrize("name", NEW)
-def test_most_of_every_new_condition_yields_ink_today(samples, name):
+def test_most_of_every_new_condition_yields_ink(samples, name):
+    # Both splits: a check of the generator (its images carry ink), not a bar for the preprocessing to tune to.
     read = [_reads_ink(s) for s in samples if s.condition == name]
     assert sum(read) >= 0.75 * len(read), name
 
