@@ -5,13 +5,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.augment import PARTS, augment, blur, parse, stroke, warp
+from training.augment import PARTS, augment, blur, fill, parse, stroke, warp
 
 
 def _bars(n: int = 16) -> torch.Tensor:
     """A batch of the same 'digit': a vertical bar 2 px wide, like a thin MNIST 1."""
     x = torch.zeros(n, 1, 28, 28)
     x[:, :, 6:22, 13:15] = 1.0
+    return x
+
+
+def _nines(n: int = 16) -> torch.Tensor:
+    """A batch of the same small '9': a loop 2 px thick around a 2x2 hole, on a stem 2 px wide."""
+    x = torch.zeros(n, 1, 28, 28)
+    x[:, :, 6:12, 11:17] = 1.0
+    x[:, :, 8:10, 13:15] = 0.0
+    x[:, :, 6:22, 15:17] = 1.0
     return x
 
 
@@ -29,7 +38,7 @@ def test_geometry_keeps_shape_range_and_ink():
 
 @pytest.mark.parametrize("name", list(PARTS))
 def test_every_part_keeps_the_contract_and_changes_some_images(name):
-    x = _bars(64)
+    x = _nines(64)
     y = augment(x, (name,), _gen(), torch.tensor([1, 7] * 32))  # labels: `styles` draws on 1s and 7s
     assert y.shape == x.shape and y.dtype == x.dtype
     assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0 + 1e-6
@@ -82,3 +91,11 @@ def test_styles_adds_a_flag_to_ones_and_a_bar_to_sevens_and_nothing_to_other_dig
         share = float((added[y == digit] > 3).float().mean())
         assert 0.15 < share < 0.45  # about 30 % of them get the style
     assert torch.equal(styles(x, _gen(), None), x)  # without labels it cannot know which style fits
+
+
+def test_fill_closes_small_loops_and_leaves_strokes_alone(monkeypatch):
+    monkeypatch.setattr("training.augment._chosen", lambda p, x, g: torch.ones(x.shape[0], 1, 1, 1, dtype=torch.bool))
+    nine, bar = fill(_nines(4), _gen()), fill(_bars(4), _gen())
+    assert torch.all(nine[:, :, 8:10, 13:15] == 1.0)  # the loop's hole is ink now
+    assert torch.equal(nine[:, :, 14:22], _nines(4)[:, :, 14:22])  # the stem below it is as it was
+    assert torch.equal(bar, _bars(4))  # nothing to fill in a straight stroke
