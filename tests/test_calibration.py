@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnistserve.contracts import softmax
-from training.metrics import expected_calibration_error, fit_temperature, nll
+from training.metrics import expected_calibration_error, fit_temperature, flag_stats, flag_threshold, nll
 
 
 def _overconfident(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -52,3 +52,24 @@ def test_softmax_rows_sum_to_one_at_any_temperature_and_keep_the_order():
         assert np.allclose(p.sum(1), 1.0) and np.isfinite(p).all()
         assert (p.argmax(1) == scores.argmax(1)).all()
     assert softmax(scores, 3.0)[1].max() < softmax(scores, 1.0)[1].max()  # a higher temperature softens
+
+
+def test_flag_stats_counts_what_the_unsure_flag_catches_and_costs() -> None:
+    p = np.array([[0.95, 0.05], [0.6, 0.4], [0.3, 0.7], [0.92, 0.08], [0.55, 0.45]])
+    labels = np.array([0, 0, 0, 1, 1])  # rows 2, 3, 4 are wrong; row 3 is wrong with 0.92
+    stats = flag_stats(p, labels, flag_below=0.7)
+    assert stats["wrong"] == pytest.approx(3 / 5)
+    assert stats["caught"] == pytest.approx(1 / 3)  # only row 4 (0.55) of the wrong ones is under 0.7
+    assert stats["flagged_right"] == pytest.approx(1 / 2)  # row 1 (0.6) of the two right ones
+    assert stats["confident_wrong"] == pytest.approx(1 / 5)
+
+
+def test_flag_threshold_catches_the_share_asked_within_the_budget() -> None:
+    rng = np.random.default_rng(0)
+    right = np.column_stack([u := rng.uniform(0.8, 1.0, 900), 1 - u])
+    wrong = np.column_stack([v := rng.uniform(0.5, 0.9, 100), 1 - v])  # predicted 0, true 1
+    p, labels = np.vstack([right, wrong]), np.r_[np.zeros(900, int), np.ones(100, int)]
+    t = flag_threshold(p, labels, catch=0.8, budget=0.5)
+    assert flag_stats(p, labels, t)["caught"] >= 0.8
+    tight = flag_threshold(p, labels, catch=0.8, budget=0.02)  # catching 80% would flag more than 2% of right ones
+    assert flag_stats(p, labels, tight)["flagged_right"] <= 0.02 < flag_stats(p, labels, t)["flagged_right"]

@@ -68,3 +68,17 @@ def flag_stats(probabilities: np.ndarray, labels: np.ndarray, flag_below: float,
         "flagged_right": float(flagged[~wrong].mean()) if (~wrong).any() else 0.0,
         "confident_wrong": float((wrong & (top >= confident)).mean()),
     }
+
+
+def flag_threshold(probabilities: np.ndarray, labels: np.ndarray, catch: float = 0.8, budget: float = 0.1) -> float:
+    """The lowest "unsure" threshold whose flag catches `catch` of the wrong answers; if that flags more than `budget`
+    of the right ones, the highest threshold that stays within `budget` instead."""
+    top = probabilities.max(1)
+    wrong = probabilities.argmax(1) != labels
+    if not wrong.any():
+        return 0.0
+    # Flagged means top < threshold: to catch a share of the wrong answers, pass that quantile of their tops.
+    needed = float(np.quantile(top[wrong], catch)) + 1e-9
+    right = np.sort(top[~wrong])
+    allowed = float(right[int(budget * len(right))]) if len(right) else 1.0  # flags at most `budget` of them
+    return min(needed, allowed)
