@@ -17,9 +17,9 @@ says which key, how long, or how close. Keys are never logged.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,47 +81,29 @@ class AuthPolicy:
 
 
 class BearerAuth:
-    """ASGI middleware: a 401 for requests that `policy` says need a key and that lack a valid one, answered
-    before the body is read (add it before InputGate, so that it runs first)."""
+    """ASGI middleware: a 401 for requests that the policy says need a key and that lack a valid one, answered
+    before the body is read (add it before `serving.limits.RequestLimits`, so that it runs first)."""
 
-    def __init__(self, app: Any, *, policy: AuthPolicy) -> None:
+    def __init__(self, app: Any, *, policy: Callable[[], AuthPolicy]) -> None:
         self.app = app
-        self.policy = policy
+        self.policy = policy  # this worker's policy, read per request (the service is built after the middleware)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket") or not self.policy.enabled:
+        policy = self.policy() if kind in ("http", "websocket") else None
+        if policy is None or not policy.enabled:
             return await self.app(scope, receive, send)
         method = scope.get("method", "WEBSOCKET")
         if kind == "http" and _is_preflight(method, scope["headers"]):
             return await self.app(scope, receive, send)  # a CORS preflight never carries credentials
-        if self.policy.needs_key(method, scope["path"]):
+        if policy.needs_key(method, scope["path"]):
             try:
-                self.policy.check(scope["headers"])
+                policy.check(scope["headers"])
             except Unauthorized as exc:
                 if kind == "websocket":
                     return await send({"type": "websocket.close", "code": 1008})  # policy violation
                 return await error_response(exc)(scope, receive, send)
         await self.app(scope, receive, send)
-
-
-def document_bearer(spec: dict[str, Any], policy: AuthPolicy) -> dict[str, Any]:
-    """The OpenAPI document with a bearer scheme on the operations that need a key (Swagger's Authorize
-    button then sends it); unchanged when authentication is off."""
-    if not policy.enabled:
-        return spec
-    spec = copy.deepcopy(spec)
-    spec.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "an API key of MNISTSERVE_API_KEYS(_FILE)",
-    }
-    for path, operations in spec.get("paths", {}).items():
-        for method, operation in operations.items():
-            if isinstance(operation, dict) and policy.needs_key(method, path):
-                operation["security"] = [{"bearer": []}]
-                operation.setdefault("responses", {})["401"] = {"description": "no API key, or not a valid one"}
-    return spec
 
 
 def bearer(key: str) -> str:

@@ -190,6 +190,18 @@ ROUTES = [
 ]
 
 
+class CurrentApp(Starlette):
+    """What the service mounts at definition: the GET route table (BentoML's passive mount routes by it), each
+    request handed to `current()`, the app of the service instance that BentoML builds later."""
+
+    def __init__(self, current: Callable[[], Starlette]) -> None:
+        super().__init__(routes=ROUTES)
+        self.current = current
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await self.current()(scope, receive, send)
+
+
 def create_app(served: Callable[[], Served]) -> Starlette:
     """The GET app; `served` returns this worker's store and latency book (called per request, as the
     service that owns them is created after this app)."""

@@ -10,147 +10,145 @@
     GET  /plots, /plots/<name>.png   the training report's plots copied into exported/plots
     GET  /ui                 a web page: draw a digit and watch every served model answer
     POST /latency/benchmark  time N inferences here (403 unless MNISTSERVE_ENABLE_BENCHMARK=1)
-    BentoML's own: GET / (Swagger UI), /docs.json, /livez, /readyz, /metrics
+    BentoML's own: GET / (Swagger UI), /docs.json (its OpenAPI document), /livez, /readyz, /metrics
 
 How the pieces fit:
-  * The POST routes are typed `@bentoml.api` methods taking JSON (this module). `InputGate`, an ASGI
-    middleware (`serving.gate`), turns a multipart upload or a raw image body into that JSON, enforces
-    the body limit (413), and answers 415 for forms that BentoML's own parsers would turn into a 500.
-  * By default /predict decodes, runs the model and answers in one worker-thread call. With adaptive
-    batching on (MNISTSERVE_ADAPTIVE_BATCHING=1), single-image requests reach the batchable `classify`
-    through the service's own client (`self.to_async.classify`), so BentoML's dispatcher merges concurrent
-    requests into one run: that hop costs more CPU per request (reports/serving/serving.md measures it)
-    than a CPU saves by batching a small model, so it is off by default.
-  * The GET routes and the web page (`serving.routes`, files in `serving/static`) live in a small
-    Starlette app mounted with `@bentoml.asgi_app`; it reads only this worker's `Served` (the store and
-    the latency book), which the service instance owns.
-  * Errors: every client error is a `serving.errors` class carrying its HTTP status; `answers_errors`
-    turns one raised in an API method into the JSON error body. Request bodies are in `serving.schemas`.
-  * /docs.json (`serving.openapi`) is BentoML's document completed with the other input forms,
-    examples and GET routes; InputGate serves it.
-  * Optional API keys (MNISTSERVE_API_KEYS or MNISTSERVE_API_KEYS_FILE): `BearerAuth` (`serving.auth`), the
-    outer of the two middlewares, answers 401 before InputGate reads a body; probes stay open.
+  * The POST routes are typed `@bentoml.api` methods. The image routes' inputs (`serving.inputs`) take a JSON
+    body, a multipart upload or a raw image body into typed fields (`image` bytes, `image_base64`, `pixels`,
+    `model`); images are decoded here, by `serving.preprocess`. /classify and /latency/benchmark take JSON.
+  * By default /predict decodes, runs the model and answers in one worker-thread call. With adaptive batching on
+    (MNISTSERVE_ADAPTIVE_BATCHING=1), images reach the batchable `classify` through the client BentoML gives every
+    service of itself (`self.to_async`, pointed at this app in-process), so that BentoML's dispatcher merges
+    concurrent requests into one run: that hop costs more CPU per request than a CPU saves by batching a small
+    model (reports/serving/serving.md), so it is off by default.
+  * The GET routes and the web page (`serving.routes`, files in `serving/static`) are a small Starlette app that
+    each service instance builds over its own store and latency book; `@bentoml.asgi_app` mounts a
+    `serving.routes.CurrentApp`, which hands each request to the current instance's app.
+  * Two ASGI middlewares, each reading the current instance's settings per request: `BearerAuth`
+    (`serving.auth`, optional API keys) answers 401 before anything reads a body; `RequestLimits`
+    (`serving.limits`) answers 413 for a body over the limit and 415 for a form on a JSON-only route.
+  * Errors: every client error is a `serving.errors` class carrying its HTTP status; `answers_errors` turns one
+    raised in an API method into the JSON error body. A body that cannot be parsed is refused by BentoML (400).
+  * /docs.json is the document BentoML generates from the typed inputs and answers (`serving.inputs`,
+    `serving.schemas`: descriptions and examples on their fields) and from the docstrings here.
+  * Settings are read when BentoML constructs the service, except the five it needs at definition (DEFINITION).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
+import os
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 
-import aiohttp
 import anyio.to_thread
 import bentoml
 import numpy as np
 from pydantic import Field
 
-from mnistserve import settings
-from mnistserve.settings import Settings
+from mnistserve.settings import PREFIX, Settings, exported_dir
 from serving import metrics
-from serving.auth import AuthPolicy, BearerAuth, bearer, document_bearer
+from serving.auth import AuthPolicy, BearerAuth, bearer
 from serving.errors import BadInput, Forbidden, ServingError, TooLarge, Unavailable, answers_errors
-from serving.gate import InputGate
+from serving.inputs import BatchInput, ImageInput, ImageRequest, PredictAllInput, PredictInput
 from serving.latency import LatencyBook
+from serving.limits import RequestLimits
 from serving.logs import use_json_logs
-from serving.openapi import IMAGE_HELP, MODEL_HELP, PIXELS_HELP, openapi_document
-from serving.preprocess import from_json
-from serving.routes import Served, create_app
-from serving.schemas import (
-    AllPredictions,
-    BatchPrediction,
-    Benchmark,
-    Digit,
-    ImageInput,
-    ModelInput,
-    ModelScores,
-    Prediction,
-)
+from serving.preprocess import from_bytes, from_json
+from serving.routes import CurrentApp, Served, create_app
+from serving.schemas import MODEL_HELP, AllPredictions, BatchPrediction, Benchmark, ModelInput, ModelScores, Prediction
 from serving.store import ModelStore, ServedModel, digit
 
 log = logging.getLogger("mnistserve.service")
-logging.getLogger("mnistserve").setLevel(logging.INFO)  # BentoML leaves the root at WARNING: show what is served
-SETTINGS = Settings.from_env()
-if SETTINGS.json_logs:
-    use_json_logs()  # BentoML configured this worker's logging before importing us: swap its formatter
-AUTH = AuthPolicy.from_keys(SETTINGS.api_keys, protect_get=SETTINGS.auth_get)
-CLIENT_ATTEMPTS = 3  # calls of `classify` through the service's own client, see `_classify`
+DEFINITION_FIELDS = ("workers", "timeout_s", "access_log", "max_batch_size", "max_latency_ms")
 
 
-def decode_one(image_base64: str | None, pixels: list[list[float]] | None) -> np.ndarray:
-    """Exactly one of the two JSON forms -> (1, 28, 28) float32, under this service's pixel limit."""
-    return from_json(image_base64, pixels, max_pixels=SETTINGS.max_pixels)
+def definition_settings(env: Mapping[str, str] = os.environ) -> Settings:
+    """The settings BentoML reads when it imports this module: only DEFINITION_FIELDS' variables are looked at."""
+    names = {PREFIX + name.upper() for name in DEFINITION_FIELDS}
+    return Settings.from_env({k: v for k, v in env.items() if k in names})
 
 
-# BentoML creates the service instance after this app, in each worker: the app asks for it per request.
-GET_APP = create_app(lambda: bentoml.get_current_service().served)
+# BentoML takes a service's workers, traffic timeout and access-log switch from @bentoml.service, and a batchable
+# API's batch size and latency from @bentoml.api, as it imports this module, before any instance exists (its own
+# configuration, e.g. BENTOML_CONFIG_OPTIONS="services.mnistserve.workers=1", can override the first three): so
+# these five settings are read once, here. Every other setting is read by the constructor.
+DEFINITION = definition_settings()
 
 
-@bentoml.asgi_app(GET_APP, path="/", name="mnistserve-get")
+@bentoml.asgi_app(CurrentApp(lambda: _current().routes), path="/", name="mnistserve-get")
 @bentoml.service(
     name="mnistserve",
-    traffic={"timeout": SETTINGS.timeout_s},
-    workers=SETTINGS.workers,
-    logging={"access": {"enabled": SETTINGS.access_log}},
+    traffic={"timeout": DEFINITION.timeout_s},
+    workers=DEFINITION.workers,
+    logging={"access": {"enabled": DEFINITION.access_log}},
 )
 class MNISTService:
-    """Handwritten-digit recognition with the models in exported/ (ONNX Runtime)."""
+    """Handwritten-digit recognition with the ONNX models of exported/ (ONNX Runtime). The Bento's description
+    (bentofile.yaml) heads its OpenAPI document: the GET routes, the web page and the error statuses."""
 
     def __init__(self) -> None:
-        self.settings = SETTINGS
-        self.store = ModelStore(settings.exported_dir(), threads=SETTINGS.ort_threads, strict=False)
-        self.latency = LatencyBook(SETTINGS.latency_window)
+        self.settings = Settings.from_env()
+        logging.getLogger("mnistserve").setLevel(logging.INFO)  # BentoML leaves the root at WARNING
+        if self.settings.json_logs:
+            use_json_logs()  # BentoML configured this worker's logging before building us: swap its formatter
+        self.auth = AuthPolicy.from_keys(self.settings.api_keys, protect_get=self.settings.auth_get)
+        if self.auth.enabled:  # how many keys and what they cover; never the keys
+            scope = " and the GET data routes" if self.auth.protect_get else ""
+            log.info("API keys required (%d configured) on the POST routes%s", len(self.auth.digests), scope)
+        self.store = ModelStore(exported_dir(), threads=self.settings.ort_threads, strict=False)
+        self.latency = LatencyBook(self.settings.latency_window)
         self.served = Served(self.store, self.latency)  # all that the GET routes read
+        self.routes = create_app(lambda: self.served)
 
     def __is_ready__(self) -> bool:
         """BentoML's /readyz hook: ready while at least one model is served."""
         return bool(self.store.models)
 
-    @bentoml.api(route="/predict")
+    @bentoml.api(route="/predict", input_spec=PredictInput)
     @answers_errors
     async def predict(
         self,
-        image_base64: str | None = Field(None, description=IMAGE_HELP),
-        pixels: list[list[float]] | None = Field(None, description=PIXELS_HELP),
-        model: str | None = Field(None, description=MODEL_HELP),
+        image: bytes | None = None,
+        image_base64: str | None = None,
+        pixels: list[list[float]] | None = None,
+        model: str | None = None,
     ) -> Prediction:
-        """One image -> digit, probabilities, top-3. Also takes a multipart upload (`image` file,
-        `model` field) or a raw image body (Content-Type image/png, image/jpeg, ...; `?model=`)."""
+        """One image -> digit, probabilities, top-3. Send a multipart `image` file (and a `model` field), a raw
+        image body (`curl --data-binary @digit.png -H 'Content-Type: image/png' '.../predict?model=cnn'`), or JSON
+        `{"image_base64": ..., "model": ...}` or `{"pixels": [[...28 numbers] x 28]}`."""
         start = time.perf_counter()
         served = self.store.get(model)
         metrics.attribute(served.name, served.version)  # an error from here on is counted under this model
         if not self.settings.adaptive_batching:
-            return await anyio.to_thread.run_sync(self._predict_here, served, image_base64, pixels, start)
-        x = await anyio.to_thread.run_sync(decode_one, image_base64, pixels)
+            return await anyio.to_thread.run_sync(self._predict_here, served, (image, image_base64, pixels), start)
+        x = await anyio.to_thread.run_sync(self.decode, image, image_base64, pixels)
         [scores] = await self._classify([(served.name, x)])
         return self._answer(served, scores, start)
 
-    @bentoml.api(route="/predict_all")
+    @bentoml.api(route="/predict_all", input_spec=PredictAllInput)
     @answers_errors
     async def predict_all(
-        self,
-        image_base64: str | None = Field(None, description=IMAGE_HELP),
-        pixels: list[list[float]] | None = Field(None, description=PIXELS_HELP),
+        self, image: bytes | None = None, image_base64: str | None = None, pixels: list[list[float]] | None = None
     ) -> AllPredictions:
-        """One image -> the answer of every served model (same input forms as /predict)."""
+        """One image -> the answer of every served model, and the 28x28 input they received. Same input forms
+        as /predict, without a model."""
         start = time.perf_counter()
         if not self.store.models:
             self.store.get(None)  # raises Unavailable with the reasons
-        x = await anyio.to_thread.run_sync(decode_one, image_base64, pixels)
+        x = await anyio.to_thread.run_sync(self.decode, image, image_base64, pixels)
         results = await self._classify([(name, x) for name in self.store.models])
         answers = [self._answer(self.store.models[r.model], r, start) for r in results]
         seen = np.rint(x[0] * 255).astype(np.uint8).tolist()  # (28, 28): what the models received
         return AllPredictions(predictions=answers, skipped=self.store.skipped, input_28x28=seen)
 
-    @bentoml.api(route="/predict_batch")
+    @bentoml.api(route="/predict_batch", input_spec=BatchInput)
     @answers_errors
-    async def predict_batch(
-        self,
-        images: list[ImageInput] = Field(description="the images; multipart: several `images` files"),
-        model: str | None = Field(None, description=MODEL_HELP),
-    ) -> BatchPrediction:
-        """Several images for one model, run together (a max_batch=1 model runs them one by one)."""
+    async def predict_batch(self, images: list[ImageInput], model: str | None = None) -> BatchPrediction:
+        """Several images for one model, run together (a max_batch=1 model runs them one by one): JSON `images`
+        (a list of `{"image_base64"}` or `{"pixels"}`), several multipart `images` files, or one raw image body."""
         start = time.perf_counter()
         served = self.store.get(model)
         metrics.attribute(served.name, served.version)
@@ -158,25 +156,26 @@ class MNISTService:
             raise BadInput("images is empty")
         if len(images) > self.settings.max_batch_images:
             raise TooLarge(f"{len(images)} images; the limit is {self.settings.max_batch_images} per request")
-        x = await anyio.to_thread.run_sync(_decode_many, images)
+        x = await anyio.to_thread.run_sync(self._decode_many, images)
         logits, ms = await anyio.to_thread.run_sync(served.run, x)
         size = len(x) if served.max_batch is None else served.max_batch
         self.latency.add(served.name, "batch_size", size)
         self.latency.request(served.name, ms, (time.perf_counter() - start) * 1000)
         metrics.record_batch(served.name, served.version, size)
         metrics.record_answer(served.name, served.version, ms)
-        rows = [Digit(**digit(p)) for p in served.probabilities(logits)]
+        rows = [digit(p) for p in served.probabilities(logits)]
         return BatchPrediction(model=served.name, version=served.version, inference_ms=round(ms, 4), predictions=rows)
 
     @bentoml.api(
         route="/classify",
         batchable=True,
-        max_batch_size=SETTINGS.max_batch_size,
-        max_latency_ms=SETTINGS.max_latency_ms,
+        max_batch_size=DEFINITION.max_batch_size,
+        max_latency_ms=DEFINITION.max_latency_ms,
     )
     def classify(self, items: list[ModelInput]) -> list[ModelScores]:
-        """Low level: preprocessed inputs -> logits. Concurrent single-image requests are merged here
-        by adaptive batching; each model then runs its share in one onnxruntime call."""
+        """Low level: preprocessed 28x28 inputs in [0, 1] -> logits. BentoML's adaptive batching merges concurrent
+        requests here; each model then runs its share in one onnxruntime call. An item that fails carries its
+        own status and error; the others are answered."""
         pairs = [(item.model, np.asarray(item.input, dtype=np.float32)[None]) for item in items]
         return self._run_pairs(pairs)
 
@@ -214,11 +213,28 @@ class MNISTService:
             images_per_second=round(batch_size * 1000 / mean, 1) if mean > 0 else 0.0,
         )
 
-    def _predict_here(
-        self, served: ServedModel, image_base64: str | None, pixels: list[list[float]] | None, start: float
-    ) -> Prediction:
+    def decode(self, image: bytes | None, image_base64: str | None, pixels: list[list[float]] | None) -> np.ndarray:
+        """Exactly one of the three image forms -> (1, 28, 28) float32, under this service's pixel limit."""
+        if image is None:
+            return from_json(image_base64, pixels, max_pixels=self.settings.max_pixels)
+        if image_base64 is not None or pixels is not None:
+            raise BadInput("send exactly one image: a file or raw body, image_base64 or pixels")
+        return from_bytes(image, max_pixels=self.settings.max_pixels)
+
+    def _decode_many(self, images: list[ImageInput]) -> np.ndarray:
+        """(N, 1, 28, 28) from /predict_batch's images; an error names the image."""
+        arrays = []
+        for i, one in enumerate(images):
+            try:
+                arrays.append(self.decode(one.image, one.image_base64, one.pixels))
+            except ServingError as exc:
+                exc.args = (f"images[{i}]: {exc}",)
+                raise
+        return np.stack(arrays)  # (N, 1, 28, 28)
+
+    def _predict_here(self, served: ServedModel, image: tuple, start: float) -> Prediction:
         """Decode, run and answer in one worker-thread call: one hop off the event loop, not three."""
-        x = decode_one(image_base64, pixels)
+        x = self.decode(*image)
         [scores] = _raise_errors(self._run_pairs([(served.name, x)]))
         return self._answer(served, scores, start)
 
@@ -252,27 +268,20 @@ class MNISTService:
 
     async def _classify(self, pairs: list[tuple[str, np.ndarray]]) -> list[ModelScores]:
         """Run (model, (1, 28, 28) input) pairs: through the batchable `classify` with adaptive batching on,
-        else directly in a worker thread (no hop through BentoML's client, whose CPU cost reports/serving/ measures)."""
+        else directly in a worker thread."""
         if not self.settings.adaptive_batching:
             return _raise_errors(await anyio.to_thread.run_sync(self._run_pairs, pairs))
         items = [ModelInput(model=name, input=x[0].tolist()) for name, x in pairs]
-        _authorize_own_client(self.to_async)
-        for attempt in range(CLIENT_ATTEMPTS):
-            try:
-                results = await self.to_async.classify(items)
-                break
-            except bentoml.exceptions.BentoMLException as exc:
-                if getattr(exc, "error_code", None) == 503:
-                    raise Unavailable(f"the inference queue is full, try again: {exc}") from None
-                # `classify` answers its own failures in ModelScores: anything else is the hop's, a server fault
-                log.exception("adaptive batching: the call to classify failed")
-                raise Unavailable(f"the batching queue failed, try again ({type(exc).__name__})") from None
-            except (aiohttp.ClientConnectionError, RuntimeError) as exc:
-                # BentoML 1.4's client renews its session every 100 calls and closes the old one
-                # under the calls still in flight (bentoml/BentoML#5540); `classify` is pure, so resend.
-                if attempt == CLIENT_ATTEMPTS - 1:
-                    log.warning("adaptive batching: classify unreachable after %d attempts: %r", CLIENT_ATTEMPTS, exc)
-                    raise Unavailable("the batching queue is unreachable, try again") from None
+        if self.settings.api_keys:  # the hop runs through this app, BearerAuth included: present the first key
+            self.to_async.default_headers["Authorization"] = bearer(self.settings.api_keys[0])
+        try:
+            results = await self.to_async.classify(items)
+        except bentoml.exceptions.BentoMLException as exc:
+            if getattr(exc, "error_code", None) == 503:
+                raise Unavailable(f"the inference queue is full, try again: {exc}") from None
+            # `classify` answers its own failures in ModelScores: anything else is the hop's, a server fault
+            log.exception("adaptive batching: the call to classify failed")
+            raise Unavailable(f"the batching queue failed, try again ({type(exc).__name__})") from None
         return _raise_errors([r if isinstance(r, ModelScores) else ModelScores.model_validate(r) for r in results])
 
     def _answer(self, served: ServedModel, scores: ModelScores, start: float) -> Prediction:
@@ -298,45 +307,17 @@ def _raise_errors(results: list[ModelScores]) -> list[ModelScores]:
     return results
 
 
-def _authorize_own_client(client: object) -> None:
-    """With API keys, let the service's own client (its hop to /classify runs through this app, BearerAuth
-    included) present the first key; BentoML builds each new client session from these headers."""
-    headers = getattr(client, "default_headers", None)
-    if SETTINGS.api_keys and isinstance(headers, dict):
-        headers["Authorization"] = bearer(SETTINGS.api_keys[0])
+def _current() -> MNISTService:
+    return bentoml.get_current_service()
 
 
-def _decode_many(images: list[ImageInput]) -> np.ndarray:
-    """(N, 1, 28, 28) from /predict_batch's images; an error names the image."""
-    arrays = []
-    for i, image in enumerate(images):
-        try:
-            arrays.append(decode_one(image.image_base64, image.pixels))
-        except ServingError as exc:
-            exc.args = (f"images[{i}]: {exc}",)
-            raise
-    return np.stack(arrays)  # (N, 1, 28, 28)
-
-
-@functools.cache
-def _docs() -> dict:
-    """/docs.json: BentoML's document completed, with the bearer scheme when keys are set."""
-    return document_bearer(openapi_document(MNISTService), AUTH)
-
-
-if AUTH.enabled:  # how many keys and what they cover; never the keys
-    log.info(
-        "API keys required (%d configured) on the POST routes%s",
-        len(AUTH.digests),
-        " and the GET data routes" if AUTH.protect_get else "",
-    )
-# Middlewares run in the order added: BearerAuth first, so a request without a valid key is answered 401
-# before InputGate reads its body. BentoML's own (access log, metrics, timeout) wrap both.
-MNISTService.add_asgi_middleware(BearerAuth, policy=AUTH)
+# Middlewares run in the order added: BearerAuth first, so a request without a valid key is answered 401 before
+# RequestLimits reads its body. BentoML's own (access log, metrics, timeout) wrap both.
+MNISTService.add_asgi_middleware(BearerAuth, policy=lambda: _current().auth)
 MNISTService.add_asgi_middleware(
-    InputGate,
-    max_body_bytes=SETTINGS.max_body_bytes,
-    max_files=SETTINGS.max_batch_images + 1,
-    docs=_docs,
-    max_classify_items=SETTINGS.max_batch_size,
+    RequestLimits,
+    settings=lambda: _current().settings,
+    json_routes=frozenset(
+        api.route for api in MNISTService.apis.values() if not issubclass(api.input_spec, ImageRequest)
+    ),
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import signal
 import socket
@@ -149,23 +148,27 @@ def start_bentoml(
 def in_process(exported: Path, env: Mapping[str, str] | None = None) -> Iterator[httpx.Client]:
     """The service's own ASGI app (`MNISTService.to_asgi()`, lifespan included) behind Starlette's TestClient.
 
-    No socket, no worker process: what a real server adds (readiness polling, BentoML's batching dispatcher,
-    /metrics, process behaviour) needs `start_bentoml`. One app at a time: BentoML keeps the current service
-    in a global.
+    The service reads its settings when BentoML constructs it, in the app's lifespan: `env` is in force while it
+    starts (the five settings of `serving.service.DEFINITION_FIELDS` keep the values they had at import). No
+    socket, no worker process: what a real server adds (readiness polling, /metrics, process behaviour) needs
+    `start_bentoml`. One app at a time: BentoML keeps the current service in a global. BentoML's HTTP metrics are
+    off here (its configuration, BENTOML_CONFIG_OPTIONS): each app would register them in the one registry again.
     """
-    from prometheus_client import REGISTRY
     from starlette.testclient import TestClient
 
-    # BentoML registers its metrics in prometheus_client's global registry; the next app registers the same
-    # names, so what this one adds is unregistered on the way out (the registry has no public listing).
-    metrics_before = set(REGISTRY._collector_to_names)
+    from serving.service import MNISTService
+
     saved = dict(os.environ)
-    os.environ.update({"MNISTSERVE_EXPORTED": str(exported), **(env or {})})
+    os.environ.update(
+        {
+            "MNISTSERVE_EXPORTED": str(exported),
+            "BENTOML_CONFIG_OPTIONS": f"services.{MNISTService.name}.metrics.enabled=false",
+            **(env or {}),
+        }
+    )
     try:
-        # serving.service reads its settings at import, and its decorators use them: re-import under this env.
-        module = importlib.reload(importlib.import_module("serving.service"))
-        client = TestClient(module.MNISTService.to_asgi())
-        client.__enter__()  # the lifespan: BentoML builds the service instance (and its ModelStore) here
+        client = TestClient(MNISTService.to_asgi())
+        client.__enter__()  # the lifespan: BentoML constructs the service (settings, ModelStore) here
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -173,5 +176,3 @@ def in_process(exported: Path, env: Mapping[str, str] | None = None) -> Iterator
         yield client
     finally:
         client.__exit__(None, None, None)
-        for collector in set(REGISTRY._collector_to_names) - metrics_before:
-            REGISTRY.unregister(collector)

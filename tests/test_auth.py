@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from mnistserve.settings import Settings
 from serving import auth
-from serving.auth import AuthPolicy, BearerAuth, document_bearer
+from serving.auth import AuthPolicy, BearerAuth
 from testkit.digits import draw_seven, encode
 from testkit.servers import in_process
 
@@ -48,7 +48,8 @@ TINY = Starlette(
 
 
 def _client(*keys: str, protect_get: bool = False) -> TestClient:
-    return TestClient(BearerAuth(TINY, policy=AuthPolicy.from_keys(keys, protect_get=protect_get)))
+    policy = AuthPolicy.from_keys(keys, protect_get=protect_get)
+    return TestClient(BearerAuth(TINY, policy=lambda: policy))
 
 
 def _refused(response, error: str | None = None) -> None:
@@ -141,7 +142,8 @@ def test_unauthenticated_requests_are_answered_before_the_body_is_read():
         "headers": [(b"content-length", b"999999999")],
         "query_string": b"",
     }
-    asyncio.run(BearerAuth(app, policy=AuthPolicy.from_keys([KEY]))(scope, receive, send))
+    policy = AuthPolicy.from_keys([KEY])
+    asyncio.run(BearerAuth(app, policy=lambda: policy)(scope, receive, send))
     assert calls == {"app": 0, "receive": 0}
     assert sent[0]["status"] == 401 and (b"www-authenticate", b'Bearer realm="mnistserve"') in sent[0]["headers"]
 
@@ -171,18 +173,9 @@ def test_a_websocket_without_a_key_is_closed():
         raise AssertionError("reached the app")
 
     scope = {"type": "websocket", "path": "/predict", "headers": []}
-    asyncio.run(BearerAuth(app, policy=AuthPolicy.from_keys([KEY]))(scope, None, send))
+    policy = AuthPolicy.from_keys([KEY])
+    asyncio.run(BearerAuth(app, policy=lambda: policy)(scope, None, send))
     assert sent == [{"type": "websocket.close", "code": 1008}]
-
-
-def test_the_openapi_document_marks_the_routes_that_need_a_key():
-    spec = {"paths": {"/predict": {"post": {"responses": {}}}, "/models": {"get": {}}, "/readyz": {"get": {}}}}
-    assert document_bearer(spec, AuthPolicy()) is spec
-    marked = document_bearer(spec, AuthPolicy.from_keys([KEY], protect_get=True))
-    assert marked["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    assert marked["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
-    assert "401" in marked["paths"]["/models"]["get"]["responses"]
-    assert "security" not in marked["paths"]["/readyz"]["get"] and "components" not in spec  # input untouched
 
 
 # -- the key settings -------------------------------------------------------------------------------
@@ -262,5 +255,4 @@ def test_the_service_asks_for_a_key_on_predict_and_leaves_probes_open(exported_d
         _refused(http.get("/models"))
         assert http.get("/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
         assert http.get("/ui").status_code == 200 and "auth" in http.get("/ui").text
-        docs = http.get("/docs.json").json()
-        assert docs["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
+        assert http.get("/docs.json").status_code == 200  # the API's description holds no data: open
