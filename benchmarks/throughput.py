@@ -6,15 +6,19 @@ Modes, each driven with the same raw image/png digits to POST /predict at every 
                      which merges concurrent ones into one onnxruntime run
   bentoml-direct     MNISTSERVE_ADAPTIVE_BATCHING=0: each request runs the model in a worker thread, unmerged
   reference          benchmarks/reference_server.py: Starlette + uvicorn, the same ModelStore and preprocessing.
+  bentoml-direct@REV with --baseline REV: bentoml-direct as git revision REV serves it (its tree from `git archive`),
+                     for a before/after comparison in one run; --modes picks the modes to run.
 Every non-2xx answer and every transport error counts as a failure; the exit status is 1 when any occurs.
 On a machine with 2+ CPUs the servers are pinned to the first half and the load generator to the other half.
 Usage:  python -m benchmarks.throughput [--exported exported] [--quick] [--requests 5000] [--concurrency 1 8 32 64]
+        python -m benchmarks.throughput --quick --baseline main --modes bentoml-direct reference
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +28,8 @@ import numpy as np
 from benchmarks import harness as H
 from testkit.processes import tree_rss
 from testkit.servers import REPO, Server, start_bentoml
+
+MODES = ("bentoml-batched", "bentoml-direct", "reference")
 
 GOALS = {"throughput_vs_reference": 0.70, "p50_ms_at_concurrency_1": 5.0, "batching_speedup": 2.0}
 
@@ -99,33 +105,63 @@ def run(args) -> dict:
     }
     work = H.scratch_dir("mnistserve-bench-")
     templates = H.raw_png_templates("/predict", model, read_batch_size=True)
+    report["baseline"] = args.baseline and revision_of(args.baseline)
+    checkouts = {REPO: None}
+    if args.baseline:
+        checkouts[export_revision(args.baseline, work / "baseline")] = args.baseline
     try:
         expected = None
-        for mode, switch in (("bentoml-batched", "1"), ("bentoml-direct", "0")):
-            bento = start_bentoml(
-                exported, work / mode, cpus=server_cpus, name=mode, env={**env, "MNISTSERVE_ADAPTIVE_BATCHING": switch}
-            )
+        for checkout, revision in checkouts.items():
+            for mode, switch in (("bentoml-batched", "1"), ("bentoml-direct", "0")):
+                if mode not in args.modes:
+                    continue
+                name = mode if revision is None else f"{mode}@{revision}"
+                bento = start_bentoml(
+                    exported,
+                    work / name,
+                    cpus=server_cpus,
+                    name=name.replace("@", "-at-"),
+                    env={**env, "MNISTSERVE_ADAPTIVE_BATCHING": switch},
+                    checkout=checkout,
+                )
+                try:
+                    report.setdefault("rss_after_start_mb", {})[name] = tree_rss(bento.process.pid)["total_mb"]
+                    got = np.asarray(answers(bento, templates))
+                    expected = got if expected is None else expected
+                    report[f"parity_max_abs_diff_{name}"] = float(np.abs(got - expected).max())
+                    report["rows"] += measure(bento, name, templates, args, client_cpus)
+                finally:
+                    bento.stop()
+        if "reference" in args.modes:
+            ref = H.start_reference(exported, work, cpus=server_cpus, threads=threads)
             try:
-                report.setdefault("rss_after_start_mb", {})[mode] = tree_rss(bento.process.pid)["total_mb"]
-                got = np.asarray(answers(bento, templates))
-                expected = got if expected is None else expected
-                report[f"parity_max_abs_diff_{mode}"] = float(np.abs(got - expected).max())
-                report["rows"] += measure(bento, mode, templates, args, client_cpus)
+                report.setdefault("rss_after_start_mb", {})["reference"] = tree_rss(ref.process.pid)["total_mb"]
+                got = np.asarray(answers(ref, templates))
+                diff = np.abs(got - (got if expected is None else expected)).max()
+                report["parity_max_abs_diff"] = float(diff)  # both servers must do the same work
+                report["rows"] += measure(ref, "reference", templates, args, client_cpus)
             finally:
-                bento.stop()
-        ref = H.start_reference(exported, work, cpus=server_cpus, threads=threads)
-        try:
-            report["rss_after_start_mb"]["reference"] = tree_rss(ref.process.pid)["total_mb"]
-            diff = np.abs(np.asarray(answers(ref, templates)) - expected).max()
-            report["parity_max_abs_diff"] = float(diff)  # both servers must do the same work
-            report["rows"] += measure(ref, "reference", templates, args, client_cpus)
-        finally:
-            ref.stop()
+                ref.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["verdicts"] = verdicts(report)
     report["failed_requests"] = sum(r["failed"] for r in report["rows"])
     return report
+
+
+def revision_of(rev: str) -> str:
+    """The commit `rev` names, abbreviated."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short=12", rev], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def export_revision(rev: str, target: Path) -> Path:
+    """The tracked tree of git revision `rev`, written to `target` (`git archive`; the working tree is untouched)."""
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
 
 
 def _rps(rows: list[dict], mode: str, c: int) -> float | None:
@@ -135,7 +171,8 @@ def _rps(rows: list[dict], mode: str, c: int) -> float | None:
 def verdicts(report: dict) -> list[dict]:
     """Each goal with the measured value and whether it is met, for both BentoML modes."""
     rows, levels, out = report["rows"], report["concurrency"], []
-    for mode in ("bentoml-batched", "bentoml-direct"):
+    ran = {r["mode"] for r in rows}
+    for mode in [m for m in ("bentoml-batched", "bentoml-direct") if m in ran and "reference" in ran]:
         for c in levels:
             b, ref = _rps(rows, mode, c), _rps(rows, "reference", c)
             ratio = round(b / ref, 3) if b and ref else None
@@ -158,6 +195,8 @@ def verdicts(report: dict) -> list[dict]:
                 }
             )
     top = max(levels)
+    if not {"bentoml-batched", "bentoml-direct"} <= ran:
+        return out
     b, u = _rps(rows, "bentoml-batched", top), _rps(rows, "bentoml-direct", top)
     speedup = round(b / u, 3) if b and u else None
     out.append(
@@ -177,9 +216,12 @@ def markdown(report: dict) -> str:
         f"- BentoML servers' environment: {report['server_env'] or 'defaults'}",
         f"- {report['requests_per_level']} measured requests per level after {report['warmup_per_level']} warm-up "
         f"requests; failed requests in total: **{report['failed_requests']}**",
-        f"- answers agree (max |probability difference|): reference vs bentoml-batched "
-        f"{report.get('parity_max_abs_diff')}, bentoml-direct vs bentoml-batched "
-        f"{report.get('parity_max_abs_diff_bentoml-direct')}",
+        "- answers agree (max |probability difference| against the first server): "
+        + ", ".join(
+            f"{k.removeprefix('parity_max_abs_diff_') if k != 'parity_max_abs_diff' else 'reference'} {v}"
+            for k, v in report.items()
+            if k.startswith("parity_max_abs_diff")
+        ),
         "",
         "## Goals",
         "",
@@ -212,8 +254,29 @@ def markdown(report: dict) -> str:
             _sizes(r["batch_sizes"]),
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if report.get("baseline"):
+        lines += ["", *before_after(report)]
     lines += ["", "## How to read it", "", *NOTES, ""]
     return "\n".join(lines)
+
+
+def before_after(report: dict) -> list[str]:
+    """Each BentoML mode as the baseline revision serves it beside this tree's, per concurrency level."""
+    rows = {(r["mode"], r["concurrency"]): r for r in report["rows"]}
+    lines = [
+        f"## Before ({report['baseline']}) and after (this tree), side by side",
+        "",
+        "| mode | concurrency | server CPU ms/request before | after | req/s before | after | p50 ms before | after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (mode, c), before in rows.items():
+        after = rows.get((mode.split("@")[0], c)) if "@" in mode else None
+        if after:
+            cells = [mode.split("@")[0], c, before["server_cpu_ms_per_request"], after["server_cpu_ms_per_request"]]
+            cells += [before["requests_per_second"], after["requests_per_second"]]
+            cells += [before["latency_ms"]["p50"], after["latency_ms"]["p50"]]
+            lines.append("| " + " | ".join(str(x) for x in cells) + " |")
+    return lines
 
 
 def _sizes(sizes: dict | None) -> str:
@@ -279,6 +342,8 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="extra environment of both BentoML servers, e.g. MNISTSERVE_ACCESS_LOG=0",
     )
+    parser.add_argument("--baseline", metavar="REV", help="also run the BentoML modes as git revision REV serves them")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="modes to run (default: all)")
     args = parse(parser)
     report = run(args)
     H.write_report(args.out, args.name, report, markdown(report))

@@ -46,6 +46,7 @@ from collections.abc import Mapping
 import anyio.to_thread
 import bentoml
 import numpy as np
+from bentoml import get_current_service
 from pydantic import Field
 
 from mnistserve.settings import PREFIX, Settings, exported_dir
@@ -107,51 +108,44 @@ class MNISTService:
         """BentoML's /readyz hook: ready while at least one model is served."""
         return bool(self.store.models)
 
-    @bentoml.api(route="/predict", input_spec=PredictInput)
+    @bentoml.api(route="/predict")
     @answers_errors
-    async def predict(
-        self,
-        image: bytes | None = None,
-        image_base64: str | None = None,
-        pixels: list[list[float]] | None = None,
-        model: str | None = None,
-    ) -> Prediction:
+    async def predict(self, request: PredictInput, /) -> Prediction:
         """One image -> digit, probabilities, top-3. Send a multipart `image` file (and a `model` field), a raw
         image body (`curl --data-binary @digit.png -H 'Content-Type: image/png' '.../predict?model=cnn'`), or JSON
         `{"image_base64": ..., "model": ...}` or `{"pixels": [[...28 numbers] x 28]}`."""
         start = time.perf_counter()
-        served = self.store.get(model)
+        served = self.store.get(request.model)
         metrics.attribute(served.name, served.version)  # an error from here on is counted under this model
         if not self.settings.adaptive_batching:
-            return await anyio.to_thread.run_sync(self._predict_here, served, (image, image_base64, pixels), start)
-        x = await anyio.to_thread.run_sync(self.decode, image, image_base64, pixels)
+            return await anyio.to_thread.run_sync(self._predict_here, served, request, start)
+        x = await anyio.to_thread.run_sync(self.decode, request)
         [scores] = await self._classify([(served.name, x)])
         return self._answer(served, scores, start)
 
-    @bentoml.api(route="/predict_all", input_spec=PredictAllInput)
+    @bentoml.api(route="/predict_all")
     @answers_errors
-    async def predict_all(
-        self, image: bytes | None = None, image_base64: str | None = None, pixels: list[list[float]] | None = None
-    ) -> AllPredictions:
+    async def predict_all(self, request: PredictAllInput, /) -> AllPredictions:
         """One image -> the answer of every served model, and the 28x28 input they received. Same input forms
         as /predict, without a model."""
         start = time.perf_counter()
         if not self.store.models:
             self.store.get(None)  # raises Unavailable with the reasons
-        x = await anyio.to_thread.run_sync(self.decode, image, image_base64, pixels)
+        x = await anyio.to_thread.run_sync(self.decode, request)
         results = await self._classify([(name, x) for name in self.store.models])
         answers = [self._answer(self.store.models[r.model], r, start) for r in results]
         seen = np.rint(x[0] * 255).astype(np.uint8).tolist()  # (28, 28): what the models received
         return AllPredictions(predictions=answers, skipped=self.store.skipped, input_28x28=seen)
 
-    @bentoml.api(route="/predict_batch", input_spec=BatchInput)
+    @bentoml.api(route="/predict_batch")
     @answers_errors
-    async def predict_batch(self, images: list[ImageInput], model: str | None = None) -> BatchPrediction:
+    async def predict_batch(self, request: BatchInput, /) -> BatchPrediction:
         """Several images for one model, run together (a max_batch=1 model runs them one by one): JSON `images`
         (a list of `{"image_base64"}` or `{"pixels"}`), several multipart `images` files, or one raw image body."""
         start = time.perf_counter()
-        served = self.store.get(model)
+        served = self.store.get(request.model)
         metrics.attribute(served.name, served.version)
+        images = request.images
         if not images:
             raise BadInput("images is empty")
         if len(images) > self.settings.max_batch_images:
@@ -213,28 +207,28 @@ class MNISTService:
             images_per_second=round(batch_size * 1000 / mean, 1) if mean > 0 else 0.0,
         )
 
-    def decode(self, image: bytes | None, image_base64: str | None, pixels: list[list[float]] | None) -> np.ndarray:
+    def decode(self, one: PredictInput | PredictAllInput | ImageInput) -> np.ndarray:
         """Exactly one of the three image forms -> (1, 28, 28) float32, under this service's pixel limit."""
-        if image is None:
-            return from_json(image_base64, pixels, max_pixels=self.settings.max_pixels)
-        if image_base64 is not None or pixels is not None:
+        if one.image is None:
+            return from_json(one.image_base64, one.pixels, max_pixels=self.settings.max_pixels)
+        if one.image_base64 is not None or one.pixels is not None:
             raise BadInput("send exactly one image: a file or raw body, image_base64 or pixels")
-        return from_bytes(image, max_pixels=self.settings.max_pixels)
+        return from_bytes(one.image, max_pixels=self.settings.max_pixels)
 
     def _decode_many(self, images: list[ImageInput]) -> np.ndarray:
         """(N, 1, 28, 28) from /predict_batch's images; an error names the image."""
         arrays = []
         for i, one in enumerate(images):
             try:
-                arrays.append(self.decode(one.image, one.image_base64, one.pixels))
+                arrays.append(self.decode(one))
             except ServingError as exc:
                 exc.args = (f"images[{i}]: {exc}",)
                 raise
         return np.stack(arrays)  # (N, 1, 28, 28)
 
-    def _predict_here(self, served: ServedModel, image: tuple, start: float) -> Prediction:
+    def _predict_here(self, served: ServedModel, request: PredictInput, start: float) -> Prediction:
         """Decode, run and answer in one worker-thread call: one hop off the event loop, not three."""
-        x = self.decode(*image)
+        x = self.decode(request)
         [scores] = _raise_errors(self._run_pairs([(served.name, x)]))
         return self._answer(served, scores, start)
 
@@ -308,7 +302,7 @@ def _raise_errors(results: list[ModelScores]) -> list[ModelScores]:
 
 
 def _current() -> MNISTService:
-    return bentoml.get_current_service()
+    return get_current_service()
 
 
 # Middlewares run in the order added: BearerAuth first, so a request without a valid key is answered 401 before

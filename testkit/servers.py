@@ -74,12 +74,13 @@ def launch(
     cpus: list[int] | None = None,
     ready: str = "/readyz",
     timeout: float = 120.0,
+    cwd: Path = REPO,
 ) -> Server:
     """Start a server process (own process group, optionally pinned) and wait until `ready` answers 200."""
     log.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         argv,
-        cwd=REPO,
+        cwd=cwd,
         env={**os.environ, **env},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -110,8 +111,10 @@ def start_bentoml(
     name: str = "bentoml",
     ready: str = "/readyz",
     timeout: float = 120.0,
+    checkout: Path = REPO,
 ) -> Server:
-    """`bentoml serve serving.service:MNISTService` on a free loopback port, its BentoML home under `workdir`."""
+    """`bentoml serve serving.service:MNISTService` on a free loopback port, its BentoML home under `workdir`;
+    `checkout` is the source tree it serves (another revision's, for a side-by-side benchmark)."""
     port = free_port()
     home = workdir / f"{name}-home"
     home.mkdir(parents=True, exist_ok=True)
@@ -119,6 +122,7 @@ def start_bentoml(
         "MNISTSERVE_EXPORTED": str(exported),
         "BENTOML_HOME": str(home),
         "BENTOML_DO_NOT_TRACK": "true",
+        **({} if checkout == REPO else {"PYTHONPATH": str(checkout)}),
         **(env or {}),
     }
     argv = [
@@ -141,6 +145,7 @@ def start_bentoml(
         cpus=cpus,
         ready=ready,
         timeout=timeout,
+        cwd=checkout,
     )
 
 
