@@ -18,7 +18,7 @@ How the pieces fit:
     `model`); images are decoded here, by `serving.preprocess`. /classify and /latency/benchmark take JSON.
   * By default /predict decodes, runs the model and answers in one worker-thread call. With adaptive batching on
     (MNISTSERVE_ADAPTIVE_BATCHING=1), images reach the batchable `classify` through the client BentoML gives every
-    service of itself (`self.to_async`, pointed at this app in-process), so that BentoML's dispatcher merges
+    service of itself (`self.to_async`), so that BentoML's dispatcher merges
     concurrent requests into one run: that hop costs more CPU per request than a CPU saves by batching a small
     model (reports/serving/serving.md), so it is off by default.
   * The GET routes and the web page (`serving.routes`, files in `serving/static`) are a small Starlette app that
@@ -44,6 +44,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import anyio.to_thread
 import bentoml
 import numpy as np
@@ -64,6 +65,7 @@ from serving.schemas import MODEL_HELP, AllPredictions, BatchPrediction, Benchma
 from serving.store import ModelStore, ServedModel, digit
 
 log = logging.getLogger("mnistserve.service")
+CLIENT_ATTEMPTS = 3  # calls of `classify` through the service's own client, see `_classify`
 DEFINITION_FIELDS = ("workers", "timeout_s", "access_log", "max_batch_size", "max_latency_ms")
 
 
@@ -272,14 +274,23 @@ class MNISTService:
         items = [ModelInput(model=name, input=x[0].tolist()) for name, x in pairs]
         if self.settings.api_keys:  # the hop runs through this app, BearerAuth included: present the first key
             self.to_async.default_headers["Authorization"] = bearer(self.settings.api_keys[0])
-        try:
-            results = await self.to_async.classify(items)
-        except bentoml.exceptions.BentoMLException as exc:
-            if getattr(exc, "error_code", None) == 503:
-                raise Unavailable(f"the inference queue is full, try again: {exc}") from None
-            # `classify` answers its own failures in ModelScores: anything else is the hop's, a server fault
-            log.exception("adaptive batching: the call to classify failed")
-            raise Unavailable(f"the batching queue failed, try again ({type(exc).__name__})") from None
+        for attempt in range(CLIENT_ATTEMPTS):
+            try:
+                results = await self.to_async.classify(items)
+                break
+            except bentoml.exceptions.BentoMLException as exc:
+                if getattr(exc, "error_code", None) == 503:
+                    raise Unavailable(f"the inference queue is full, try again: {exc}") from None
+                # `classify` answers its own failures in ModelScores: anything else is the hop's, a server fault
+                log.exception("adaptive batching: the call to classify failed")
+                raise Unavailable(f"the batching queue failed, try again ({type(exc).__name__})") from None
+            except (aiohttp.ClientConnectionError, RuntimeError) as exc:
+                # BentoML 1.4's client renews its session every 100 calls and closes the old one under the calls
+                # still in flight (bentoml/BentoML#5540; 11 of 600 failed at concurrency 8 without this): resend,
+                # `classify` is pure.
+                if attempt == CLIENT_ATTEMPTS - 1:
+                    log.warning("adaptive batching: classify unreachable after %d attempts: %r", CLIENT_ATTEMPTS, exc)
+                    raise Unavailable("the batching queue is unreachable, try again") from None
         return _raise_errors([r if isinstance(r, ModelScores) else ModelScores.model_validate(r) for r in results])
 
     def _answer(self, served: ServedModel, logits: Any, inference_ms: float, size: int, start: float) -> Prediction:
