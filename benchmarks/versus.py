@@ -156,7 +156,8 @@ def run(args) -> dict:
                 report["parity_max_abs_diff"][spec.mode] = float(np.abs(got - expected).max())
                 if spec.uvicorn:
                     report["http_stack"][spec.mode] = native_in_use(server.process.pid)
-                report["rows"] += T.measure(server, spec.mode, templates, args, client_cpus)
+                for c in args.concurrency:
+                    report["rows"].append(T.measure(server, spec.mode, c, templates, args, client_cpus))
             finally:
                 spec.stop(server)
     finally:
