@@ -111,30 +111,40 @@ class MNISTService:
         """BentoML's /readyz hook: ready while at least one model is served."""
         return bool(self.store.models)
 
-    @bentoml.api(route="/predict")
+    @bentoml.api(route="/predict", input_spec=PredictInput)
     @answers_errors
-    async def predict(self, request: PredictInput, /) -> Prediction:
+    async def predict(
+        self,
+        image: bytes | None = None,
+        image_base64: str | None = None,
+        pixels: list[list[float]] | None = None,
+        model: str | None = None,
+    ) -> Prediction:
         """One image -> digit, probabilities, top-3. Send a multipart `image` file (and a `model` field), a raw
         image body (`curl --data-binary @digit.png -H 'Content-Type: image/png' '.../predict?model=cnn'`), or JSON
         `{"image_base64": ..., "model": ...}` or `{"pixels": [[...28 numbers] x 28]}`."""
         start = time.perf_counter()
-        served = self.store.get(request.model)
+        served = self.store.get(model)
         metrics.attribute(served.name, served.version)  # an error from here on is counted under this model
+        one = ImageInput(image=image, image_base64=image_base64, pixels=pixels)
         if not self.settings.adaptive_batching:
-            return await anyio.to_thread.run_sync(self._predict_here, served, request, start)
-        x = await anyio.to_thread.run_sync(self.decode, request)
+            return await anyio.to_thread.run_sync(self._predict_here, served, one, start)
+        x = await anyio.to_thread.run_sync(self.decode, one)
         [scores] = await self._classify([(served.name, x)])
         return self._answer(served, scores.logits, scores.inference_ms, scores.batch_size, start)
 
-    @bentoml.api(route="/predict_all")
+    @bentoml.api(route="/predict_all", input_spec=PredictAllInput)
     @answers_errors
-    async def predict_all(self, request: PredictAllInput, /) -> AllPredictions:
+    async def predict_all(
+        self, image: bytes | None = None, image_base64: str | None = None, pixels: list[list[float]] | None = None
+    ) -> AllPredictions:
         """One image -> the answer of every served model, and the 28x28 input they received. Same input forms
         as /predict, without a model."""
         start = time.perf_counter()
         if not self.store.models:
             self.store.get(None)  # raises Unavailable with the reasons
-        x = await anyio.to_thread.run_sync(self.decode, request)
+        one = ImageInput(image=image, image_base64=image_base64, pixels=pixels)
+        x = await anyio.to_thread.run_sync(self.decode, one)
         results = await self._classify([(name, x) for name in self.store.models])
         answers = [
             self._answer(self.store.models[r.model], r.logits, r.inference_ms, r.batch_size, start) for r in results
@@ -142,15 +152,14 @@ class MNISTService:
         seen = np.rint(x[0] * 255).astype(np.uint8).tolist()  # (28, 28): what the models received
         return AllPredictions(predictions=answers, skipped=self.store.skipped, input_28x28=seen)
 
-    @bentoml.api(route="/predict_batch")
+    @bentoml.api(route="/predict_batch", input_spec=BatchInput)
     @answers_errors
-    async def predict_batch(self, request: BatchInput, /) -> BatchPrediction:
+    async def predict_batch(self, images: list[ImageInput], model: str | None = None) -> BatchPrediction:
         """Several images for one model, run together (a max_batch=1 model runs them one by one): JSON `images`
         (a list of `{"image_base64"}` or `{"pixels"}`), several multipart `images` files, or one raw image body."""
         start = time.perf_counter()
-        served = self.store.get(request.model)
+        served = self.store.get(model)
         metrics.attribute(served.name, served.version)
-        images = request.images
         if not images:
             raise BadInput("images is empty")
         if len(images) > self.settings.max_batch_images:
@@ -212,7 +221,7 @@ class MNISTService:
             images_per_second=round(batch_size * 1000 / mean, 1) if mean > 0 else 0.0,
         )
 
-    def decode(self, one: PredictInput | PredictAllInput | ImageInput) -> np.ndarray:
+    def decode(self, one: ImageInput) -> np.ndarray:
         """Exactly one of the three image forms -> (1, 28, 28) float32, under this service's pixel limit."""
         if one.image is None:
             return from_json(one.image_base64, one.pixels, max_pixels=self.settings.max_pixels)
@@ -231,9 +240,9 @@ class MNISTService:
                 raise
         return np.stack(arrays)  # (N, 1, 28, 28)
 
-    def _predict_here(self, served: ServedModel, request: PredictInput, start: float) -> Prediction:
+    def _predict_here(self, served: ServedModel, one: ImageInput, start: float) -> Prediction:
         """Decode, run and answer in one worker-thread call: one hop off the event loop, not three."""
-        logits, ms = served.run(self.decode(request)[None])  # (1, 1, 28, 28) -> (1, 10)
+        logits, ms = served.run(self.decode(one)[None])  # (1, 1, 28, 28) -> (1, 10)
         self.latency.add(served.name, "batch_size", 1)
         metrics.record_batch(served.name, served.version, 1)
         return self._answer(served, logits[0], round(ms, 4), 1, start)
