@@ -4,8 +4,10 @@ BentoML's dispatcher. The suite's one live server (`live_server` in conftest.py)
 from __future__ import annotations
 
 import asyncio
+import base64
 from concurrent.futures import ThreadPoolExecutor
 
+import bentoml
 import httpx
 import pytest
 
@@ -25,6 +27,16 @@ def test_health_and_metrics(http):
     assert http.get("/livez").status_code == 200 and http.get("/readyz").status_code == 200
     assert http.post("/predict", files={"image": SEVEN}).status_code == 200  # so that a request is counted
     assert "bentoml_service_request" in http.get("/metrics").text
+
+
+def test_bentomls_python_client_calls_the_routes_by_keyword(live_server):
+    """The README's client example: keyword arguments, the JSON forms."""
+    png = base64.b64encode(SEVEN).decode()
+    with bentoml.SyncHTTPClient(live_server.url) as client:
+        answer = client.predict(image_base64=png, model="mlp")
+        assert answer["model"] == "mlp" and len(answer["probabilities"]) == 10
+        assert len(client.predict_batch(images=[{"image_base64": png}] * 2)["predictions"]) == 2
+        assert [p["model"] for p in client.predict_all(image_base64=png)["predictions"]] == ["mlp", "mlp_b1"]
 
 
 def test_adaptive_batching_merges_concurrent_requests(live_server, http):
