@@ -18,9 +18,9 @@ How the pieces fit:
     `model`); images are decoded here, by `serving.preprocess`. /classify and /latency/benchmark take JSON.
   * By default /predict decodes, runs the model and answers in one worker-thread call. With adaptive batching on
     (MNISTSERVE_ADAPTIVE_BATCHING=1), images reach the batchable `classify` through the client BentoML gives every
-    service of itself (`self.to_async`), so that BentoML's dispatcher merges
-    concurrent requests into one run: that hop costs more CPU per request than a CPU saves by batching a small
-    model (reports/serving/serving.md), so it is off by default.
+    service of itself (`self.to_async`), so that BentoML's dispatcher merges concurrent requests into one run:
+    that hop costs more CPU per request than a CPU saves by batching a small model (reports/serving/serving.md),
+    so it is off by default.
   * The GET routes and the web page (`serving.routes`, files in `serving/static`) are a small Starlette app that
     each service instance builds over its own store and latency book; `@bentoml.asgi_app` mounts a
     `serving.routes.CurrentApp`, which hands each request to the current instance's app.
