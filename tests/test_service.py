@@ -176,6 +176,20 @@ def test_service_module_imports_neither_torch_nor_training():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=120)
 
 
+def test_each_service_reads_its_own_settings_without_reloading_the_module(exported_dir):
+    """Settings are read when BentoML constructs the service: two services in a row, each with its own limits."""
+    import serving.service
+
+    module = id(serving.service.MNISTService)
+    body = dict(content=SEVEN + b"\0" * 2000, headers={"Content-Type": "image/png"})
+    with in_process(exported_dir, {"MNISTSERVE_MAX_BODY_BYTES": "1000"}) as small:
+        r = small.post("/predict", **body)
+        assert r.status_code == 413 and "limit is 1000" in r.json()["error"]
+    with in_process(exported_dir) as default:
+        assert default.post("/predict", **body).status_code == 200
+    assert id(serving.service.MNISTService) == module  # the same class: nothing was re-imported
+
+
 def test_no_servable_model_fails_readyz_only(exported_dir, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
