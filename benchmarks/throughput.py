@@ -129,11 +129,12 @@ def run(args) -> dict:
             got = np.asarray(answers(server, templates))
             expected = got if expected is None else expected
             report[f"parity_max_abs_diff_{name}"] = float(np.abs(got - expected).max())  # the same work everywhere
-        # Every server is up (idle ones cost nothing) and the levels alternate between them, round after round:
-        # a machine whose other load drifts disturbs each server alike.
+        # Every server is up (idle ones cost nothing) and the levels alternate between them, round after round, in
+        # turn first and last: a machine whose other load drifts disturbs each server alike.
         for r in range(args.rounds):
+            order = list(servers.items())[:: -1 if r % 2 else 1]  # who goes first alternates too
             for c in args.concurrency:
-                for name, server in servers.items():
+                for name, server in order:
                     report["rows"].append({**measure(server, name, c, templates, args, client_cpus), "round": r})
     finally:
         for server in servers.values():
