@@ -25,7 +25,7 @@ from starlette.routing import Route
 from mnistserve.settings import Settings
 from serving.errors import BadInput, ServingError, TooLarge
 from serving.preprocess import decode_base64, from_array, from_bytes
-from serving.store import ModelStore, ServedModel, digit
+from serving.store import ModelStore, ServedModel
 from testkit.servers import REPO
 
 
@@ -53,7 +53,7 @@ def infer(store: ModelStore, settings: Settings, body: bytes, media: str, query_
     logits, ms = served.run(x[None])  # (1, 1, 28, 28) -> (1, 10)
     # Calibrated, as the service answers: softmax(logits / temperature).
     return {
-        **digit(served.probabilities(logits.astype(np.float64))[0]),
+        **served.answer(served.probabilities(logits.astype(np.float64))[0]),
         "model": served.name,
         "version": served.version,
         "inference_ms": round(ms, 4),

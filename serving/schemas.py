@@ -43,7 +43,8 @@ class Digit(BaseModel):
 
     digit: int = Field(description="most probable class")
     uncertain: bool = Field(
-        description="the digit's calibrated probability is below 0.7 (serving.store.UNCERTAIN_BELOW): "
+        description="the digit's calibrated probability is below the model's threshold (its manifest entry's "
+        "calibration.uncertain_below, chosen on the real-world development split; 0.7 where it names none): "
         "the model is not sure, show the top 3 rather than one answer"
     )
     probabilities: list[float] = Field(

@@ -62,7 +62,7 @@ from serving.logs import use_json_logs
 from serving.preprocess import from_bytes, from_json
 from serving.routes import CurrentApp, Served, create_app
 from serving.schemas import MODEL_HELP, AllPredictions, BatchPrediction, Benchmark, ModelInput, ModelScores, Prediction
-from serving.store import ModelStore, ServedModel, digit
+from serving.store import ModelStore, ServedModel
 
 log = logging.getLogger("mnistserve.service")
 CLIENT_ATTEMPTS = 3  # calls of `classify` through the service's own client, see `_classify`
@@ -171,7 +171,7 @@ class MNISTService:
         self.latency.request(served.name, ms, (time.perf_counter() - start) * 1000)
         metrics.record_batch(served.name, served.version, size)
         metrics.record_answer(served.name, served.version, ms)
-        rows = [digit(p) for p in served.probabilities(logits)]
+        rows = [served.answer(p) for p in served.probabilities(logits)]
         return BatchPrediction(model=served.name, version=served.version, inference_ms=round(ms, 4), predictions=rows)
 
     @bentoml.api(
@@ -313,7 +313,7 @@ class MNISTService:
             version=served.version,
             inference_ms=inference_ms,
             batch_size=size,
-            **digit(probabilities),
+            **served.answer(probabilities),
         )
 
 

@@ -55,6 +55,7 @@ class ServedModel:
     provider: str  # the execution provider onnxruntime actually chose
     max_batch: int | None  # None: any batch size; 1: images one by one (a fixed-batch export)
     temperature: float = 1.0  # calibration fitted at export; 1.0 for an export made before calibration
+    uncertain_below: float = 0.7  # the "unsure" flag's threshold chosen at export (UNCERTAIN_BELOW before that)
 
     @property
     def version(self) -> str:
@@ -64,6 +65,10 @@ class ServedModel:
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         """Calibrated probabilities: softmax(scores / temperature), rows summing to 1."""
         return softmax(scores, self.temperature)
+
+    def answer(self, probabilities: np.ndarray) -> dict[str, Any]:
+        """`digit` of one row of this model's probabilities, flagged by this model's threshold."""
+        return digit(probabilities, self.uncertain_below)
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """(N, 1, 28, 28) float32 -> ((N, 10) logits, milliseconds spent in onnxruntime)."""
@@ -203,7 +208,7 @@ class ModelStore:
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
             raise SkipModel(f"onnxruntime cannot load {entry['file']}: {exc}"[:400]) from None
         max_batch = _check_contract(session, entry)
-        served = ServedModel(name, entry, session, session.get_providers()[0], max_batch, _temperature(entry))
+        served = ServedModel(name, entry, session, session.get_providers()[0], max_batch, *_calibration(entry))
         if self.use_cuda and served.provider != CUDA:
             self.use_cuda = False  # CUDA is built in but unusable here: the next models go straight to CPU
         try:
@@ -215,13 +220,18 @@ class ModelStore:
         return served
 
 
-def _temperature(entry: dict[str, Any]) -> float:
-    """The entry's calibration temperature, checked once here: a bad one would break every answer, not one."""
+def _calibration(entry: dict[str, Any]) -> tuple[float, float]:
+    """The entry's temperature and "unsure" threshold, checked once here: a bad one would break every answer."""
     calibration = entry.get("calibration") or {}
-    value = calibration.get("temperature", 1.0) if isinstance(calibration, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.01 <= value <= 100):
-        raise SkipModel(f"calibration temperature {value!r} is not a number between 0.01 and 100")
-    return float(value)
+    if not isinstance(calibration, dict):
+        raise SkipModel(f"calibration {calibration!r} is not an object")
+    checked = []
+    for key, default, low, high in (("temperature", 1.0, 0.01, 100), ("uncertain_below", UNCERTAIN_BELOW, 0.0, 1.0)):
+        value = calibration.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
+            raise SkipModel(f"calibration {key} {value!r} is not a number between {low} and {high}")
+        checked.append(float(value))
+    return checked[0], checked[1]
 
 
 def load_manifest(directory: Path) -> dict[str, Any]:
@@ -258,17 +268,17 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-# Below this calibrated probability the best answer is flagged uncertain: with temperature-scaled probabilities
-# it means "wrong about one time in three or more", so the page says "not sure" instead of showing a confident digit.
+# Below this calibrated probability the best answer is flagged uncertain, for a model whose manifest entry names no
+# threshold of its own (`calibration.uncertain_below`, chosen on the development split at export).
 UNCERTAIN_BELOW = 0.7
 
 
-def digit(probabilities: np.ndarray) -> dict[str, Any]:
+def digit(probabilities: np.ndarray, uncertain_below: float = UNCERTAIN_BELOW) -> dict[str, Any]:
     """Digit, probabilities, top-3 and the uncertainty flag of one row of probabilities."""
     order = np.argsort(-probabilities)[:3]
     return {
         "digit": int(order[0]),
-        "uncertain": bool(probabilities[order[0]] < UNCERTAIN_BELOW),
+        "uncertain": bool(probabilities[order[0]] < uncertain_below),
         "probabilities": [round(float(p), 6) for p in probabilities],
         "top3": [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order],
     }

@@ -34,6 +34,21 @@ def test_answers_below_the_threshold_are_flagged_uncertain():
     assert unsure["digit"] == 0 and unsure["uncertain"] is True and unsure["top3"][1]["digit"] == 1
 
 
+def test_each_model_flags_by_its_own_threshold(exported_dir, tmp_path):
+    directory = tmp_path / "exported"
+    shutil.copytree(exported_dir, directory)
+    manifest = read_json(directory / "manifest.json")
+    manifest["models"]["mlp"]["calibration"] = {"temperature": 1.0, "uncertain_below": 0.95}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    store = ModelStore(directory)
+    ninety = np.r_[0.9, 0.1, np.zeros(8)]
+    assert store.models["mlp"].answer(ninety)["uncertain"] is True  # 0.9 < its 0.95
+    assert store.models["mlp_b1"].answer(ninety)["uncertain"] is False  # no threshold of its own: UNCERTAIN_BELOW
+    manifest["models"]["mlp"]["calibration"]["uncertain_below"] = 1.5
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    assert "uncertain_below 1.5" in ModelStore(directory).skipped["mlp"]
+
+
 def test_a_bad_temperature_skips_the_model_with_a_reason(exported_dir, tmp_path):
     directory = tmp_path / "exported"
     shutil.copytree(exported_dir, directory)

@@ -50,6 +50,11 @@ def test_manifest_carries_calibration_real_world_and_the_default_rule(exported):
     for name, real in entry["realworld"].items():
         assert set(real["per_condition"]) == set(manifest["realworld"]["conditions"])
         assert 0.0 <= real["accuracy"] <= 1.0 and real["set"]["sha256"] == manifest["realworld"][name]["sha256"]
+        # Each split says what the model's own "unsure" threshold, chosen on dev, catches and costs there.
+        assert real["flag"]["uncertain_below"] == entry["calibration"]["uncertain_below"]
+        assert set(real["flag"]) >= {"caught", "flagged_right", "confident_wrong"}
+    assert 0.0 <= entry["calibration"]["uncertain_below"] <= 1.0
+    assert "development split" in entry["calibration"]["uncertain_fitted_on"]
     assert "real-world accuracy on the dev split" in manifest["default_rule"]
     props = {p.key: p.value for p in onnx.load(str(out / entry["file"])).metadata_props}
     assert '"temperature"' in props["mnistserve"]  # the file carries its own temperature

@@ -31,6 +31,7 @@ from training import robustness
 from training.data import MnistData
 from training.environment import git_revision
 from training.loop import to_input
+from training.metrics import flag_threshold
 from training.models import build_model, get_spec
 from training.publish import ExportError, commit, publishing, versioned
 
@@ -158,6 +159,16 @@ def pick_default(entries: dict[str, dict]) -> str:
     return max(eligible, key=lambda n: (real(n), shipped[n]["onnx_accuracy"]))
 
 
+def unsure_threshold(scores: np.ndarray, dev: robustness.RealWorldSet, temperature: float) -> dict:
+    """The model's "unsure" threshold: the lowest calibrated probability under which 80% of its wrong answers on
+    the development split fall, unless that would flag over 10% of its right ones (then the 10% line)."""
+    threshold = flag_threshold(softmax(scores, temperature), dev.labels, catch=0.8, budget=0.1)
+    return {
+        "uncertain_below": round(threshold, 4),
+        "uncertain_fitted_on": "real-world development split: catch 80% of wrong answers, flag <= 10% of right ones",
+    }
+
+
 def export_one(
     run_dir: Path,
     entry: dict,
@@ -190,9 +201,18 @@ def export_one(
     calibration = entry.get("calibration") or {"temperature": 1.0, "fitted_on": "none (run made before calibration)"}
     real = None
     if realworld:  # measured on the ONNX file itself, as the service will run it
-        real = robustness.score_splits(
-            lambda x: run_onnx(session, x, spec.export_batch), realworld, calibration["temperature"]
-        )
+        scores_of = {split: run_onnx(session, rw.images, spec.export_batch) for split, rw in realworld.items()}
+        if "dev" in realworld:  # the "unsure" threshold is a choice: dev's alone (training.realworld.CHOICES)
+            calibration = {
+                **calibration,
+                **unsure_threshold(scores_of["dev"], realworld["dev"], calibration["temperature"]),
+            }
+        real = {
+            split: robustness.score(
+                scores_of[split], rw, calibration["temperature"], calibration.get("uncertain_below")
+            )
+            for split, rw in realworld.items()
+        }
     log(
         f"{name}: parity max |diff| {parity['max_abs_diff']:.2e}, ONNX accuracy {100 * onnx_accuracy:.2f}%, "
         + "".join(f"real-world {split} {100 * r['accuracy']:.2f}%, " for split, r in (real or {}).items())

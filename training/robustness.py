@@ -19,7 +19,7 @@ import numpy as np
 from mnistserve.contracts import atomic_write_bytes, atomic_write_json, softmax
 from mnistserve.realworld import HEADLINE, REALWORLD_SPLITS, SPLIT_TITLES
 from serving.preprocess import ServingError, from_image
-from training.metrics import expected_calibration_error
+from training.metrics import expected_calibration_error, flag_stats
 from training.realworld.splits import get_split
 
 SEED = get_split("dev").seed  # fixed per split (splits.py): the set is the same for every run and every model
@@ -123,12 +123,24 @@ def describe() -> dict[str, str]:
     return conditions()
 
 
-def score(scores: np.ndarray, rw: RealWorldSet, temperature: float = 1.0) -> dict:
-    """Accuracy overall and per condition, and ECE (15 bins) before and after the temperature."""
+def score(scores: np.ndarray, rw: RealWorldSet, temperature: float = 1.0, uncertain_below: float | None = None) -> dict:
+    """Accuracy overall and per condition, ECE (15 bins) before and after the temperature, and what the "unsure"
+    flag at `uncertain_below` catches and costs (when given)."""
     predictions = scores.argmax(1)
     correct = predictions == rw.labels
     per_condition = {str(c): float(correct[rw.conditions == c].mean()) for c in dict.fromkeys(rw.conditions.tolist())}
+    flag = (
+        {}
+        if uncertain_below is None
+        else {
+            "flag": {
+                "uncertain_below": uncertain_below,
+                **flag_stats(softmax(scores, temperature), rw.labels, uncertain_below),
+            }
+        }
+    )
     return {
+        **flag,
         "accuracy": float(correct.mean()),
         "per_condition": per_condition,
         "worst_condition": min(per_condition, key=per_condition.get),
@@ -139,9 +151,11 @@ def score(scores: np.ndarray, rw: RealWorldSet, temperature: float = 1.0) -> dic
     }
 
 
-def score_splits(predict, sets: dict[str, RealWorldSet], temperature: float = 1.0) -> dict[str, dict]:
+def score_splits(
+    predict, sets: dict[str, RealWorldSet], temperature: float = 1.0, uncertain_below: float | None = None
+) -> dict[str, dict]:
     """`score` on each split, `predict` mapping its images (N, 1, 28, 28) to scores (N, 10)."""
-    return {name: score(predict(rw.images), rw, temperature) for name, rw in sets.items()}
+    return {name: score(predict(rw.images), rw, temperature, uncertain_below) for name, rw in sets.items()}
 
 
 def evaluate_exported(directory: Path, sets: dict[str, RealWorldSet]) -> dict[str, dict]:
@@ -156,7 +170,7 @@ def evaluate_exported(directory: Path, sets: dict[str, RealWorldSet]) -> dict[st
             "sha256": served.entry["sha256"],
             "temperature": served.temperature,
             "run_id": served.entry.get("run_id"),
-            "splits": score_splits(lambda x, s=served: s.run(x)[0], sets, served.temperature),
+            "splits": score_splits(lambda x, s=served: s.run(x)[0], sets, served.temperature, served.uncertain_below),
         }
     return results
 

@@ -198,12 +198,12 @@ function answerCard(p) {
     el("span", { class: "track" }, [el("span", { class: "fill", style: `width:${(100 * prob).toFixed(1)}%` })]),
     el("span", { class: "pct", text: `${(100 * prob).toFixed(1)}%` }),
   ]));
-  // A calibrated probability under 0.7 is shown as a doubt, with the runner-up, not as a confident digit.
+  // An answer under the model's own threshold (`uncertain`) is shown as a doubt, with the runner-up.
   const doubt = p.uncertain ? `not sure: ${p.top3.slice(0, 2).map((t) => `${t.digit} (${(100 * t.probability).toFixed(0)}%)`).join(" or ")}` : "";
   return el("article", { class: p.uncertain ? "answer uncertain" : "answer", dataset: { model: p.model, uncertain: String(p.uncertain) } }, [
     el("h4", { text: p.model }),
     el("div", { class: "digit", text: String(p.digit),
-      title: p.uncertain ? "uncertain: calibrated probability below 70%" : "predicted digit" }),
+      title: p.uncertain ? "uncertain: calibrated probability below the model's threshold" : "predicted digit" }),
     ...(doubt ? [el("div", { class: "doubt", text: doubt })] : []),
     el("div", { class: "meta", text: `${p.inference_ms.toFixed(2)} ms inference, batch ${p.batch_size}` }),
     el("ol", { class: "bars", start: "0", "aria-label": "probability per digit" }, bars),

@@ -22,7 +22,7 @@ Colour = tuple[int, int, int]
 CHOICES: dict[str, str] = {
     "augmentation parts and their ranges (training/augment.py, benchmarks/augment_ablation.py)": "dev",
     "default-model rule (training/export.py: pick_default reads the dev accuracy)": "dev",
-    "the 'unsure' threshold on calibrated probability (serving)": "dev",
+    "the 'unsure' threshold on calibrated probability (training/export.py: unsure_threshold)": "dev",
     "calibration checks (ECE on the real-world set)": "dev",
     "preprocessing changes (serving/preprocess.py, ink.py, regions.py)": "dev",
     "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
