@@ -117,6 +117,16 @@ def run(
         docker_cli("rm", "-f", cid, check=False)
 
 
+def image_text(image: str, path: str) -> str:
+    """The text of the file at `path` in `image` (a container of its own, removed)."""
+    return docker_cli("run", "--rm", "--entrypoint", "cat", image, path).stdout
+
+
+def image_sha256(image: str, path: str) -> str:
+    """The SHA-256 of the file at `path` in `image`, as its bytes are there."""
+    return docker_cli("run", "--rm", "--entrypoint", "sha256sum", image, path).stdout.split()[0]
+
+
 def copy_from_image(image: str, path: str, dest: str) -> None:
     """Copy `path` out of `image` into `dest` on this machine (a created, never started, container)."""
     cid = docker_cli("create", image).stdout.strip()

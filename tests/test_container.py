@@ -13,9 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks import harness as H
+from mnistserve.contracts import read_json, sha256_file
 from mnistserve.settings import Suite
 from testkit import containers
 from testkit.digits import draw_one, draw_seven, encode
+from testkit.servers import REPO
 
 pytestmark = pytest.mark.container
 
@@ -95,6 +98,16 @@ def test_opencv_answers_in_the_image(image):
     version, answers = out.stdout.strip().split(" ", 1)
     assert version.startswith("4."), out.stdout
     assert answers == "True 3 [4, 9] 13 True True (10, 10) True [0.8, 1.4] True", out.stdout
+
+
+def test_a_report_names_the_image_and_the_models_it_carries(image):
+    """benchmarks.harness.measured_image (the container and swarm reports): the image's ID and, read inside the
+    image, the export it carries: this checkout's, byte for byte."""
+    measured = H.measured_image(containers.IMAGE)
+    checkout = REPO / "exported" / "manifest.json"
+    assert measured["image_id"] == image["Id"]
+    assert measured["manifest_sha256"] == sha256_file(checkout)
+    assert measured["models"] == {name: m["sha256"] for name, m in read_json(checkout)["models"].items()}
 
 
 def test_ready_quickly_and_serves_the_shipped_models(served):
