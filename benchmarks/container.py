@@ -26,6 +26,12 @@ from testkit.servers import REPO
 GOAL_MB, GOAL_READY_S = 450, 5.0
 ABSENT = ("gcc", "cc", "make", "git", "pip", "pip3")  # nothing that builds or fetches code in the final image
 LARGEST = 12  # the venv's largest entries listed
+# The versions that matter inside the image (the report's `versions` line is this checkout's venv, not the image's).
+IMAGE_PACKAGES = ("bentoml", "onnxruntime", "numpy", "opencv-python-headless", "pillow", "uvicorn", "pydantic")
+VERSIONS = (  # run in the image with the package names as arguments
+    "import importlib.metadata as m, json, platform, sys; print(json.dumps({'python': platform.python_version(), "
+    "**{d.name.lower(): d.version for d in m.distributions() if d.name.lower() in sys.argv[1:]}}))"
+)
 
 
 def build(image: str) -> dict:
@@ -69,7 +75,15 @@ def contents(image: str, info: dict) -> dict:
         "build_tools_found": found,
         "layers": layers,
         "site_packages": venv_weight(image),
+        "versions": image_versions(image),
     }
+
+
+def image_versions(image: str) -> dict[str, str]:
+    """Python's and IMAGE_PACKAGES' versions inside the image ("absent" for a package it lacks)."""
+    argv = ("run", "--rm", "--entrypoint", "python", image, "-c", VERSIONS, *IMAGE_PACKAGES)
+    found = json.loads(containers.docker_cli(*argv).stdout)
+    return {"python": found["python"], **{name: found.get(name, "absent") for name in IMAGE_PACKAGES}}
 
 
 def venv_weight(image: str) -> dict:
@@ -119,7 +133,8 @@ def markdown(report: dict) -> str:
     lines += [
         f"- load average at the end {report['load_average_at_end']} (a shared machine: start-up times grow with it)",
         "",
-        f"- image: `{report['tag']}` {img['id']}, base `{img['base']}`, user `{img['user']}`",
+        f"- final stage on `{img['base']}`, user `{img['user']}`",
+        "- versions in the image: " + ", ".join(f"{k} {v}" for k, v in img["versions"].items()),
     ]
     if report.get("build"):
         lines.append(
