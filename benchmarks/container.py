@@ -52,15 +52,8 @@ def build(image: str) -> dict:
 
 def contents(image: str, info: dict) -> dict:
     """Size, layers, user, base, and which build tools the image has on its PATH."""
-    found = containers.docker_cli(
-        "run",
-        "--rm",
-        "--entrypoint",
-        "sh",
-        image,
-        "-c",
-        "for t in " + " ".join(ABSENT) + "; do command -v $t || true; done",
-    ).stdout.split()
+    look = "for t in " + " ".join(ABSENT) + "; do command -v $t || true; done"
+    found = containers.run_once(image, "sh", "-c", look).split()
     history = containers.docker_cli("history", "--no-trunc", "--format", "{{json .}}", image).stdout.splitlines()
     layers = [
         {"size": row["Size"], "step": row["CreatedBy"][:110]}
@@ -81,22 +74,14 @@ def contents(image: str, info: dict) -> dict:
 
 def image_versions(image: str) -> dict[str, str]:
     """Python's and IMAGE_PACKAGES' versions inside the image ("absent" for a package it lacks)."""
-    argv = ("run", "--rm", "--entrypoint", "python", image, "-c", VERSIONS, *IMAGE_PACKAGES)
-    found = json.loads(containers.docker_cli(*argv).stdout)
+    found = json.loads(containers.run_once(image, "python", "-c", VERSIONS, *IMAGE_PACKAGES))
     return {"python": found["python"], **{name: found.get(name, "absent") for name in IMAGE_PACKAGES}}
 
 
 def venv_weight(image: str) -> dict:
     """site-packages in bytes, and its largest folders and files: where the image's weight is."""
-    out = containers.docker_cli(
-        "run",
-        "--rm",
-        "--entrypoint",
-        "sh",
-        image,
-        "-c",
-        f"cd /app/.venv/lib/python3*/site-packages && du -sb . && du -sb -- * | sort -rn | head -n {LARGEST}",
-    ).stdout
+    script = f"cd /app/.venv/lib/python3*/site-packages && du -sb . && du -sb -- * | sort -rn | head -n {LARGEST}"
+    out = containers.run_once(image, "sh", "-c", script)
     rows = [line.split("\t", 1) for line in out.splitlines()]
     return {"bytes": int(rows[0][0]), "largest": [{"bytes": int(size), "path": path} for size, path in rows[1:]]}
 
