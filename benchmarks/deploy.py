@@ -172,6 +172,7 @@ def main() -> None:
         docker("swarm", "init", "--advertise-addr", "127.0.0.1")
     report = {
         **H.environment(),
+        "measured": H.measured_image(containers.IMAGE),  # the image's ID and its models' checksums
         "image": containers.IMAGE,
         "concurrency": args.concurrency,
         "seconds": args.seconds,

@@ -29,6 +29,7 @@ import numpy as np
 
 from mnistserve.contracts import atomic_write_bytes, atomic_write_json, read_json, sha256_file
 from mnistserve.provenance import git_revision, versions
+from testkit import containers
 from testkit.digits import digit_pngs
 from testkit.processes import machine_busy_seconds, tree_cpu_seconds, tree_rss
 from testkit.servers import REPO, Server, free_port, launch, pin
@@ -71,6 +72,26 @@ def measured(exported: Path) -> dict:
         "run_id": manifest.get("run_id"),
         "export_git_revision": manifest.get("git_revision"),
         "manifest_sha256": sha256_file(manifest_path),
+        "models": {name: entry["sha256"] for name, entry in manifest["models"].items()},
+    }
+
+
+def measured_image(image: str) -> dict:
+    """Which image a report measured (its ID) and the export it carries: its manifest's run and checksum and every
+    model file's SHA-256, read inside the image."""
+    info = containers.inspect_image(image)
+    if info is None:
+        raise SystemExit(f"no image {image}: run `make container` first")
+    path = containers.image_env(info)["MNISTSERVE_EXPORTED"] + "/manifest.json"
+    manifest = json.loads(containers.image_text(image, path))
+    return {
+        "exported": f"{image}:{path}",
+        "image": image,
+        "image_id": info["Id"],
+        "repo_digests": info.get("RepoDigests") or [],
+        "run_id": manifest.get("run_id"),
+        "export_git_revision": manifest.get("git_revision"),
+        "manifest_sha256": containers.image_sha256(image, path),
         "models": {name: entry["sha256"] for name, entry in manifest["models"].items()},
     }
 
@@ -129,9 +150,11 @@ def measured_lines(report: dict) -> list[str]:
     if not m:
         return []
     models = ", ".join(f"{name} {sha[:12]}" for name, sha in m["models"].items())
+    image = f"- image: `{m['image']}` {m['image_id']}" + "".join(f", {d}" for d in m["repo_digests"])
     return [
         f"- measured: `{m['exported']}` of run {m['run_id']} (manifest sha256 {m['manifest_sha256'][:12]}); "
-        f"model files sha256: {models}"
+        f"model files sha256: {models}",
+        *([image] if "image_id" in m else []),
     ]
 
 

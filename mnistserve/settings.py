@@ -226,7 +226,7 @@ class Deploy(_Group):
     base_image: str = Field(
         "auto",
         description="`make container`'s base: auto (python:3.11-slim where a registry answers, "
-        "else a local Debian base built once), local, or an image name",
+        "else local Debian bases built once, one to build on and a smaller one to run on), local, or an image name",
     )
     ca_bundle: Path = Field(
         Path("/etc/ssl/certs/ca-certificates.crt"),

@@ -117,6 +117,21 @@ def run(
         docker_cli("rm", "-f", cid, check=False)
 
 
+def run_once(image: str, *argv: str) -> str:
+    """`argv` run in a container of `image` (its first word as the entrypoint), removed after; its stdout."""
+    return docker_cli("run", "--rm", "--entrypoint", argv[0], image, *argv[1:]).stdout
+
+
+def image_text(image: str, path: str) -> str:
+    """The text of the file at `path` in `image`."""
+    return run_once(image, "cat", path)
+
+
+def image_sha256(image: str, path: str) -> str:
+    """The SHA-256 of the file at `path` in `image`, as its bytes are there."""
+    return run_once(image, "sha256sum", path).split()[0]
+
+
 def copy_from_image(image: str, path: str, dest: str) -> None:
     """Copy `path` out of `image` into `dest` on this machine (a created, never started, container)."""
     cid = docker_cli("create", image).stdout.strip()

@@ -13,14 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks import harness as H
+from mnistserve.contracts import read_json, sha256_file
 from mnistserve.settings import Suite
 from testkit import containers
 from testkit.digits import draw_one, draw_seven, encode
+from testkit.servers import REPO
 
 pytestmark = pytest.mark.container
 
 SHIPPED = {"cnn", "vit", "faster_rcnn"}  # exported/manifest.json's shipped models, in the image
-MAX_IMAGE_MB = 400  # issue 15's goal
+MAX_IMAGE_MB = 450  # issue 21: with OpenCV inside (issue 15 had 400 without it)
 MAX_READY_S = 10.0  # twice the goal of 5 s, which reports/container/ measures: a busy CI machine is no failure
 SEVEN = encode(draw_seven())
 ONE = encode(draw_one())
@@ -59,17 +62,49 @@ def test_image_is_lean(image):
     """Under the size goal, with no compiler, git or pip on its PATH, and a non-root USER."""
     assert image["Size"] / 1e6 <= MAX_IMAGE_MB, f"{image['Size'] / 1e6:.0f} MB"
     assert image["Config"]["User"] not in ("", "root", "0")
-    found = containers.docker_cli(
-        "run",
-        "--rm",
-        "--entrypoint",
-        "sh",
+    found = containers.run_once(
         containers.IMAGE,
+        "sh",
         "-c",
         "for t in gcc cc g++ make git pip pip3 torch; do command -v $t; done; "
         "python -c 'import torch' 2>/dev/null && echo torch-importable; true",
-    ).stdout
+    )
     assert found.strip() == "", found
+
+
+# What the preprocessing asks of OpenCV, on two blobs (2x2 and 3x3) of 200 on 10: the image's build strips compiled
+# modules and drops OpenCV's data files, so its own library (and the LAPACK one it links) must still answer.
+OPENCV_CHECK = """
+import cv2, numpy as np
+img = np.full((20, 20), 10, np.uint8); img[2:4, 2:4] = 200; img[10:13, 10:13] = 200
+level, binary = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+count, labels, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
+closed = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+moved = cv2.warpAffine(img, np.float32([[1, 0, 0], [0, 1, 0]]), (20, 20))
+dist = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
+small = cv2.resize(img, (10, 10), interpolation=cv2.INTER_AREA)
+ok, x = cv2.solve(np.float64([[2, 1], [1, 3]]), np.float64([[3], [5]]))
+print(cv2.__version__, 10 <= level < 200, count, sorted(stats[1:, cv2.CC_STAT_AREA].tolist()),
+      int((closed > 0).sum()), bool((moved == img).all()), float(dist.max()) > 1, small.shape,
+      ok, np.round(x.ravel(), 6).tolist(), cv2.moments(binary)["m00"] == 13 * 255)
+"""
+
+
+def test_opencv_answers_in_the_image(image):
+    out = containers.run_once(containers.IMAGE, "python", "-c", OPENCV_CHECK)
+    version, answers = out.strip().split(" ", 1)
+    assert version.startswith("4."), out
+    assert answers == "True 3 [4, 9] 13 True True (10, 10) True [0.8, 1.4] True", out
+
+
+def test_a_report_names_the_image_and_the_models_it_carries(image):
+    """benchmarks.harness.measured_image (the container and swarm reports): the image's ID and, read inside the
+    image, the export it carries: this checkout's, byte for byte."""
+    measured = H.measured_image(containers.IMAGE)
+    checkout = REPO / "exported" / "manifest.json"
+    assert measured["image_id"] == image["Id"]
+    assert measured["manifest_sha256"] == sha256_file(checkout)
+    assert measured["models"] == {name: m["sha256"] for name, m in read_json(checkout)["models"].items()}
 
 
 def test_ready_quickly_and_serves_the_shipped_models(served):

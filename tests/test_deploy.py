@@ -13,6 +13,7 @@ import promql_parser
 import pytest
 import yaml
 
+from benchmarks import harness as H
 from serving import metrics
 from testkit.servers import REPO
 
@@ -138,3 +139,30 @@ def test_dashboard_check_catches_a_misspelt_metric_and_bad_promql():
     assert used("sum(rate(mnistserve_request_total[5m]))")[0] - metrics.metric_names() == {"mnistserve_request_total"}
     with pytest.raises(ValueError):
         parse("sum by (model (rate(mnistserve_requests_total[5m]))")
+
+
+def test_a_container_report_names_the_image_and_its_models_checksums():
+    """The swarm and container reports' head: the image's ID and, read from the image, its models' SHA-256."""
+    models = {"cnn": "031786aa8e66" + "0" * 52, "vit": "2041776d1e37" + "1" * 52}
+    report = {
+        "command": "python -m benchmarks.deploy",
+        "device": {"cpu": "a CPU", "cores": 2, "memory_gib": 23.5, "load_average_at_start": [1.0, 1.0, 1.0]},
+        "pinning": "none",
+        "git_revision": "0123456789ab",
+        "started": "2026-12-04T17:00:00Z",
+        "versions": {"python": "3.11.7"},
+        "measured": {
+            "exported": "mnistserve:latest:/home/bentoml/bento/src/exported/manifest.json",
+            "image": "mnistserve:latest",
+            "image_id": "sha256:" + "c" * 64,
+            "repo_digests": [],
+            "run_id": "20261204T170000Z-cpu-1",
+            "export_git_revision": "0123456789ab",
+            "manifest_sha256": "d" * 64,
+            "models": models,
+        },
+    }
+    head = "\n".join(H.markdown_head(report, "Swarm stack", "replicas"))
+    assert f"- image: `mnistserve:latest` sha256:{'c' * 64}" in head
+    assert all(f"{name} {sha[:12]}" in head for name, sha in models.items()), head
+    assert "run 20261204T170000Z-cpu-1" in head and "manifest sha256 dddddddddddd" in head

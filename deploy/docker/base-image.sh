@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Builds the local base image (Debian bookworm, minbase, with its python3.11) once, from Debian's packages with
-# mmdebstrap, for machines that reach a Debian mirror but no image registry. Reused while its recipe is unchanged.
-#   usage: deploy/docker/base-image.sh [TAG]        (default mnistserve-base:bookworm)
+# Builds a local Debian bookworm base image once, from Debian's packages with mmdebstrap, for machines that reach a
+# Debian mirror but no image registry. Reused while its recipe is unchanged. Two kinds, the same Python at one path:
+#   build    minbase + python3, python3-venv, ca-certificates: the image's build stage (a venv, pip) and HAProxy's
+#            image (apt); default tag mnistserve-base:bookworm
+#   runtime  Debian's Essential packages + python3, ca-certificates, libstdc++6 (onnxruntime and OpenCV link it)
+#            and passwd (BentoML's template makes its user with useradd): the service's final stage, with no apt,
+#            no ensurepip and no pip wheels; default tag mnistserve-runtime:bookworm
+#   usage: deploy/docker/base-image.sh [build|runtime] [TAG]
 set -euo pipefail
-TAG=${1:-mnistserve-base:bookworm}
+KIND=${1:-build}
 DOCKER=${DOCKER:-/usr/bin/docker}
 SUITE=bookworm
-# python3-venv: the build stage makes /app/.venv with it; its ensurepip wheels are all it adds (~3 MB).
-PACKAGES=python3,python3-venv,ca-certificates
-RECIPE=$(printf '%s\n' "$SUITE" "$PACKAGES" "$(sha256sum "$0" | cut -c1-12)" | sha256sum | cut -c1-12)
+case "$KIND" in
+    # python3-venv: the build stage makes /app/.venv with it; its ensurepip wheels are all it adds (~3 MB).
+    build) TAG=${2:-mnistserve-base:$SUITE}; VARIANT=minbase; PACKAGES=python3,python3-venv,ca-certificates ;;
+    runtime) TAG=${2:-mnistserve-runtime:$SUITE}; VARIANT=essential; PACKAGES=python3,ca-certificates,libstdc++6,passwd ;;
+    *) echo "usage: $0 [build|runtime] [TAG]" >&2; exit 2 ;;
+esac
+RECIPE=$(printf '%s\n' "$SUITE" "$VARIANT" "$PACKAGES" "$(sha256sum "$0" | cut -c1-12)" | sha256sum | cut -c1-12)
 
 if [ "$("$DOCKER" image inspect -f '{{ index .Config.Labels "mnistserve.base.recipe" }}' "$TAG" 2>/dev/null)" = "$RECIPE" ]; then
-    echo "base image: $TAG (recipe $RECIPE) is present, reused"
+    echo "base image: $TAG ($KIND, recipe $RECIPE) is present, reused"
     exit 0
 fi
 command -v mmdebstrap >/dev/null || {
@@ -28,9 +37,9 @@ mapfile -t SOURCES < <(apt-get indextargets --format '$(ORIGIN) $(REPO_URI) $(RE
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "base image: mmdebstrap $SUITE + $PACKAGES from ${#SOURCES[@]} apt source(s)"
+echo "base image: mmdebstrap $SUITE $VARIANT + $PACKAGES from ${#SOURCES[@]} apt source(s)"
 # The merged-usr hook merges /usr itself, so that neither usrmerge nor the perl it needs (~50 MB) is installed.
-mmdebstrap --variant=minbase --include="$PACKAGES" --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+mmdebstrap --variant="$VARIANT" --include="$PACKAGES" --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
@@ -41,4 +50,4 @@ mmdebstrap --variant=minbase --include="$PACKAGES" --hook-dir=/usr/share/mmdebst
     --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' \
     --change "LABEL mnistserve.base.recipe=$RECIPE" --change "LABEL org.opencontainers.image.base.name=debian:$SUITE" \
     "$tmp/rootfs.tar" "$TAG" >/dev/null
-echo "base image: built $TAG ($("$DOCKER" image inspect -f '{{ .Size }}' "$TAG" | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
+echo "base image: built $TAG ($KIND, $("$DOCKER" image inspect -f '{{ .Size }}' "$TAG" | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
