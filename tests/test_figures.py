@@ -33,6 +33,8 @@ ALLOWED = {
     "2 MiB": ("MAX_BODY_BYTES", "the body limit's default, mnistserve/settings.py"),
     "20 MB": ("git", "the size above which an export is not shipped in git, training/export.py"),
     "70%": ("uncertain|not sure", "serving.store.UNCERTAIN_BELOW"),
+    "80%": ("wrong answers", "the share of wrong answers the unsure threshold must catch, training/export.py"),
+    "10%": ("right ones", "the share of right answers the unsure threshold may flag, training/export.py"),
     "0.5 pt": ("default_rule", "the default-model rule's margin, training/export.py"),
     "16 kB": ("HAProxy", "HAProxy's buffer, deploy/swarm/haproxy.cfg"),
     "30 s": ("HAProxy", "HAProxy's answer timeout and the stack's stop grace period, deploy/swarm/"),
