@@ -15,6 +15,7 @@ import math
 import warnings
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -132,49 +133,55 @@ def _numbers(image: Image.Image) -> np.ndarray:
         return np.concatenate(strips)
 
 
-def _shrink(image: Image.Image) -> Image.Image:
-    """Box-reduce a large image before any float maths (a 4096x4096 RGBA would need ~1 GB as float32)."""
+def _work_side(image: Image.Image) -> np.ndarray:
+    """An 8-bit image's pixels, box-averaged to at most WORK_SIDE a side (any mode Pillow reduces)."""
     factor = -(-max(image.size) // WORK_SIDE)
-    if factor <= 1:
-        return image
-    # Pillow cannot reduce these modes: convert to the nearest one it can (8 bits a channel).
-    if image.mode == "1":
-        image = image.convert("L")
-    elif image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "L")
-    try:
-        return image.reduce(factor)  # box average: thin strokes fade but stay
-    except (ValueError, OSError, NotImplementedError):
-        return image.convert("RGBA" if "A" in image.mode else "RGB").reduce(factor)
+    if factor > 2:  # Pillow reduces a large image before it becomes an array (a 4096x4096 RGBA would be 64 MB)
+        return np.asarray(image.reduce(factor))
+    pixels = np.asarray(image)
+    if factor == 1:
+        return pixels
+    height, width = pixels.shape[:2]
+    return cv2.resize(pixels, (-(-width // 2), -(-height // 2)), interpolation=cv2.INTER_AREA)
+
+
+def _transparent(image: Image.Image) -> bool:
+    """Whether the image has an alpha channel (or a transparent palette entry) that is not fully opaque."""
+    if image.mode == "P":
+        return "transparency" in image.info
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") and image.getchannel("A").getextrema()[0] < 255
 
 
 def _flatten(image: Image.Image) -> np.ndarray:
     """Luminance of an image with transparency, on a backdrop that contrasts with its strokes."""
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+    rgba = _work_side(image.convert("RGBA")).astype(np.float32)
     alpha = rgba[..., 3] / 255.0
-    lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    if alpha.min(initial=1.0) < 1.0:
-        # Dark strokes on a transparent canvas go onto white, light strokes onto black.
-        opaque_lum = float((lum * alpha).sum() / max(alpha.sum(), 1e-6))
-        backdrop = 255.0 if opaque_lum < 128 else 0.0
-        return lum * alpha + backdrop * (1.0 - alpha)
-    return lum
+    lum = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY)
+    # Dark strokes on a transparent canvas go onto white, light strokes onto black.
+    opaque_lum = float((lum * alpha).sum() / max(alpha.sum(), 1e-6))
+    backdrop = 255.0 if opaque_lum < 128 else 0.0
+    return lum * alpha + backdrop * (1.0 - alpha)
+
+
+def _luminance(image: Image.Image) -> Image.Image:
+    """The image in mode L (Pillow's ITU-R 601 luma), for every mode without transparency."""
+    if image.mode == "LAB":  # Pillow has no LAB -> L conversion; L* is the lightness
+        return image.getchannel("L")
+    try:
+        return image.convert("L")
+    except ValueError:  # a mode without a direct conversion (HSV, ...): through RGB
+        return image.convert("RGB").convert("L")
 
 
 def _grey(image: Image.Image) -> np.ndarray:
-    """(H, W) finite float32 luminance in [0, 255], at most WORK_SIDE a side, for every Pillow mode."""
+    """(H, W) finite luminance in [0, 255] (uint8, or float32 for number images and transparency), at most
+    WORK_SIDE a side, for every Pillow mode."""
     image = _first_frame(image)
     if image.mode in NUMBER_MODES:
         return _numbers(image)
-    image = _shrink(image)
-    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if _transparent(image):
         return _flatten(image)
-    if image.mode == "LAB":  # Pillow has no LAB -> L conversion; L* is the lightness
-        return np.asarray(image.getchannel("L"), dtype=np.float32)
-    try:
-        return np.asarray(image.convert("L"), dtype=np.float32)
-    except ValueError:  # a mode without a direct conversion (HSV, ...): through RGB
-        return np.asarray(image.convert("RGB").convert("L"), dtype=np.float32)
+    return _work_side(_luminance(image))
 
 
 def from_image(image: Image.Image) -> np.ndarray:
