@@ -66,6 +66,16 @@ def _borrowed(name: str, module: types.ModuleType) -> Iterator[None]:
         setattr(sys.modules[package], attr, saved[1])
 
 
+def resolve_revision(rev: str) -> str:
+    """The full commit hash of a git revision of this repository; exits with a message when there is none."""
+    resolved = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=REPO, capture_output=True, text=True
+    )
+    if resolved.returncode != 0:
+        sys.exit(f"--against {rev!r} is not a commit of this repository")
+    return resolved.stdout.strip()
+
+
 def load_revision(rev: str) -> dict[str, types.ModuleType]:
     """serving.regions, .ink and .preprocess as they were at `rev`, each importing the others of that revision."""
     modules: dict[str, types.ModuleType] = {}
@@ -349,12 +359,7 @@ def main() -> None:
     ap.add_argument("--exported", type=Path, default=REPO / "exported", help="the model that reads the frames")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "preprocess")
     args = ap.parse_args()
-    resolved = subprocess.run(
-        ["git", "rev-parse", "--verify", f"{args.against}^{{commit}}"], cwd=REPO, capture_output=True, text=True
-    )
-    if resolved.returncode != 0:
-        sys.exit(f"--against {args.against!r} is not a commit of this repository")
-    rev = resolved.stdout.strip()
+    rev = resolve_revision(args.against)
     old, new = load_revision(rev)["serving.preprocess"], serving.preprocess
     changed = (
         subprocess.run(

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +54,7 @@ def outcome(preprocess, image: Image.Image) -> tuple[np.ndarray | None, str]:
 
 
 def main() -> None:
-    from benchmarks.preprocess_parity import load_revision
+    from benchmarks.preprocess_parity import load_revision, resolve_revision
     from training.robustness import SEED
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,11 +62,7 @@ def main() -> None:
     ap.add_argument("--per-condition", type=int, default=6, help="real-world images per condition")
     ap.add_argument("--out", type=Path, default=REFERENCE)
     args = ap.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--verify", f"{args.against}^{{commit}}"], cwd=REPO, capture_output=True, text=True
-    )
-    if commit.returncode != 0:
-        sys.exit(f"--against {args.against!r} is not a commit of this repository")
+    commit = resolve_revision(args.against)
     old = load_revision(args.against)["serving.preprocess"]
     cases = reference_cases(args.per_condition, SEED)
     frames, errors = [], []
@@ -84,7 +78,7 @@ def main() -> None:
         digests=np.array([digest(c[1]) for c in cases]),
         frames=np.stack(frames),
         errors=np.array(errors),
-        against=np.array(commit.stdout.strip()),
+        against=np.array(commit),
         per_condition=np.array(args.per_condition),
         seed=np.array(SEED),
     )

@@ -1,9 +1,10 @@
 """A grey image -> MNIST's frame: the digit as white ink on black, 20x20 box, centre of mass at (14, 14).
 
-OpenCV does the pixel work (the service never imports torch). The steps, in order: paper under uneven light
-(`_paper`), which side is ink (`_polarity`), what counts as ink (Otsu), which ink is the digit (`_select`),
-MNIST's stroke width (`_thin`, `_thicken`) and slant (`_deskew`), then the 20x20 box centred by mass (`_centre`).
-Analysis runs on a copy reduced to at most 256 px; the digit is rendered from the caller's <= 512 px grey.
+OpenCV does the pixel work (the service never imports torch). The steps, in order: paper, polarity and ink
+(`serving.paper`), which ink is the whole digit (`serving.regions.select_digit`), its ink at the caller's
+resolution (`_digit_ink`), MNIST's stroke width (`_thin`, `_thicken`) and slant (`_deskew`), then the 20x20 box
+centred by mass (`_centre`). Analysis runs on a copy reduced to at most 256 px; the digit is rendered from the
+caller's <= 512 px grey.
 """
 
 from __future__ import annotations
@@ -14,19 +15,15 @@ import math
 import cv2
 import numpy as np
 
-from serving.regions import fill_hollow, max_pool
+from serving.paper import Blank, box_reduce, ink_map, strength, stroke_width, upper_median
+from serving.regions import fill_hollow, max_pool, select_digit
 
 cv2.setNumThreads(1)  # images this small gain nothing from threads; the service scales by workers instead
 
 SIDE, BOX = 28, 20  # MNIST frame and the box the digit is scaled into
 ANALYSIS_SIDE = 256  # background, threshold and components are found at this size: fast, and fine enough
-GRID = 16  # the paper's brightness is estimated on a GRID x GRID lattice of blocks ...
-CELLS = 4  # ... each summarised by CELLS x CELLS area averages, whose ranks stand for the block's pixels
-SHADOW = 0.35  # blocks up to this much darker than the fitted paper are paper in shade; darker ones are ink
-MIN_CONTRAST = 24.0  # grey levels (of 255) between ink and paper below which an image is blank
+MNIST_GROUND, MNIST_INK = 8.0, 96.0  # MNIST's ground is 0 (at most this) and its strokes reach 255 (this above it)
 INK_LEVEL = 0.2  # fraction of the ink's peak that counts as ink for a bounding box
-SPECK = 0.03  # components under this fraction of the main one's area are specks
-NEAR = 0.35  # components this close to the digit's box (fraction of its long side) belong to it
 POOL_TARGET = 2 * BOX  # longer crops are max-pooled to at most this first, so thin strokes survive the resize
 # Stroke width, in pixels of the 20x20 box, as 2 * area / perimeter of the ink >= 0.5: measured on the 10,000
 # MNIST test digits (benchmarks/preprocess.py --mnist-stats): 5% 1.32, median 2.0, 90% 2.8, 95% 3.12.
@@ -43,10 +40,6 @@ DESKEW = True
 DESKEW_LIMIT = 0.5
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 SQUARE = np.ones((3, 3), np.uint8)
-
-
-class Blank(ValueError):
-    """No ink: the image is blank, or too faint to read a digit."""
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -90,9 +83,9 @@ def _mnist_like(grey: np.ndarray) -> np.ndarray | None:
     h, w = grey.shape
     if max(h, w) > SIDE + 8:
         return None
-    ground = _upper_median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    ground = upper_median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
     peak = float(grey.max())
-    if ground > 8.0 or peak - ground < 4 * MIN_CONTRAST:  # MNIST's ground is 0 and its strokes reach 255
+    if ground > MNIST_GROUND or peak - ground < MNIST_INK:
         return None
     ink = np.clip((grey - ground) / (peak - ground), 0.0, 1.0).astype(np.float32)
     top, bottom, left, right = _bounds(ink > 0)
@@ -101,165 +94,16 @@ def _mnist_like(grey: np.ndarray) -> np.ndarray | None:
     return ink[top:bottom, left:right]
 
 
-# -- paper, polarity and threshold -----------------------------------------------------------------------
-
-
-def _second_extremes(values: np.ndarray) -> tuple[float, float]:
-    """The second smallest and second largest value: one noisy pixel does not decide."""
-    flat = values.ravel()
-    if flat.size < 3:
-        return float(flat.min()), float(flat.max())
-    lo, hi = int(flat.argmin()), int(flat.argmax())
-    darkest = min(flat[:lo].min(initial=np.inf), flat[lo + 1 :].min(initial=np.inf))
-    lightest = max(flat[:hi].max(initial=-np.inf), flat[hi + 1 :].max(initial=-np.inf))
-    return float(darkest), float(lightest)
-
-
-@functools.lru_cache(maxsize=32)
-def _design(gh: int, gw: int) -> np.ndarray:
-    """The quadratic surface's design matrix over a gh x gw lattice of block centres in [-1, 1] (read-only)."""
-    y, x = np.mgrid[0:gh, 0:gw]
-    y, x = (2 * y + 1) / gh - 1.0, (2 * x + 1) / gw - 1.0
-    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).reshape(-1, 6)
-    design.flags.writeable = False
-    return design
-
-
-def _upper_median(values: np.ndarray) -> float:
-    """The median (the upper one of an even count) by one partition: np.median's overhead is most of its cost here."""
-    flat = values.ravel()
-    return float(np.partition(flat, flat.size // 2)[flat.size // 2])
-
-
-def _surface(paper: np.ndarray) -> np.ndarray:
-    """Paper level per block, robust to blocks that ink covers: a quadratic surface fills those in."""
-    z = paper.ravel().astype(np.float64)
-    level = _upper_median(z)
-    fit = np.full(z.shape, level)  # a robust start: least squares on all blocks bends towards the ink
-    scale = 1.0
-    # Most blocks at one level: flat paper (a drawing, a canvas), which that level fits best.
-    if np.count_nonzero(np.abs(z - level) <= 1.0) <= z.size // 2:
-        design, keep = _design(*paper.shape), np.ones(z.shape, bool)
-        for step in range(4):  # blocks darkened by ink (a thick marker) fall out; the surface follows the rest
-            resid = z - fit
-            scale = 1.4826 * _upper_median(np.abs(resid[keep])) + 1.0
-            # In ink-bright terms only the ink side is an outlier; a shadow darkens paper by less than SHADOW.
-            kept = resid < np.maximum(2.5 * scale, SHADOW * (255.0 - fit))
-            if (step > 0 and np.array_equal(kept, keep)) or kept.sum() < 6:  # the same blocks, the same surface
-                break
-            keep = kept
-            a = design[keep]
-            fit = design @ np.linalg.solve(a.T @ a + 1e-9 * np.eye(6), a.T @ z[keep])
-    keep = z - fit < np.maximum(2.5 * scale, SHADOW * (255.0 - fit))
-    # Where the block is paper, its own level follows a shadow better than any surface; elsewhere the surface.
-    return np.where(keep, z, fit).reshape(paper.shape).astype(np.float32)
-
-
-def _lattice(small: np.ndarray) -> tuple[np.ndarray, int]:
-    """(gh, gw, CELLS**2): each block of a GRID-a-side lattice as area averages of its cells, sorted; and the
-    blocks' side in pixels."""
-    h, w = small.shape
-    cell = max(1, math.ceil(max(h, w) / GRID) // CELLS)  # pixels a cell: a whole number keeps OpenCV's fast path
-    gh, gw = -(-h // (cell * CELLS)), -(-w // (cell * CELLS))
-    padded = (
-        cv2.copyMakeBorder(small, 0, gh * cell * CELLS - h, 0, gw * cell * CELLS - w, cv2.BORDER_REPLICATE)
-        if (h, w) != (gh * cell * CELLS, gw * cell * CELLS)
-        else small
-    )
-    cells = _resize(padded, gw * CELLS, gh * CELLS) if cell > 1 else padded
-    return np.sort(cells.reshape(gh, CELLS, gw, CELLS).transpose(0, 2, 1, 3).reshape(gh, gw, -1), axis=2), cell * CELLS
-
-
-def _paper(small: np.ndarray) -> tuple[bool, np.ndarray]:
-    """Which side is ink (True: dark ink on light paper), and the paper's grey level at every pixel of `small`."""
-    blocks, side = _lattice(small)
-    gh, gw, n = blocks.shape
-    typical = _upper_median(blocks[..., n // 2])  # paper, unless ink covers half the image
-    # Uneven light spreads the paper about its median on both sides; ink adds a long tail on one side only.
-    darkest, lightest = _second_extremes(small)
-    dark_ink = typical - darkest > lightest - typical
-    # The paper is the ink-bright image's lower quartile in each block: right unless ink covers 3/4 of it.
-    ground = _surface(255.0 - blocks[..., n - 1 - n // 4] if dark_ink else blocks[..., n // 4])  # ink-bright
-    level = cv2.resize(255.0 - ground if dark_ink else ground, (gw * side, gh * side), interpolation=cv2.INTER_LINEAR)
-    return dark_ink, level[: small.shape[0], : small.shape[1]]
-
-
-def _strength(grey: np.ndarray, level: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Contrast (grey levels from the paper towards the ink) and ink strength: 0 on paper, 1 for ink a whole
-    headroom (paper to black, or to white) away from it, negative for paper beyond its level."""
-    contrast = cv2.subtract(level, grey) if dark_ink else cv2.subtract(grey, level)
-    # Light falls on paper and ink alike: relative to the local paper's headroom a stroke in the shade is as
-    # strong as in full light. The floor keeps dark paper from amplifying its noise.
-    headroom = cv2.max(level if dark_ink else 255.0 - level, 64.0)
-    return contrast, cv2.divide(contrast, headroom)
-
-
-def _otsu(strength: np.ndarray, peak: float) -> tuple[float, np.ndarray]:
-    """Otsu's threshold of a non-negative strength map, kept off the paper's noise and off a few very dark
-    pixels, and the mask of the ink it keeps."""
-    levels = cv2.convertScaleAbs(strength, alpha=255.0 / peak)
-    level, mask = cv2.threshold(levels, 0, 1, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    if not 51 <= level <= 152:  # the mask (levels above `level`) starts between 0.2 and 0.6 of the peak
-        level = min(max(level, 51), 152)
-        mask = cv2.threshold(levels, level, 1, cv2.THRESH_BINARY)[1]
-    return (level + 0.5) / 255.0 * peak, mask
-
-
-# -- the digit among the ink -------------------------------------------------------------------------------
-
-
-def _select(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The digit's ink: the main component and its near, not tiny neighbours; no specks, no paper edges.
-
-    Returns the component labels, their stats and which labels are kept (label 0, the paper, never)."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
-    keep = np.zeros(count, bool)
-    if count == 2:  # one component is the main one, with no neighbours
-        keep[1] = True
-        return labels, stats, keep
-    h, w = mask.shape
-    left, top, wide, tall, area = (stats[1:, i] for i in range(5))
-    right, bottom = left + wide, top + tall
-    # A paper edge or a shadow touches the border and runs along it, thin across; or it fills most of the image.
-    along_rows = ((top == 0) | (bottom == h)) & (wide >= 0.4 * w) & (tall <= 0.2 * h)
-    along_cols = ((left == 0) | (right == w)) & (tall >= 0.4 * h) & (wide <= 0.2 * w)
-    touches = (top == 0) | (bottom == h) | (left == 0) | (right == w)
-    huge = touches & (tall * wide >= 0.6 * h * w) & (area >= 0.3 * h * w)
-    candidate = ~(along_rows | along_cols | huge)
-    if not candidate.any():  # nothing but edges: better the edge than nothing
-        candidate[:] = True
-    main = int(np.argmax(np.where(candidate, area, -1)))
-    chosen = np.zeros(count - 1, bool)
-    chosen[main] = True
-    box = np.array([top[main], bottom[main], left[main], right[main]], np.float64)
-    worthy = candidate & (area >= SPECK * area[main])
-    for _ in range(3):  # a broken stroke is a chain: each added piece widens the box the next may touch
-        margin = NEAR * max(box[1] - box[0], box[3] - box[2])
-        near = (
-            (top < box[1] + margin) & (bottom > box[0] - margin) & (left < box[3] + margin) & (right > box[2] - margin)
-        )
-        added = worthy & near & ~chosen
-        if not added.any():
-            break
-        chosen |= added
-        box = np.array([top[chosen].min(), bottom[chosen].max(), left[chosen].min(), right[chosen].max()], np.float64)
-    keep[1:] = chosen
-    return labels, stats, keep
+# -- the digit's ink ---------------------------------------------------------------------------------------
 
 
 def _digit_ink(grey: np.ndarray) -> np.ndarray:
     """The digit's ink strength (0 = paper, 1 = full stroke) in its box of `grey`, at `grey`'s resolution."""
     h, w = grey.shape
     factor = math.ceil(max(h, w) / ANALYSIS_SIDE)
-    small = (_resize(grey, -(-w // factor), -(-h // factor)) if factor > 1 else grey).astype(np.float32, copy=False)
-    dark_ink, level = _paper(small)
-    contrast, strength = _strength(small, level, dark_ink)
-    if float(contrast.max()) < MIN_CONTRAST:
-        raise Blank("the image has no ink: it is blank or too faint to read a digit")
-    strength = cv2.threshold(strength, 0, 0, cv2.THRESH_TOZERO)[1]
-    peak = float(strength.max())
-    threshold, mask = _otsu(strength, peak)
-    labels, stats, keep = _select(mask)
+    small = box_reduce(grey, factor)
+    m = ink_map(small)
+    labels, stats, keep = select_digit(m.weak, m.ink)
     sh, sw = small.shape
     # The chosen components' box, and a rim of one pixel around their ink.
     kept = stats[keep].tolist()  # [left, top, width, height, area] each: a few, faster in plain Python
@@ -267,22 +111,20 @@ def _digit_ink(grey: np.ndarray) -> np.ndarray:
     bottom, right = min(max(k[1] + k[3] for k in kept) + 1, sh), min(max(k[0] + k[2] for k in kept) + 1, sw)
     allowed = cv2.dilate(keep[labels[top:bottom, left:right]].view(np.uint8), CROSS)
     if factor == 1:
-        fine = strength[top:bottom, left:right]
+        fine = m.strength[top:bottom, left:right]
     else:  # at the caller's resolution: small digits in large images keep their detail
-        sy, sx = h / sh, w / sw
-        y0, y1, x0, x1 = int(top * sy), min(math.ceil(bottom * sy), h), int(left * sx), min(math.ceil(right * sx), w)
-        size = (x1 - x0, y1 - y0)
-        fine = _strength(
-            grey[y0:y1, x0:x1].astype(np.float32), _resize(level[top:bottom, left:right], *size), dark_ink
-        )[1]
-        allowed = cv2.resize(allowed, size, interpolation=cv2.INTER_NEAREST)
+        size = ((right - left) * factor, (bottom - top) * factor)
+        region = grey[top * factor : bottom * factor, left * factor : right * factor].astype(np.float32)
+        level = cv2.resize(m.level[top:bottom, left:right], size, interpolation=cv2.INTER_LINEAR)
+        fine = strength(region, level[: region.shape[0], : region.shape[1]], m.dark_ink)[1]
+        allowed = cv2.resize(allowed, size, interpolation=cv2.INTER_NEAREST)[: region.shape[0], : region.shape[1]]
     fine = cv2.multiply(fine, allowed, dtype=cv2.CV_32F)
     # Anti-aliased levels are kept: paper below half the threshold is cut, the strongest tenth of the ink is 1.
-    floor = 0.5 * threshold
-    inked = fine[fine >= threshold]
+    floor = 0.5 * m.threshold
+    inked = fine[fine >= m.threshold]
     inked = inked[:: max(1, inked.size // 4096)]  # every k-th: a percentile needs no more than a few thousand
     tenth = inked.size * 9 // 10
-    full = max(float(np.partition(inked, tenth)[tenth]) if inked.size else peak, threshold)
+    full = max(float(np.partition(inked, tenth)[tenth]) if inked.size else float(fine.max()), m.threshold)
     scaled = cv2.addWeighted(fine, 1.0 / (full - floor), fine, 0.0, -floor / (full - floor))
     return cv2.min(cv2.max(scaled, 0.0), 1.0)
 
@@ -292,10 +134,7 @@ def _digit_ink(grey: np.ndarray) -> np.ndarray:
 
 def _stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width in pixels: area over half the perimeter of ink >= 0.5 (exact for long strokes)."""
-    mask = cv2.copyMakeBorder((ink >= 0.5).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    # The perimeter counts ink/paper changes along rows and columns; paper lies beyond the border.
-    edges = cv2.countNonZero(mask[1:] ^ mask[:-1]) + cv2.countNonZero(mask[:, 1:] ^ mask[:, :-1])
-    return 2.0 * cv2.countNonZero(mask) / max(edges, 1)
+    return stroke_width((ink >= 0.5).view(np.uint8))
 
 
 def _thicken(crop: np.ndarray) -> np.ndarray:

@@ -1,4 +1,10 @@
-"""Regions of a glyph, with OpenCV: block maxima that keep thin strokes, and hollow glyphs filled.
+"""Regions of a glyph, with OpenCV: which connected ink is the digit, block maxima that keep thin strokes, and
+hollow glyphs filled.
+
+The digit is kept whole (issue 20): the main piece, the worthy pieces near it (a broken stroke is a chain),
+any piece as weighty as a quarter of the main one (the other side of a 0 whose top and bottom the light took,
+the stem of a 4 written apart), and the crumbs inside its box (the dot-like ends of a light 0); never specks
+outside it, paper edges or a shadow's line from border to border.
 
 Outline ("hollow", bubble) digits are drawn as two thin rims around a stroke that is not inked: a model
 trained on MNIST reads the rims, not the digit (an outlined 1 looks like a 0). `fill_hollow` fills the
@@ -8,6 +14,8 @@ the round counters of 0, 4, 6, 8 and 9 open.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -15,6 +23,93 @@ HOLLOW_BAND = 0.42  # a band hole is at most this wide, as a fraction of the gly
 HOLLOW_ELONGATION = 11.0  # area / half-width^2 of a band (a disc has ~3; counters of 0, 4, 6, 8, 9 measured 3-10)
 HOLLOW_RIM = 2.0  # a band is at least this many times as wide as the rims around it
 ANALYSIS = 128  # holes are measured on a mask at most this large
+SPECK = 0.03  # components under this fraction of the main one's area are specks
+NEAR = 0.35  # components this close to the digit's box (fraction of its long side) belong to it
+# Pieces of at least SIGNIFICANT of the main piece's area join it when its box is under GUARD of their joint
+# box's area, and that box is at most GUARD_SPAN times the long side of those chosen (not a line across the page).
+SIGNIFICANT, GUARD, GUARD_SPAN = 0.25, 0.5, 2.0
+CRUMB = 0.005  # pieces inside the digit's box of at least this fraction of the main one's area stay
+# SIGNIFICANT to CRUMB: tuned on the real-world development split (reports/preprocess/accuracy.md).
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """Connected components' boxes (bottom and right exclusive) and areas, label 1 first."""
+
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    area: np.ndarray
+
+    @classmethod
+    def of(cls, stats: np.ndarray) -> Pieces:
+        left, top, wide, tall, area = (stats[1:, i] for i in range(5))
+        return cls(top, top + tall, left, left + wide, area)
+
+    def box(self, chosen: np.ndarray) -> tuple[float, float, float, float]:
+        """(top, bottom, left, right) of the chosen pieces together."""
+        return self.top[chosen].min(), self.bottom[chosen].max(), self.left[chosen].min(), self.right[chosen].max()
+
+    def chain(self, chosen: np.ndarray, worthy: np.ndarray) -> np.ndarray:
+        """The chosen pieces and the worthy ones near them, each added piece widening the box the next may touch."""
+        chosen = chosen.copy()
+        for _ in range(3):
+            top, bottom, left, right = self.box(chosen)
+            margin = NEAR * max(bottom - top, right - left)
+            near = (self.top < bottom + margin) & (self.bottom > top - margin)
+            near &= (self.left < right + margin) & (self.right > left - margin)
+            added = worthy & near & ~chosen
+            if not added.any():
+                break
+            chosen |= added
+        return chosen
+
+
+def _paper_edges(p: Pieces, h: int, w: int) -> np.ndarray:
+    """Pieces that are paper, not ink: an edge or a shadow along the border, thin across; a line from border
+    to border; or most of the image."""
+    along_rows = ((p.top == 0) | (p.bottom == h)) & (p.right - p.left >= 0.4 * w) & (p.bottom - p.top <= 0.2 * h)
+    along_cols = ((p.left == 0) | (p.right == w)) & (p.bottom - p.top >= 0.4 * h) & (p.right - p.left <= 0.2 * w)
+    across = ((p.top == 0) & (p.bottom == h)) | ((p.left == 0) & (p.right == w))
+    touches = (p.top == 0) | (p.bottom == h) | (p.left == 0) | (p.right == w)
+    huge = touches & ((p.bottom - p.top) * (p.right - p.left) >= 0.6 * h * w) & (p.area >= 0.3 * h * w)
+    return along_rows | along_cols | across | huge
+
+
+def select_digit(weak: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The digit among the components of `weak` (uint8 masks; `ink` within it: a piece must hold some ink).
+
+    Returns the labels, their stats and which labels are the digit's (label 0, the paper, never)."""
+    count, labels = cv2.connectedComponentsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    keep = np.zeros(count, bool)
+    if count == 2:  # one piece: the digit, its box without the cost of OpenCV's statistics pass
+        keep[1] = True
+        x, y, w, h = cv2.boundingRect(weak)
+        return labels, np.array([[0, 0, 0, 0, 0], [x, y, w, h, cv2.countNonZero(weak)]]), keep
+    stats = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)[2]
+    p = Pieces.of(stats)
+    inked = np.bincount(labels[ink > 0], minlength=count)[1:] > 0  # weak ink alone is noise, never a piece
+    candidate = inked & ~_paper_edges(p, *weak.shape)
+    if not candidate.any():  # nothing but edges: better the edge than nothing
+        candidate = inked if inked.any() else np.ones(count - 1, bool)
+    main = int(np.argmax(np.where(candidate, p.area, -1)))
+    chosen = np.zeros(count - 1, bool)
+    chosen[main] = True
+    worthy = candidate & (p.area >= SPECK * p.area[main])
+    chosen = p.chain(chosen, worthy)
+    # A fragment is never the digit: weighty ink outside the chosen box joins it, and what lies near that.
+    significant = candidate & (p.area >= SIGNIFICANT * p.area[main])
+    top, bottom, left, right = p.box(chosen)
+    u_top, u_bottom, u_left, u_right = p.box(chosen | significant)
+    small = (bottom - top) * (right - left) < GUARD * (u_bottom - u_top) * (u_right - u_left)
+    if small and max(u_bottom - u_top, u_right - u_left) <= GUARD_SPAN * max(bottom - top, right - left):
+        chosen = p.chain(chosen | significant, worthy)
+        top, bottom, left, right = p.box(chosen)
+    # Crumbs inside the digit's box cannot shrink it: they stay; specks outside it do not.
+    inside = (p.top >= top) & (p.bottom <= bottom) & (p.left >= left) & (p.right <= right)
+    keep[1:] = chosen | (candidate & inside & (p.area >= CRUMB * p.area[main]))
+    return labels, stats, keep
 
 
 def max_pool(image: np.ndarray, factor: int) -> np.ndarray:
@@ -22,14 +117,14 @@ def max_pool(image: np.ndarray, factor: int) -> np.ndarray:
     return cv2.dilate(image, np.ones((factor, factor), np.uint8), anchor=(0, 0))[::factor, ::factor]
 
 
-def _holes(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """The paper that ink encloses, 8-connected: (label count, labels, areas); label 0 is the ink and the outside."""
+def _holes(mask: np.ndarray) -> tuple[int, np.ndarray]:
+    """The paper that ink encloses, 8-connected: (label count, labels); label 0 is the ink and the outside."""
     ground = cv2.copyMakeBorder((~mask).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(ground, connectivity=8)
+    count, labels = cv2.connectedComponentsWithAlgorithm(ground, 8, cv2.CV_32S, cv2.CCL_BBDT)
     outside = labels[0, 0]  # the padded border's component: the paper around the glyph
     labels = labels[1:-1, 1:-1]
     labels[labels == outside] = 0
-    return count, labels, stats[:, cv2.CC_STAT_AREA]
+    return count, labels
 
 
 def _half_widths(labels: np.ndarray, count: int) -> np.ndarray:
@@ -48,9 +143,10 @@ def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
     factor = max(1, -(-max(mask.shape) // ANALYSIS))
     if factor > 1:  # any ink in a block counts: rims must stay closed at the smaller size
         mask = max_pool(mask.view(np.uint8), factor).view(bool)
-    count, labels, area = _holes(mask)
+    count, labels = _holes(mask)
     if count <= 2:  # only ink and the outside
         return None
+    area = np.bincount(labels.ravel(), minlength=count)
     half_width = _half_widths(labels, count)
     rim = rim_width / factor
     band = (

@@ -1,9 +1,10 @@
 """Parity with the hand-written numpy preprocessing (c729eef): its frames for a fixed sample of inputs are committed
 (tests/samples/preprocess_reference.npz, made by `python -m benchmarks.preprocess_reference`); today's must agree.
 
-The tolerance: the same outcome for every input; frames alike (similarity >= 0.9, the best correlation over shifts
-of at most one pixel) for >= 95% of the inputs, the median >= 0.98; the exported default model reads the same digit
-in >= 97% of them and is right at least as often. Changes that keep the whole digit (issue 20) may change a few.
+The tolerance: the same outcome for every input (or a digit where the numpy version found none); frames alike
+(similarity >= 0.9, the best correlation over shifts of at most one pixel) for >= 95% of the inputs, the median
+>= 0.98; the exported default model reads the same digit in >= 97% of them and is right at least as often.
+Changes that keep the whole digit (issue 20) may change a few.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ def compared() -> dict:
     return {"ref": ref, "new": [outcome(P, image) for _, image, _ in cases]}
 
 
-def test_every_input_has_the_same_outcome_as_before(compared):
-    assert [error for _, error in compared["new"]] == compared["ref"]["errors"].tolist()
+def test_every_input_has_the_same_outcome_as_before_or_a_digit_where_none_was_found(compared):
+    """The same error class for every input, except that a faint digit the numpy version called blank (NoInk) may
+    now be read (issue 20: light strokes on unevenly lit paper)."""
+    for (_, error), old in zip(compared["new"], compared["ref"]["errors"].tolist(), strict=True):
+        assert error == old or (old == "NoInk" and error == ""), (old, error)
 
 
 def test_frames_look_as_they_did(compared):

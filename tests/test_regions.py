@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from serving import ink
 from serving.preprocess import from_image
-from serving.regions import fill_hollow
+from serving.regions import fill_hollow, select_digit
 
 
 def _outlined(text: str, size: int = 200, rim: int = 3) -> Image.Image:
@@ -39,7 +39,7 @@ def test_ink_with_diagonal_contact_is_one_component():
     mask = np.zeros((6, 6), bool)
     mask[0, 0] = mask[1, 1] = True  # diagonal neighbours: one 8-connected component
     mask[4:6, 4:6] = True
-    labels, stats, keep = ink._select(mask)
+    labels, stats, keep = select_digit(mask.view(np.uint8), mask.view(np.uint8))
     assert len(stats) == 3 and labels[0, 0] == labels[1, 1] != labels[5, 5]
 
 
