@@ -20,7 +20,7 @@ GRID = 16  # the paper's brightness is estimated on a GRID x GRID lattice of blo
 CELLS = 4  # ... each summarised by CELLS x CELLS area averages, whose ranks stand for the block's pixels
 FLAT_SHARE = 0.15  # this share of blocks within one grey level of the paper-most tenth: flat paper, evenly lit
 MIN_CONTRAST = 16.0  # grey levels (of 255) between ink and paper below which an image is blank ...
-BLANK_NOISE = 8.0  # ... or fewer noise standard deviations than this
+BLANK_NOISE = 8.0  # ... or ink strength of fewer noise standard deviations than this
 INK_NOISE = 6.0  # ink stands at least this many noise deviations above the paper (Otsu's split may sit lower)
 WEAK = 0.5  # weak ink, kept where it touches ink: strength >= WEAK x the threshold ...
 WEAK_NOISE = 4.0  # ... and this many noise deviations above the paper
@@ -169,10 +169,10 @@ def ink_map(small: np.ndarray) -> InkMap:
     contrast, raw = strength(small, level, dark_ink)
     ink_strength = cv2.threshold(raw, 0, 0, cv2.THRESH_TOZERO)[1]
     peak = float(ink_strength.max())
-    if peak <= 0 or float(contrast.max()) < max(MIN_CONTRAST, BLANK_NOISE * noise(contrast)):
+    sigma = noise(raw)  # in strength; the blank test's contrast measures ink in grey levels
+    if peak <= BLANK_NOISE * sigma or float(contrast.max()) < MIN_CONTRAST:
         raise Blank("the image has no ink: it is blank or too faint to read a digit")
     threshold, ink = otsu(ink_strength, peak)
-    sigma = noise(raw)
     if threshold < min(INK_NOISE * sigma, 0.6 * peak):  # Otsu split the paper's noise: ink stands above it
         threshold = min(INK_NOISE * sigma, 0.6 * peak)
         ink = cv2.threshold(ink_strength, threshold, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)

@@ -30,6 +30,7 @@ FULL_SCALES = {"F": (1.0, 255.0), "I": (255.0, 65535.0)}
 OUTLIERS = 0.5  # percent of the pixels at each end that may lie outside a scale (a stray -1e38 in a float TIFF)
 # Formats Pillow may open: all but PostScript, whose loader shells out to Ghostscript.
 UNSAFE_FORMATS = frozenset({"EPS", "PS"})
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # modes with an alpha channel (a palette may have a transparent entry)
 # The preprocessing's modules: what caches of its output (the real-world set, training captures) are keyed on.
 SOURCES = tuple(f"serving/{name}.py" for name in ("preprocess", "ink", "paper", "regions"))
 
@@ -153,19 +154,15 @@ def _work_side(image: Image.Image) -> np.ndarray:
     return cv2.resize(pixels, (-(-width // 2), -(-height // 2)), interpolation=cv2.INTER_AREA)
 
 
-def _transparent(image: Image.Image) -> bool:
-    """Whether the image has an alpha channel (or a transparent palette entry) that is not fully opaque."""
-    if image.mode == "P":
-        return "transparency" in image.info
-    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") and image.getchannel("A").getextrema()[0] < 255
-
-
 def _flatten(image: Image.Image) -> np.ndarray:
-    """Luminance of an image with transparency, on a backdrop that contrasts with its strokes."""
-    rgba = _work_side(image.convert("RGBA")).astype(np.float32)
-    alpha = rgba[..., 3] / 255.0
+    """Luminance of an image with an alpha channel; where it is not opaque, on a backdrop that contrasts with its
+    strokes (dark strokes on a transparent canvas go onto white, light strokes onto black)."""
+    rgba = _work_side(image if image.mode == "RGBA" else image.convert("RGBA"))
     lum = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY)
-    # Dark strokes on a transparent canvas go onto white, light strokes onto black.
+    if rgba[..., 3].min() == 255:  # opaque after all (the web page's pad): its luminance
+        return lum
+    alpha = rgba[..., 3].astype(np.float32) / 255.0
+    lum = lum.astype(np.float32)
     opaque_lum = float((lum * alpha).sum() / max(alpha.sum(), 1e-6))
     backdrop = 255.0 if opaque_lum < 128 else 0.0
     return lum * alpha + backdrop * (1.0 - alpha)
@@ -187,7 +184,7 @@ def _grey(image: Image.Image) -> np.ndarray:
     image = _first_frame(image)
     if image.mode in NUMBER_MODES:
         return _numbers(image)
-    if _transparent(image):
+    if image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
         return _flatten(image)
     return _work_side(_luminance(image))
 

@@ -149,14 +149,19 @@ def test_otsu_splits_two_levels_and_stays_within_its_bounds():
 
 
 def test_thinning_keeps_what_lies_within_a_disc_of_the_thinned_ink():
-    """_thin's survivors by a distance transform: the same as a dilation by the disc, for any radius."""
+    """_thin's survivors by a distance transform: a dilation by the disc, within a pixel at its rim."""
     rng = np.random.default_rng(8)
     for radius in (1, 2, 3, 5, 8, 13):
         for _ in range(10):
             mask = _sparse_image(rng, 60) >= 0.9
-            distance = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-            grown = _disc_by_offsets(mask.astype(np.float32), radius, np.maximum)[radius:-radius, radius:-radius] > 0
-            np.testing.assert_array_equal(distance <= radius, grown)
+            within = ink._within(mask.view(np.uint8), radius)
+            by_disc = {
+                r: _disc_by_offsets(mask.astype(np.float32), r, np.maximum)[r:-r, r:-r] > 0
+                for r in (radius - 1, radius, radius + 1)
+                if r > 0
+            }
+            assert (within | ~by_disc.get(radius - 1, mask)).all() and (~within | by_disc[radius + 1]).all()
+            assert np.mean(within == by_disc[radius]) > 0.98
 
 
 def test_the_preprocessings_caches_key_on_every_module_it_uses():
@@ -178,3 +183,15 @@ def test_the_preprocessings_caches_key_on_every_module_it_uses():
             if name.startswith("serving.") and name not in used and name not in ("serving.errors", "serving.metrics"):
                 todo.append(sys.modules[name])
     assert {f"serving/{name.split('.')[1]}.py" for name in used} == set(preprocess.SOURCES)
+
+
+def test_thinning_steps_in_one_call_equal_one_step_at_a_time():
+    rng = np.random.default_rng(9)
+    for _ in range(60):
+        image = _sparse_image(rng, 50) + (rng.random() < 0.5)
+        first, steps = int(rng.integers(0, 4)), int(rng.integers(0, 7))
+        expected = image
+        for step in range(first, first + steps):  # a cross at even steps, a square at odd ones
+            kernel = ink.SQUARE if step % 2 else ink.CROSS
+            expected = cv2.erode(expected, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        np.testing.assert_array_equal(ink._erode(image, steps, first), expected)
