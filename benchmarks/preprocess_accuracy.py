@@ -71,8 +71,8 @@ def after(made: dict, name: str, settings: list[str]) -> None:
             setattr(owner, constant, value)
 
 
-def score(made: dict, exported: Path, versions: list[str], models: list[str] | None) -> dict:
-    """Each model's accuracy overall and per condition, for each version of the frames."""
+def score(made: dict, exported: Path, variants: list[str], models: list[str] | None) -> dict:
+    """Each model's accuracy overall and per condition, before and after; the variants by the default model."""
     from serving.store import ModelStore
 
     store = ModelStore(exported)
@@ -82,7 +82,7 @@ def score(made: dict, exported: Path, versions: list[str], models: list[str] | N
         if models and name not in models:
             continue
         result = {"sha256": served.entry["sha256"]}
-        for version in versions:
+        for version in ["before", "after", *(variants if name == store.default else [])]:
             right = served.run(made[version][:, None])[0].argmax(1) == made["labels"]
             result[version] = {
                 "all": float(right.mean()),
@@ -140,13 +140,15 @@ def markdown(report: dict, results: dict) -> str:
     if report["variants"]:
         lines += [
             "",
-            "## What each part buys: this tree with one part changed (accuracy %)",
+            "## What each part buys: this tree with one part changed (the default model's accuracy %)",
             "",
             "| variant | settings | model | all | " + " | ".join(conditions) + " |",
             "|---|---|---|---|" + "---|" * len(conditions),
         ]
         for label, settings in [("after", []), *report["variants"].items()]:
             for name, r in results.items():
+                if label not in r:  # variants: the default model only
+                    continue
                 v = r[label]
                 cells = " | ".join(f"{100 * v['per_condition'][c]:.1f}" for c in conditions)
                 lines.append(f"| {label} | {' '.join(settings) or '-'} | {name} | {100 * v['all']:.2f} | {cells} |")
@@ -179,7 +181,7 @@ def main() -> None:
     after(made, "after", [])
     for label, settings in variants.items():
         after(made, label, settings)
-    results = score(made, exported, ["before", "after", *variants], [m for m in args.models.split(",") if m])
+    results = score(made, exported, list(variants), [m for m in args.models.split(",") if m])
     report = {
         "environment": H.environment(exported=exported),
         "opencv": __import__("cv2").__version__,
@@ -196,7 +198,8 @@ def main() -> None:
     text = markdown(report, results)
     for r in results.values():
         for version in ("before", "after", *variants):
-            r[version].pop("right")
+            if version in r:
+                r[version].pop("right")
     H.write_report(args.out, "accuracy", {**report, "models": results}, text)
     print(text)
 
