@@ -148,8 +148,9 @@ def _thicken(crop: np.ndarray, width: float | None = None) -> np.ndarray:
 
 
 def _within(mask: np.ndarray, radius: float) -> np.ndarray:
-    """Pixels within `radius` of the mask's: a distance transform (OpenCV's 5x5 Euclidean estimate, a hundredth
-    of a pixel per pixel off) costs the same for any radius, where a dilation by a disc grows with its area."""
+    """Pixels within `radius` of the mask's: a distance transform (OpenCV's 5x5 estimate of the Euclidean one,
+    within a pixel of the disc at these radii: tests/test_ink_helpers.py) costs the same for any radius, where a
+    dilation by a disc grows with its area."""
     return cv2.distanceTransform(1 - mask, cv2.DIST_L2, 5) <= radius
 
 

@@ -28,6 +28,7 @@ NEAR = 0.35  # components this close to the digit's box (fraction of its long si
 # Pieces of at least SIGNIFICANT of the main piece's area join it when its box is under GUARD of their joint
 # box's area, and that box is at most GUARD_SPAN times the long side of those chosen (not a line across the page).
 SIGNIFICANT, GUARD, GUARD_SPAN = 0.25, 0.5, 2.0
+THIN = 0.1  # a line from border to border at most this thick (of the image's side) is a shadow's, not a stroke
 CRUMB = 0.005  # pieces inside the digit's box of at least this fraction of the main one's area stay
 # SIGNIFICANT to CRUMB: tuned on the real-world development split (reports/preprocess/accuracy.md).
 
@@ -71,7 +72,9 @@ def _paper_edges(p: Pieces, h: int, w: int) -> np.ndarray:
     to border; or most of the image."""
     along_rows = ((p.top == 0) | (p.bottom == h)) & (p.right - p.left >= 0.4 * w) & (p.bottom - p.top <= 0.2 * h)
     along_cols = ((p.left == 0) | (p.right == w)) & (p.bottom - p.top >= 0.4 * h) & (p.right - p.left <= 0.2 * w)
-    across = ((p.top == 0) & (p.bottom == h)) | ((p.left == 0) & (p.right == w))
+    across = ((p.top == 0) & (p.bottom == h) & (p.right - p.left <= THIN * w)) | (
+        (p.left == 0) & (p.right == w) & (p.bottom - p.top <= THIN * h)
+    )
     touches = (p.top == 0) | (p.bottom == h) | (p.left == 0) | (p.right == w)
     huge = touches & ((p.bottom - p.top) * (p.right - p.left) >= 0.6 * h * w) & (p.area >= 0.3 * h * w)
     return along_rows | along_cols | across | huge
