@@ -358,6 +358,7 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=None, help="pass only frames within this max |difference|")
     ap.add_argument("--exported", type=Path, default=REPO / "exported", help="the model that reads the frames")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "preprocess")
+    ap.add_argument("--name", default="parity", help="the report's file name, without .md")
     args = ap.parse_args()
     rev = resolve_revision(args.against)
     old, new = load_revision(rev)["serving.preprocess"], serving.preprocess
@@ -391,7 +392,7 @@ def main() -> None:
         rows.append(row)
     text = markdown(rows, args, rev, env, changed, model)
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / "parity.md", text.encode())
+    atomic_write_bytes(args.out / f"{args.name}.md", text.encode())
     print(text)
     sys.exit(0 if all(r["pass"] for r in rows) else 1)
 
