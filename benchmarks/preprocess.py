@@ -49,6 +49,7 @@ STROKES = {
     4: [[(0.65, 0.9), (0.65, 0.1), (0.1, 0.65), (0.9, 0.65)]],
     2: [[(0.2, 0.3), (0.35, 0.12), (0.65, 0.12), (0.8, 0.3), (0.2, 0.9), (0.85, 0.9)]],
 }
+BLOCK = 10  # calls of one version in a row, between the other version's
 DIGITS = [7, 4, 2, 7, 4]  # five images a case, so that no single image's luck decides a median
 
 
@@ -132,17 +133,19 @@ def old_preprocess(rev: str) -> types.ModuleType:
     return load_revision(rev)["serving.preprocess"]
 
 
-def time_pair(calls: dict[str, Callable], inputs: list, runs: int, warmup: int = 10) -> dict[str, dict]:
+def time_pair(calls: dict[str, Callable], inputs: list, runs: int, block: int = BLOCK) -> dict[str, dict]:
     """Median, 10th and 90th percentile of each version's call (wall time), and its median CPU time (the
-    thread's: what a busy machine's other processes do not add), alternating call by call over the same inputs
-    (a load that comes and goes weighs on both alike)."""
+    thread's: what a busy machine's other processes do not add). The versions take turns a block of calls at a
+    time over the same inputs: a load that comes and goes weighs on both alike, and each block runs as a server
+    does, call after call of the same code (its first call, after the other version's, is not timed)."""
     wall: dict[str, list[float]] = {name: [] for name in calls}
     cpu: dict[str, list[float]] = {name: [] for name in calls}
-    for i in range(warmup + runs):
+    for start in range(0, max(runs, block), block):
         for name, fn in calls.items():
-            t0, c0 = time.perf_counter(), time.thread_time()
-            fn(inputs[i % len(inputs)])
-            if i >= warmup:
+            fn(inputs[start % len(inputs)])
+            for i in range(start, start + block):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                fn(inputs[i % len(inputs)])
                 wall[name].append((time.perf_counter() - t0) * 1000)
                 cpu[name].append((time.thread_time() - c0) * 1000)
     out = {}
@@ -200,8 +203,8 @@ def markdown(report: dict) -> str:
         f"Pillow {env['versions']['pillow']}, opencv-python-headless {report['opencv']}",
         f"- new: this tree, git {env['git_revision']}; old: {rev['name']} = {rev['commit'][:12]} (its serving/"
         "preprocess.py, ink.py and regions.py read with `git show`)",
-        f"- {report['runs']} calls a version and case after 10 warm-up calls, old and new alternating call by call "
-        "over 5 images (10 for the served PNGs); median (p10-p90) ms",
+        f"- {report['runs']} timed calls a version and case, old and new taking turns {BLOCK} calls at a time (the "
+        "first call of each turn untimed) over 5 images (10 for the served PNGs); median (p10-p90) ms",
         "",
         "| case | old ms | new ms | speed-up | old CPU ms | new CPU ms | CPU speed-up |",
         "|---|---|---|---|---|---|---|",

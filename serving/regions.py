@@ -152,8 +152,12 @@ def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
     if count <= 2:  # only ink and the outside
         return None
     area = np.bincount(labels.ravel(), minlength=count)
-    half_width = _half_widths(labels, count)
     rim = rim_width / factor
+    # A band is at least HOLLOW_RIM rims wide and HOLLOW_ELONGATION half-widths squared large: a hole smaller
+    # than that cannot be one, whatever its half-width (the counters of small digits; no distance needed).
+    if not (area[1:] >= HOLLOW_ELONGATION * (HOLLOW_RIM * rim / 2) ** 2).any():
+        return None
+    half_width = _half_widths(labels, count)
     band = (
         (2 * half_width <= HOLLOW_BAND * max(mask.shape))
         & (area >= HOLLOW_ELONGATION * half_width**2)
