@@ -15,6 +15,7 @@ import math
 import warnings
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -29,6 +30,9 @@ FULL_SCALES = {"F": (1.0, 255.0), "I": (255.0, 65535.0)}
 OUTLIERS = 0.5  # percent of the pixels at each end that may lie outside a scale (a stray -1e38 in a float TIFF)
 # Formats Pillow may open: all but PostScript, whose loader shells out to Ghostscript.
 UNSAFE_FORMATS = frozenset({"EPS", "PS"})
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # modes with an alpha channel (a palette may have a transparent entry)
+# The preprocessing's modules: what caches of its output (the real-world set, training captures) are keyed on.
+SOURCES = tuple(f"serving/{name}.py" for name in ("preprocess", "ink", "paper", "regions"))
 
 
 def decode_base64(text: str) -> bytes:
@@ -49,8 +53,9 @@ def _safe_formats() -> list[str]:
     return [name for name in Image.OPEN if name not in UNSAFE_FORMATS]
 
 
-def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
-    """Decode image bytes, checking the pixel count on the header before the full decode."""
+def open_image(data: bytes, *, max_pixels: int, grey_draft: bool = False) -> Image.Image:
+    """Decode image bytes, checking the pixel count on the header before the full decode. `grey_draft`: a JPEG
+    is decoded straight to its luminance, scaled down in the decoder towards WORK_SIDE (what preprocessing reads)."""
     if not data:
         raise BadInput("empty body: expected an image")
     try:
@@ -62,6 +67,11 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
                 raise TooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
             if width < 1 or height < 1:
                 raise BadInput(f"image has no pixels ({width}x{height})")
+            if grey_draft and image.format == "JPEG" and image.mode in ("L", "RGB", "YCbCr"):
+                # libjpeg scales by 1/2, 1/4 or 1/8 in the DCT (an area average) and skips the colour
+                # conversion: reports/preprocess/preprocess.md times the 1000x750 photo's decoding both ways.
+                factor = -(-max(width, height) // WORK_SIDE)
+                image.draft("L", (-(-width // factor), -(-height // factor)))
             image.load()
     except ServingError:
         raise
@@ -132,49 +142,51 @@ def _numbers(image: Image.Image) -> np.ndarray:
         return np.concatenate(strips)
 
 
-def _shrink(image: Image.Image) -> Image.Image:
-    """Box-reduce a large image before any float maths (a 4096x4096 RGBA would need ~1 GB as float32)."""
+def _work_side(image: Image.Image) -> np.ndarray:
+    """An 8-bit image's pixels, box-averaged to at most WORK_SIDE a side (any mode Pillow reduces)."""
     factor = -(-max(image.size) // WORK_SIDE)
-    if factor <= 1:
-        return image
-    # Pillow cannot reduce these modes: convert to the nearest one it can (8 bits a channel).
-    if image.mode == "1":
-        image = image.convert("L")
-    elif image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "L")
-    try:
-        return image.reduce(factor)  # box average: thin strokes fade but stay
-    except (ValueError, OSError, NotImplementedError):
-        return image.convert("RGBA" if "A" in image.mode else "RGB").reduce(factor)
+    if factor > 2:  # Pillow reduces a large image before it becomes an array (a 4096x4096 RGBA would be 64 MB)
+        return np.asarray(image.reduce(factor))
+    pixels = np.asarray(image)
+    if factor == 1:
+        return pixels
+    height, width = pixels.shape[:2]
+    return cv2.resize(pixels, (-(-width // 2), -(-height // 2)), interpolation=cv2.INTER_AREA)
 
 
 def _flatten(image: Image.Image) -> np.ndarray:
-    """Luminance of an image with transparency, on a backdrop that contrasts with its strokes."""
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-    alpha = rgba[..., 3] / 255.0
-    lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    if alpha.min(initial=1.0) < 1.0:
-        # Dark strokes on a transparent canvas go onto white, light strokes onto black.
-        opaque_lum = float((lum * alpha).sum() / max(alpha.sum(), 1e-6))
-        backdrop = 255.0 if opaque_lum < 128 else 0.0
-        return lum * alpha + backdrop * (1.0 - alpha)
-    return lum
+    """Luminance of an image with an alpha channel; where it is not opaque, on a backdrop that contrasts with its
+    strokes (dark strokes on a transparent canvas go onto white, light strokes onto black)."""
+    rgba = _work_side(image if image.mode == "RGBA" else image.convert("RGBA"))
+    lum = cv2.cvtColor(rgba, cv2.COLOR_RGBA2GRAY)
+    if rgba[..., 3].min() == 255:  # opaque after all (the web page's pad): its luminance
+        return lum
+    alpha = rgba[..., 3].astype(np.float32) / 255.0
+    lum = lum.astype(np.float32)
+    opaque_lum = float((lum * alpha).sum() / max(alpha.sum(), 1e-6))
+    backdrop = 255.0 if opaque_lum < 128 else 0.0
+    return lum * alpha + backdrop * (1.0 - alpha)
+
+
+def _luminance(image: Image.Image) -> Image.Image:
+    """The image in mode L (Pillow's ITU-R 601 luma), for every mode without transparency."""
+    if image.mode == "LAB":  # Pillow has no LAB -> L conversion; L* is the lightness
+        return image.getchannel("L")
+    try:
+        return image.convert("L")
+    except ValueError:  # a mode without a direct conversion (HSV, ...): through RGB
+        return image.convert("RGB").convert("L")
 
 
 def _grey(image: Image.Image) -> np.ndarray:
-    """(H, W) finite float32 luminance in [0, 255], at most WORK_SIDE a side, for every Pillow mode."""
+    """(H, W) finite luminance in [0, 255] (uint8, or float32 for number images and transparency), at most
+    WORK_SIDE a side, for every Pillow mode."""
     image = _first_frame(image)
     if image.mode in NUMBER_MODES:
         return _numbers(image)
-    image = _shrink(image)
-    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
         return _flatten(image)
-    if image.mode == "LAB":  # Pillow has no LAB -> L conversion; L* is the lightness
-        return np.asarray(image.getchannel("L"), dtype=np.float32)
-    try:
-        return np.asarray(image.convert("L"), dtype=np.float32)
-    except ValueError:  # a mode without a direct conversion (HSV, ...): through RGB
-        return np.asarray(image.convert("RGB").convert("L"), dtype=np.float32)
+    return _work_side(_luminance(image))
 
 
 def from_image(image: Image.Image) -> np.ndarray:
@@ -191,7 +203,7 @@ def from_image(image: Image.Image) -> np.ndarray:
 
 def from_bytes(data: bytes, *, max_pixels: int) -> np.ndarray:
     """Image bytes (PNG, JPEG or any format Pillow reads) -> (1, 28, 28) float32."""
-    return from_image(open_image(data, max_pixels=max_pixels))
+    return from_image(open_image(data, max_pixels=max_pixels, grey_draft=True))
 
 
 def from_array(values: Any) -> np.ndarray:

@@ -1,4 +1,10 @@
-"""Regions of a binary image, in numpy only: connected components as runs, and hollow glyphs filled.
+"""Regions of a glyph, with OpenCV: which connected ink is the digit, block maxima that keep thin strokes, and
+hollow glyphs filled.
+
+The digit is kept whole (issue 20): the main piece, the worthy pieces near it (a broken stroke is a chain),
+any piece as weighty as a quarter of the main one (the other side of a 0 whose top and bottom the light took,
+the stem of a 4 written apart), and the crumbs inside its box (the dot-like ends of a light 0); never specks
+outside it, paper edges or a shadow's line from border to border.
 
 Outline ("hollow", bubble) digits are drawn as two thin rims around a stroke that is not inked: a model
 trained on MNIST reads the rims, not the digit (an outlined 1 looks like a 0). `fill_hollow` fills the
@@ -8,77 +14,132 @@ the round counters of 0, 4, 6, 8 and 9 open.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import cv2
 import numpy as np
 
 HOLLOW_BAND = 0.42  # a band hole is at most this wide, as a fraction of the glyph's long side (bold fonts reach 0.34)
 HOLLOW_ELONGATION = 11.0  # area / half-width^2 of a band (a disc has ~3; counters of 0, 4, 6, 8, 9 measured 3-10)
 HOLLOW_RIM = 2.0  # a band is at least this many times as wide as the rims around it
 ANALYSIS = 128  # holes are measured on a mask at most this large
+SPECK = 0.03  # components under this fraction of the main one's area are specks
+NEAR = 0.35  # components this close to the digit's box (fraction of its long side) belong to it
+# Pieces of at least SIGNIFICANT of the main piece's area join it when its box is under GUARD of their joint
+# box's area, and that box is at most GUARD_SPAN times the long side of those chosen (not a line across the page).
+SIGNIFICANT, GUARD, GUARD_SPAN = 0.25, 0.5, 2.0
+THIN = 0.1  # a line from border to border at most this thick (of the image's side) is a shadow's, not a stroke
+CRUMB = 0.005  # pieces inside the digit's box of at least this fraction of the main one's area stay
+# SIGNIFICANT to CRUMB: tuned on the real-world development split (reports/preprocess/accuracy.md).
 
 
-def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """8-connected components of `mask` as runs: (run rows, run starts, run ends, component of each run)."""
-    h, w = mask.shape
-    padded = np.zeros((h, w + 2), np.int8)  # paper on both sides: every run has a start and an end
-    padded[:, 1:-1] = mask
-    step = padded[:, 1:] - padded[:, :-1]  # +1 where a run starts, -1 after it
-    rows, starts = np.nonzero(step == 1)
-    ends = np.nonzero(step == -1)[1]  # row-major order pairs every start with its end
-    n = len(rows)
-    # Runs of the next row that touch a run (diagonals included) form one contiguous slice of the sorted runs.
-    line = np.int64(w + 2)
-    start_keys, end_keys = rows * line + starts, rows * line + ends
-    first = np.searchsorted(end_keys, (rows + 1) * line + starts, side="left")
-    last = np.searchsorted(start_keys, (rows + 1) * line + ends, side="right")
-    counts = np.maximum(last - first, 0)
-    a = np.repeat(np.arange(n), counts)
-    b = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts - first, counts)
-    # Union-find in whole-array steps: hook the larger root onto the smaller, then jump pointers to the roots.
-    parent = np.arange(n)
-    while True:
-        pa, pb = parent[a], parent[b]
-        if np.array_equal(pa, pb):
-            break
-        np.minimum.at(parent, np.maximum(pa, pb), np.minimum(pa, pb))
-        while not np.array_equal(jumped := parent[parent], parent):
-            parent = jumped
-    return rows, starts, ends, np.unique(parent, return_inverse=True)[1]
+@dataclass(frozen=True)
+class Pieces:
+    """Connected components' boxes (bottom and right exclusive) and areas, label 1 first."""
+
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    area: np.ndarray
+
+    @classmethod
+    def of(cls, stats: np.ndarray) -> Pieces:
+        left, top, wide, tall, area = (stats[1:, i] for i in range(5))
+        return cls(top, top + tall, left, left + wide, area)
+
+    def box(self, chosen: np.ndarray) -> tuple[float, float, float, float]:
+        """(top, bottom, left, right) of the chosen pieces together."""
+        return self.top[chosen].min(), self.bottom[chosen].max(), self.left[chosen].min(), self.right[chosen].max()
+
+    def chain(self, chosen: np.ndarray, worthy: np.ndarray) -> np.ndarray:
+        """The chosen pieces and the worthy ones near them, each added piece widening the box the next may touch."""
+        chosen = chosen.copy()
+        for _ in range(3):
+            top, bottom, left, right = self.box(chosen)
+            margin = NEAR * max(bottom - top, right - left)
+            near = (self.top < bottom + margin) & (self.bottom > top - margin)
+            near &= (self.left < right + margin) & (self.right > left - margin)
+            added = worthy & near & ~chosen
+            if not added.any():
+                break
+            chosen |= added
+        return chosen
 
 
-def _run_pixels(width: int, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices (row * width + column) of every pixel of the runs, and the length of each run."""
-    lengths = ends - starts
-    offsets = np.cumsum(lengths) - lengths  # where each run's pixels begin in the concatenation
-    return np.repeat(rows * width + starts - offsets, lengths) + np.arange(lengths.sum()), lengths
+def _paper_edges(p: Pieces, h: int, w: int) -> np.ndarray:
+    """Pieces that are paper, not ink: an edge or a shadow along the border, thin across; a line from border
+    to border; or most of the image."""
+    along_rows = ((p.top == 0) | (p.bottom == h)) & (p.right - p.left >= 0.4 * w) & (p.bottom - p.top <= 0.2 * h)
+    along_cols = ((p.left == 0) | (p.right == w)) & (p.bottom - p.top >= 0.4 * h) & (p.right - p.left <= 0.2 * w)
+    across = ((p.top == 0) & (p.bottom == h) & (p.right - p.left <= THIN * w)) | (
+        (p.left == 0) & (p.right == w) & (p.bottom - p.top <= THIN * h)
+    )
+    touches = (p.top == 0) | (p.bottom == h) | (p.left == 0) | (p.right == w)
+    huge = touches & ((p.bottom - p.top) * (p.right - p.left) >= 0.6 * h * w) & (p.area >= 0.3 * h * w)
+    return along_rows | along_cols | across | huge
 
 
-def paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """A boolean image of the given runs."""
-    out = np.zeros(shape[0] * shape[1], bool)
-    out[_run_pixels(shape[1], rows, starts, ends)[0]] = True
-    return out.reshape(shape)
+def select_digit(weak: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The digit among the components of `weak` (uint8 masks; `ink` within it: a piece must hold some ink).
+
+    Returns the labels, their stats and which labels are the digit's (label 0, the paper, never)."""
+    count, labels = cv2.connectedComponentsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    keep = np.zeros(count, bool)
+    if count == 2:  # one piece: the digit, its box without the cost of OpenCV's statistics pass
+        keep[1] = True
+        x, y, w, h = cv2.boundingRect(weak)
+        return labels, np.array([[0, 0, 0, 0, 0], [x, y, w, h, cv2.countNonZero(weak)]]), keep
+    stats = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)[2]
+    p = Pieces.of(stats)
+    inked = np.bincount(labels[ink > 0], minlength=count)[1:] > 0  # weak ink alone is noise, never a piece
+    candidate = inked & ~_paper_edges(p, *weak.shape)
+    if not candidate.any():  # nothing but edges: better the edge than nothing
+        candidate = inked if inked.any() else np.ones(count - 1, bool)
+    main = int(np.argmax(np.where(candidate, p.area, -1)))
+    chosen = np.zeros(count - 1, bool)
+    chosen[main] = True
+    worthy = candidate & (p.area >= SPECK * p.area[main])
+    chosen = p.chain(chosen, worthy)
+    # A fragment is never the digit: weighty ink outside the chosen box joins it, and what lies near that.
+    significant = candidate & (p.area >= SIGNIFICANT * p.area[main])
+    top, bottom, left, right = p.box(chosen)
+    u_top, u_bottom, u_left, u_right = p.box(chosen | significant)
+    small = (bottom - top) * (right - left) < GUARD * (u_bottom - u_top) * (u_right - u_left)
+    if small and max(u_bottom - u_top, u_right - u_left) <= GUARD_SPAN * max(bottom - top, right - left):
+        chosen = p.chain(chosen | significant, worthy)
+        top, bottom, left, right = p.box(chosen)
+    # Crumbs inside the digit's box cannot shrink it: they stay; specks outside it do not.
+    inside = (p.top >= top) & (p.bottom <= bottom) & (p.left >= left) & (p.right <= right)
+    keep[1:] = chosen | (candidate & inside & (p.area >= CRUMB * p.area[main]))
+    return labels, stats, keep
 
 
-def _label_image(
-    shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, label: np.ndarray
-) -> np.ndarray:
-    """An int image: component label + 1 on each run's pixels, 0 elsewhere."""
-    out = np.zeros(shape[0] * shape[1], np.int32)
-    pixels, lengths = _run_pixels(shape[1], rows, starts, ends)
-    out[pixels] = np.repeat(label + 1, lengths)  # runs never overlap: each pixel is written once
-    return out.reshape(shape)
+def max_pool(image: np.ndarray, factor: int) -> np.ndarray:
+    """Block maximum: shrinks by `factor` (partial blocks at the edges too) while a one-pixel stroke stays whole."""
+    return cv2.dilate(image, np.ones((factor, factor), np.uint8), anchor=(0, 0))[::factor, ::factor]
 
 
-def _erode(mask: np.ndarray) -> np.ndarray:
-    """Binary erosion by a 3x3 cross (paper beyond the border)."""
-    out = mask.copy()
-    out[1:] &= mask[:-1]
-    out[:-1] &= mask[1:]
-    out[:, 1:] &= mask[:, :-1]
-    out[:, :-1] &= mask[:, 1:]
-    out[0] = out[-1] = False
-    out[:, 0] = out[:, -1] = False
-    return out
+def _holes(mask: np.ndarray) -> tuple[int, np.ndarray]:
+    """The paper that ink encloses, 8-connected: (label count, labels); label 0 is the ink and the outside."""
+    ground = cv2.copyMakeBorder((~mask).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+    count, labels = cv2.connectedComponentsWithAlgorithm(ground, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    outside = labels[0, 0]  # the padded border's component: the paper around the glyph
+    labels = labels[1:-1, 1:-1]
+    labels[labels == outside] = 0
+    return count, labels
+
+
+def _half_widths(labels: np.ndarray, count: int) -> np.ndarray:
+    """Each label's half-width: its deepest pixel's city-block distance to label 0 (the 3x3-cross erosions it
+    survives, paper beyond the border)."""
+    inside = labels > 0
+    depth = cv2.distanceTransform(inside.view(np.uint8), cv2.DIST_L1, 3)
+    if count <= 16:  # a glyph has a few holes: one masked maximum each is cheaper than numpy's maximum.at
+        return np.array([0.0, *(cv2.minMaxLoc(depth, (labels == k).view(np.uint8))[1] for k in range(1, count))])
+    half_width = np.zeros(count)  # noise: many
+    np.maximum.at(half_width, labels[inside], depth[inside])
+    return half_width
 
 
 def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
@@ -86,42 +147,30 @@ def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
     mask = ink >= 0.5
     factor = max(1, -(-max(mask.shape) // ANALYSIS))
     if factor > 1:  # any ink in a block counts: rims must stay closed at the smaller size
-        h, w = -(-mask.shape[0] // factor) * factor, -(-mask.shape[1] // factor) * factor
-        padded = np.zeros((h, w), bool)
-        padded[: mask.shape[0], : mask.shape[1]] = mask
-        mask = padded.reshape(h // factor, factor, w // factor, factor).any(axis=(1, 3))
+        mask = max_pool(mask.view(np.uint8), factor).view(bool)
+    count, labels = _holes(mask)
+    if count <= 2:  # only ink and the outside
+        return None
+    area = np.bincount(labels.ravel(), minlength=count)
     rim = rim_width / factor
-    ground = np.ones((mask.shape[0] + 2, mask.shape[1] + 2), bool)  # the outside becomes one component
-    ground[1:-1, 1:-1] = ~mask
-    rows, starts, ends, label = components(ground)
-    if label.max() == 0:  # the ground is one piece, the outside: no holes
+    # A band is at least HOLLOW_RIM rims wide and HOLLOW_ELONGATION half-widths squared large: a hole smaller
+    # than that cannot be one, whatever its half-width (the counters of small digits; no distance needed).
+    if not (area[1:] >= HOLLOW_ELONGATION * (HOLLOW_RIM * rim / 2) ** 2).any():
         return None
-    labels = _label_image(ground.shape, rows, starts, ends, label)[1:-1, 1:-1]
-    k = int(labels.max()) + 1
-    outside = np.zeros(k, bool)  # the labels that touch the border: the ground around the glyph
-    outside[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
-    holes = np.where(outside[labels], 0, labels)
-    if not holes.any():
-        return None
-    area = np.bincount(holes.ravel(), minlength=k).astype(np.float64)
-    half_width = np.zeros(k)
-    eroded = holes > 0
-    depth = 0
-    while eroded.any():  # each erosion peels one pixel: a hole's half-width is how long it survives
-        depth += 1
-        half_width[holes[eroded]] = depth  # repeated labels all get the same depth
-        eroded = _erode(eroded)
-    side = max(mask.shape)
+    half_width = _half_widths(labels, count)
     band = (
-        (2 * half_width <= HOLLOW_BAND * side)
+        (2 * half_width <= HOLLOW_BAND * max(mask.shape))
         & (area >= HOLLOW_ELONGATION * half_width**2)
         & (2 * half_width >= HOLLOW_RIM * rim)
         & (half_width > 0)
     )
-    band[0] = False
+    band[0] = False  # the ink (and the outside, whose labels are now 0)
     if not band.any():
         return None
-    fill = band[holes]
+    fill = band[labels]
     if factor > 1:
-        fill = np.repeat(np.repeat(fill, factor, 0), factor, 1)[: ink.shape[0], : ink.shape[1]]
+        fill = cv2.resize(
+            fill.view(np.uint8), (fill.shape[1] * factor, fill.shape[0] * factor), interpolation=cv2.INTER_NEAREST
+        )
+        fill = fill[: ink.shape[0], : ink.shape[1]].view(bool)
     return fill

@@ -166,7 +166,9 @@ def _digest() -> str:
     """This module's and the preprocessing's sources: a change to either makes a new pool."""
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for rel in ("training/captures.py", "serving/preprocess.py", "serving/ink.py", "serving/regions.py"):
+    from serving.preprocess import SOURCES  # every module of the preprocessing, as serving lists them
+
+    for rel in ("training/captures.py", *SOURCES):
         path = root / rel
         if path.is_file():
             digest.update(path.read_bytes())

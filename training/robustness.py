@@ -43,9 +43,11 @@ class RealWorldSet:
 
 def _code_digest() -> str:
     """SHA-256 over the generator's and the preprocessing's source: a change to either rebuilds the cache."""
+    from serving.preprocess import SOURCES  # every module of the preprocessing, as serving lists them
+
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for rel in _SOURCES:
+    for rel in dict.fromkeys((*_SOURCES, *SOURCES)):
         path = root / rel
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else []
         for f in files:

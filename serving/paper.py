@@ -1,0 +1,181 @@
+"""Paper and ink: which side is ink, the paper's level under uneven light, and how strongly each pixel is ink.
+
+`ink_map` works on the analysis image (at most 256 px, float32 grey levels). A lattice of block quartiles says
+which side is ink and whether the paper is flat (a drawing, a canvas, a scan: then it has one level, and
+whatever differs from it is ink, however pale or blurred). Paper that is not flat is found by opening the image
+with a kernel wider than strokes: an opening keeps shading of any shape as it is, a phone's shadow edge too,
+which a smooth surface through blocks would blur into ink. Ink strength is contrast over the paper's headroom
+(light falls on paper and ink alike), thresholded by Otsu above the image's own noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+GRID = 16  # polarity and flat paper are read from a GRID x GRID lattice of blocks ...
+CELLS = 4  # ... each summarised by CELLS x CELLS area averages, whose ranks stand for the block's pixels
+FLAT_SHARE = 0.15  # this share of blocks within one grey level of the paper-most tenth: flat paper, evenly lit
+MIN_CONTRAST = 16.0  # grey levels (of 255) between ink and paper below which an image is blank ...
+BLANK_NOISE = 8.0  # ... or ink strength of fewer noise standard deviations than this
+INK_NOISE = 6.0  # ink stands at least this many noise deviations above the paper (Otsu's split may sit lower)
+WEAK = 0.5  # weak ink, kept where it touches ink: strength >= WEAK x the threshold ...
+WEAK_NOISE = 4.0  # ... and this many noise deviations above the paper
+# The opening's kernel spans OPEN_SIDE of the image's longer side (wider than any stroke of a photographed digit);
+# it opens cells of k / OPEN_CELL pixels, then the paper is interpolated back (smooth: nothing is lost).
+OPEN_SIDE, OPEN_CELL = 0.18, 8
+# The numbers above: tuned on the real-world development split (reports/preprocess/accuracy.md).
+
+
+class Blank(ValueError):
+    """No ink: the image is blank, or too faint to read a digit."""
+
+
+@dataclass(frozen=True)
+class InkMap:
+    """The analysis image read as paper and ink."""
+
+    dark_ink: bool  # dark ink on light paper
+    level: np.ndarray  # the paper's grey level at every pixel
+    strength: np.ndarray  # ink strength, 0 on paper, 1 for ink a whole headroom away from it (>= 0)
+    threshold: float  # strength from which a pixel is ink
+    ink: np.ndarray  # uint8 mask: strength above the threshold
+    weak: np.ndarray  # uint8 mask: strength above the weak threshold (a superset of `ink`)
+
+
+def box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
+    """Box-average by a whole factor (OpenCV's fast path), the edges replicated to whole blocks; float32."""
+    if factor > 1:
+        h, w = image.shape[:2]
+        image = cv2.copyMakeBorder(image, 0, -h % factor, 0, -w % factor, cv2.BORDER_REPLICATE)
+        image = cv2.resize(image, (image.shape[1] // factor, image.shape[0] // factor), interpolation=cv2.INTER_AREA)
+    return image.astype(np.float32, copy=False)
+
+
+def upper_median(values: np.ndarray) -> float:
+    """The median (the upper one of an even count) by one partition: np.median's overhead is most of its cost here."""
+    flat = values.ravel()
+    return float(np.partition(flat, flat.size // 2)[flat.size // 2])
+
+
+def second_extremes(values: np.ndarray) -> tuple[float, float]:
+    """The second smallest and second largest value: one noisy pixel does not decide."""
+    flat = values.ravel()
+    if flat.size < 3:
+        return float(flat.min()), float(flat.max())
+    lo, hi = int(flat.argmin()), int(flat.argmax())
+    darkest = min(flat[:lo].min(initial=np.inf), flat[lo + 1 :].min(initial=np.inf))
+    lightest = max(flat[:hi].max(initial=-np.inf), flat[hi + 1 :].max(initial=-np.inf))
+    return float(darkest), float(lightest)
+
+
+def noise(image: np.ndarray) -> float:
+    """The image's noise (standard deviation) from differences of neighbouring pixels, which shading, ink and
+    paper hardly change: 1.4826 times their median absolute value, over the square root of two."""
+    if image.shape[1] < image.shape[0]:  # along the longer side: a one-pixel-wide image has its pairs there
+        image = image.T
+    if image.shape[1] < 2:
+        return 0.0
+    rows = image[:: max(1, image.shape[0] // 32)]
+    diffs = np.abs(rows[:, 1:] - rows[:, :-1])[:, :: max(1, rows.shape[1] // 64)]  # ~2,000 pairs are plenty
+    return 1.4826 / math.sqrt(2) * upper_median(diffs)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a uint8 mask in pixels: its area over half its perimeter (exact for long strokes).
+    The perimeter counts ink/paper changes along rows and columns; paper lies beyond the border."""
+    padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    edges = cv2.countNonZero(padded[1:] ^ padded[:-1]) + cv2.countNonZero(padded[:, 1:] ^ padded[:, :-1])
+    return 2.0 * cv2.countNonZero(padded) / max(edges, 1)
+
+
+def lattice(small: np.ndarray) -> tuple[np.ndarray, int]:
+    """(gh, gw, CELLS**2): each block of a GRID-a-side lattice as area averages of its cells, sorted; and the
+    blocks' side in pixels (the image edge-padded to whole blocks)."""
+    h, w = small.shape
+    cell = max(1, math.ceil(max(h, w) / GRID) // CELLS)  # pixels a cell: a whole number keeps OpenCV's fast path
+    side = cell * CELLS
+    gh, gw = -(-h // side), -(-w // side)
+    padded = cv2.copyMakeBorder(small, 0, gh * side - h, 0, gw * side - w, cv2.BORDER_REPLICATE)
+    cells = cv2.resize(padded, (gw * CELLS, gh * CELLS), interpolation=cv2.INTER_AREA) if cell > 1 else padded
+    return np.sort(cells.reshape(gh, CELLS, gw, CELLS).transpose(0, 2, 1, 3).reshape(gh, gw, -1), axis=2), side
+
+
+def _lattice_paper(small: np.ndarray) -> tuple[bool, float | None]:
+    """Which side is ink (True: dark ink on light paper), and the paper's one grey level if it is flat."""
+    blocks, _ = lattice(small)
+    n = blocks.shape[2]
+    typical = upper_median(blocks[..., n // 2])  # paper, unless ink covers half the image
+    # Uneven light spreads the paper about its median on both sides; ink adds a long tail on one side only.
+    darkest, lightest = second_extremes(small)
+    dark_ink = typical - darkest > lightest - typical
+    # Each block's paper is its lower quartile in ink-bright terms: right unless ink covers 3/4 of the block.
+    paper = (255.0 - blocks[..., n - 1 - n // 4] if dark_ink else blocks[..., n // 4]).ravel()  # ink-bright
+    base = float(np.partition(paper, paper.size // 10)[paper.size // 10])  # the paper-most tenth of the blocks
+    if np.count_nonzero(np.abs(paper - base) <= 1.0) >= FLAT_SHARE * paper.size:
+        return dark_ink, 255.0 - base if dark_ink else base
+    return dark_ink, None
+
+
+def _opened_paper(small: np.ndarray, dark_ink: bool, k: int) -> np.ndarray:
+    """The paper's grey level at every pixel: the image with its ink opened away by a k x k square.
+
+    An opening keeps shading of any width as it is, a shadow's edge too. Paper is smooth: opened on cells of
+    k / OPEN_CELL pixels and interpolated back, so the cost does not grow with k."""
+    h, w = small.shape
+    cell = max(1, k // OPEN_CELL)
+    bright = box_reduce(255.0 - small if dark_ink else small, cell)
+    r = max(k // cell, 3) | 1
+    # Beyond the border the paper goes on as it ends: a shadow's corner is not mistaken for a thin stroke.
+    padded = cv2.copyMakeBorder(bright, r, r, r, r, cv2.BORDER_REPLICATE)
+    paper = cv2.morphologyEx(padded, cv2.MORPH_OPEN, np.ones((r, r), np.uint8))[r:-r, r:-r]
+    if cell > 1:
+        paper = cv2.resize(paper, (paper.shape[1] * cell, paper.shape[0] * cell), interpolation=cv2.INTER_LINEAR)
+        paper = paper[:h, :w]
+    return 255.0 - paper if dark_ink else paper
+
+
+def strength(grey: np.ndarray, level: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Contrast (grey levels from the paper towards the ink) and ink strength: 0 on paper, 1 for ink a whole
+    headroom (paper to black, or to white) away from it, negative for paper beyond its level."""
+    contrast = cv2.subtract(level, grey) if dark_ink else cv2.subtract(grey, level)
+    # Light falls on paper and ink alike: relative to the local paper's headroom a stroke in the shade is as
+    # strong as in full light. The floor keeps dark paper from amplifying its noise.
+    headroom = cv2.max(level if dark_ink else 255.0 - level, 64.0)
+    return contrast, cv2.divide(contrast, headroom)
+
+
+def otsu(strength: np.ndarray, peak: float) -> tuple[float, np.ndarray]:
+    """Otsu's threshold of a non-negative strength map, kept off the paper's noise and off a few very dark
+    pixels, and the mask (uint8) of the ink it keeps."""
+    levels = cv2.convertScaleAbs(strength, alpha=255.0 / peak)
+    level, mask = cv2.threshold(levels, 0, 1, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if not 51 <= level <= 152:  # the mask (levels above `level`) starts between 0.2 and 0.6 of the peak
+        level = min(max(level, 51), 152)
+        mask = cv2.threshold(levels, level, 1, cv2.THRESH_BINARY)[1]
+    return (level + 0.5) / 255.0 * peak, mask
+
+
+def ink_map(small: np.ndarray) -> InkMap:
+    """The analysis image (float32 grey levels) read as paper and ink; raises Blank when there is no ink."""
+    dark_ink, flat_level = _lattice_paper(small)
+    if flat_level is None:
+        level = _opened_paper(small, dark_ink, int(OPEN_SIDE * max(small.shape)) | 1)
+    else:
+        level = np.full(small.shape, flat_level, np.float32)
+    contrast, raw = strength(small, level, dark_ink)
+    ink_strength = cv2.threshold(raw, 0, 0, cv2.THRESH_TOZERO)[1]
+    peak = float(ink_strength.max())
+    sigma = noise(raw)  # in strength; the blank test's contrast measures ink in grey levels
+    if peak <= BLANK_NOISE * sigma or float(contrast.max()) < MIN_CONTRAST:
+        raise Blank("the image has no ink: it is blank or too faint to read a digit")
+    threshold, ink = otsu(ink_strength, peak)
+    if threshold < min(INK_NOISE * sigma, 0.6 * peak):  # Otsu split the paper's noise: ink stands above it
+        threshold = min(INK_NOISE * sigma, 0.6 * peak)
+        ink = cv2.threshold(ink_strength, threshold, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
+    low = min(max(WEAK * threshold, WEAK_NOISE * sigma), threshold)
+    weak = cv2.threshold(ink_strength, low, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
+    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak)
