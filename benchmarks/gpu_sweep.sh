@@ -32,8 +32,9 @@ sweep() {  # sweep MODEL LIMIT VARIANT... : one process per model, under a time 
   echo "$model: rc=${PIPESTATUS[0]}, $(( $(date +%s) - t0 ))s (limit ${limit}s)" | tee -a "$OUTDIR/summary.txt"
 }
 
-sweep cnn 100 "base:" "fill:augment=$FILL" "caps15:captures=0.15" "fill-caps15:augment=$FILL;captures=0.15" \
-  "ep6:epochs=6" "fill-caps15-ep6:augment=$FILL;captures=0.15;epochs=6" "fill-caps30-ep6:augment=$FILL;captures=0.3;epochs=6"
+sweep cnn 130 "base:" "fill:augment=$FILL" "fill-caps15-ep6:augment=$FILL;captures=0.15;epochs=6" \
+  "fill-outline-caps15-ep6:augment=$FILL,outline;captures=0.15;epochs=6" "ep6:epochs=6" \
+  "fill-caps30-ep6:augment=$FILL;captures=0.3;epochs=6" "caps15:captures=0.15" "fill-ep6:augment=$FILL;epochs=6"
 sweep vgg16 100 "base:weights=none" "small:weights=none;build={\"head\": \"small\"}" "small-bn:weights=none;build={\"head\": \"small\", \"batch_norm\": true}" \
   "small-bn-fill-caps15:weights=none;augment=$FILL;captures=0.15;build={\"head\": \"small\", \"batch_norm\": true}" \
   "small-bn-ep2:weights=none;epochs=2;build={\"head\": \"small\", \"batch_norm\": true}"
@@ -41,6 +42,6 @@ sweep alexnet 80 "base:weights=none" "small:weights=none;build={\"head\": \"smal
   "small-all-fill-caps15:weights=none;train_subset=50000;augment=$FILL;captures=0.15;build={\"head\": \"small\"}" \
   "small-all-ep4:weights=none;train_subset=50000;epochs=4;build={\"head\": \"small\"}" \
   "small96-all:weights=none;train_subset=50000;build={\"head\": \"small\", \"image_size\": 96}"
-sweep vit 110 "base:" "fill:augment=$FILL" "fill-caps15:augment=$FILL;captures=0.15" "ep15:epochs=15"
-sweep faster_rcnn 110 "base:" "fill-caps15:augment=$FILL;captures=0.15"
+sweep vit 110 "base:" "fill-caps15:augment=$FILL;captures=0.15" "fill:augment=$FILL"
+sweep faster_rcnn 100 "base:" "fill-caps15:augment=$FILL;captures=0.15"
 echo "all: $(cat "$OUTDIR/summary.txt" | tr '\n' ';')"
