@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from mnistserve.cli import app
 from mnistserve.contracts import read_json, sha256_file, validate_manifest
+from training.export import SHIP_LIMIT_BYTES
 from training.models import get_spec, model_names
 
 # Trains and exports all five architectures (~2-3 min on 2 cores): run by `make test-slow` and CI, not `make test`.
@@ -69,12 +70,12 @@ def test_every_architecture_exports_with_parity(all_smoke):
         else:
             assert entry["parity"]["max_abs_diff"] <= 1e-4, name
     assert manifest["models"]["faster_rcnn"]["max_batch"] is None  # the batched detector takes any batch
-    # VGG16 and AlexNet are over the size limit even at smoke size: kept out of git and out of the Bento.
+    # Shipping follows the size limit alone; VGG16 is over it even at smoke size (AlexNet's small head is not).
+    for name, entry in manifest["models"].items():
+        assert entry["size_bytes"] == (out / entry["file"]).stat().st_size
+        assert entry["shipped"] == (entry["size_bytes"] <= SHIP_LIMIT_BYTES), name
     unshipped = sorted(f"/{e['file']}" for e in manifest["models"].values() if not e["shipped"])
-    assert [re.sub(r"\.[0-9a-f]{12}\.onnx$", "", u) for u in unshipped] == [
-        "/alexnet",
-        "/vgg16",
-    ]  # content-addressed names
+    assert "/vgg16" in [re.sub(r"\.[0-9a-f]{12}\.onnx$", "", u) for u in unshipped]  # content-addressed names
     for name in (".gitignore", ".bentoignore"):
         assert sorted((out / name).read_text().split()) == unshipped, name
     assert manifest["winner"] in manifest["models"] and manifest["models"][manifest["default"]]["shipped"]

@@ -195,6 +195,29 @@ def _split_table(results: dict[str, dict], split: str, conditions: list[str]) ->
     return [*lines, ""]
 
 
+def _flag_table(results: dict[str, dict], splits: list[str]) -> list[str]:
+    """What the "unsure" flag catches and costs on each split, and how many answers are wrong with confidence."""
+    lines = [
+        "### Knowing when it is wrong",
+        "",
+        "The manifest's `uncertain_below` (chosen on the dev split) applied to each split's calibrated probabilities: "
+        "wrong answers it flags (caught), right answers it flags, and wrong answers with probability >= 0.9, "
+        "as a share of all images.",
+        "",
+        "| model | split | uncertain below | wrong | caught | right ones flagged | wrong at >= 0.9 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        for split in splits:
+            f = r["splits"][split].get("flag")
+            if f:
+                lines.append(
+                    f"| {name} | {split} | {f['uncertain_below']:.4f} | {100 * f['wrong']:.2f}% | "
+                    f"{100 * f['caught']:.1f}% | {100 * f['flagged_right']:.1f}% | {100 * f['confident_wrong']:.2f}% |"
+                )
+    return [*lines, ""]
+
+
 def write_report(
     results: dict[str, dict], sets: dict[str, RealWorldSet], out: Path, *, command: str, gallery: bool
 ) -> Path:
@@ -237,6 +260,7 @@ def write_report(
     ]
     for split in (s for s in REALWORLD_SPLITS if s in sets):
         lines += _split_table(results, split, conditions)
+    lines += _flag_table(results, [s for s in REALWORLD_SPLITS if s in sets])
     lines += ["Conditions:", ""] + [f"- `{c}`: {text}" for c, text in describe().items()]
     lines += ["", "![accuracy by condition](robustness.png)"]
     if gallery:
