@@ -150,12 +150,13 @@ def measured_lines(report: dict) -> list[str]:
     if not m:
         return []
     models = ", ".join(f"{name} {sha[:12]}" for name, sha in m["models"].items())
-    image = f"- image: `{m['image']}` {m['image_id']}" + "".join(f", {d}" for d in m["repo_digests"])
-    return [
+    lines = [
         f"- measured: `{m['exported']}` of run {m['run_id']} (manifest sha256 {m['manifest_sha256'][:12]}); "
-        f"model files sha256: {models}",
-        *([image] if "image_id" in m else []),
+        f"model files sha256: {models}"
     ]
+    if "image_id" in m:  # only measured_image names an image
+        lines.append(f"- image: `{m['image']}` {m['image_id']}" + "".join(f", {d}" for d in m["repo_digests"]))
+    return lines
 
 
 def split_cpus(enabled: bool) -> dict[str, list[int]] | None:

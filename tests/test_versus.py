@@ -195,3 +195,18 @@ def test_http_gains_pair_each_server_with_its_h11_run():
     assert len(gains) == 1  # only the pair that was measured
     assert gains[0]["server"] == "bentoml-direct" and gains[0]["rps_gain"] == 0.25
     assert (gains[0]["p99_native"], gains[0]["p99_h11_asyncio"], gains[0]["cpu_ms_h11_asyncio"]) == (20.0, 25.0, 6.0)
+
+
+def test_report_head_names_the_export_it_measured_and_an_image_only_when_one_was_measured(exported_dir):
+    """A serving report's head names the export's run and checksums; the image line needs an image (this crashed
+    `make versus` once, after its measurements)."""
+    from benchmarks import harness as H
+
+    report = H.environment(exported=exported_dir)
+    lines = H.markdown_head(report, "t")
+    measured = [line for line in lines if line.startswith("- measured:")]
+    manifest = json.loads((exported_dir / "manifest.json").read_text())
+    assert len(measured) == 1 and all(m["sha256"][:12] in measured[0] for m in manifest["models"].values())
+    assert not any(line.startswith("- image:") for line in lines)
+    image = {**report["measured"], "image": "mnistserve:latest", "image_id": "sha256:abc", "repo_digests": []}
+    assert "- image: `mnistserve:latest` sha256:abc" in H.measured_lines({"measured": image})
