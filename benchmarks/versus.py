@@ -73,6 +73,7 @@ def native_in_use(pid: int) -> dict[str, bool]:
 def specs(args, exported: Path, model: str, work: Path, cpus: list[int] | None, threads: int) -> list[Spec]:
     """The servers of this run, in the order they are measured."""
     env = {"MNISTSERVE_ORT_THREADS": str(threads)} if threads else {}
+    workers = {"MNISTSERVE_WORKERS": str(args.workers)}
     variants = {"": {}}
     if args.http_variants:
         variants[H11] = {"PYTHONPATH": str(hide_modules(work / "hidden"))}
@@ -88,7 +89,7 @@ def specs(args, exported: Path, model: str, work: Path, cpus: list[int] | None, 
                     work / n.replace(":", "-"),
                     cpus=cpus,
                     name=n.replace(":", "-"),
-                    env={**env, "MNISTSERVE_ADAPTIVE_BATCHING": "0", **e},
+                    env={**env, **workers, "MNISTSERVE_ADAPTIVE_BATCHING": "0", **e},
                 ),
             )
         )
@@ -134,6 +135,7 @@ def run(args) -> dict:
         "warmup_per_level": args.warmup,
         "concurrency": args.concurrency,
         "server_cores": cores,
+        "bentoml_workers": args.workers,
         "onnxruntime_threads": threads or "onnxruntime default",
         "http_variants": args.http_variants,
         "rows": [],
@@ -180,6 +182,8 @@ def main() -> None:
         action="store_true",
         help="also run both uvicorn servers with httptools and uvloop hidden (h11, asyncio)",
     )
+    # One worker process per core the server gets (the service's own advice), and TorchServe runs one.
+    parser.add_argument("--workers", type=int, default=1, help="BentoML worker processes (MNISTSERVE_WORKERS)")
     args = T.parse(parser)
     report = run(args)
     H.write_report(args.out, args.name, report, markdown(report))

@@ -97,7 +97,8 @@ def markdown(report: dict) -> str:
     """The report: head, results table, where each wins, the goal, the httptools/uvloop comparison, notes."""
     lines = H.markdown_head(report, "Serving: this service vs TorchServe vs the reference server") + [
         f"- model: {report['model']}; onnxruntime threads: {report['onnxruntime_threads']}; "
-        f"server cores: {report['server_cores']}",
+        f"server cores: {report['server_cores']}; BentoML workers: {report.get('bentoml_workers', 'not recorded')} "
+        "(MNISTSERVE_WORKERS), TorchServe workers: 1",
         f"- {report['requests_per_level']} measured requests per level after {report['warmup_per_level']} warm-up; "
         f"failed requests in total: **{report['failed_requests']}**",
         "- answers agree (max |probability difference| against the first server): "
@@ -162,7 +163,8 @@ NOTES = [
     "- Every server runs on the same pinned CPUs, one at a time, driven by the same load generator "
     "(benchmarks/harness.py) on the other CPUs; the same raw image/png digits go to each.",
     "- bentoml-direct: `bentoml serve serving.service:MNISTService` with MNISTSERVE_ADAPTIVE_BATCHING=0 (one "
-    "onnxruntime run per request, like the other two); BentoML's access log on, as shipped.",
+    "onnxruntime run per request, like the other two) and MNISTSERVE_WORKERS from --workers (default 1: one "
+    "worker per server core, as TorchServe's one); BentoML's access log on, as shipped.",
     "- torchserve: `torchserve --foreground` with benchmarks/torchserve/config.properties: one worker, batch size 1 "
     "(model-config.yaml in the archive, made at run time in a scratch directory), token authorization off (every "
     "request would need a key), the metrics API and the system-metrics collector off, asynchronous logging, and "
