@@ -42,10 +42,10 @@ ALLOWED = {
 }
 # Figures worked out from a report's numbers: figure -> (reports, one expression per number of the figure).
 DERIVED = {
-    "2.4x": (("reports/serving/serving.md",), ("160.6 / 67.7",)),
-    "1.6-1.9x": (
+    "3.0x": (("reports/serving/serving.md",), ("417.5 / 138.1",)),
+    "1.15-1.31x": (
         ("reports/serving/serving-workers-1.md", "reports/serving/serving-workers-2.md"),
-        ("161.0 / 99.5", "175.5 / 92.9"),
+        ("424.8 / 370.7", "470.3 / 357.8"),
     ),
 }
 # Reports that measure no model, so they need no model checksums to be current.
@@ -225,7 +225,7 @@ def test_every_figure_has_a_report_line_behind_it(doc):
 
 def test_a_planted_figure_fails_and_a_quoted_one_passes():
     readme = REPO / "README.md"
-    quoted = "A direct /predict answered 127.9 req/s ([serving](reports/serving/serving.md)).\n"
+    quoted = "A direct /predict answered 462.4 req/s ([serving](reports/serving/serving.md)).\n"
     assert unsourced(readme, quoted) == []
     planted = "A direct /predict answered 131.7 req/s ([serving](reports/serving/serving.md)).\n"
     assert unsourced(readme, planted) == ["README.md:1: '131.7 req/s' not in reports/serving/serving.md"]
@@ -243,8 +243,8 @@ def test_readme_figures_come_from_current_reports_only():
 
 def test_table_rows_take_their_sources_from_the_caption():
     caption = "From [the manifest](exported/manifest.json):\n\n| model | accuracy | temperature |\n|---|---|---|\n"
-    assert unsourced(REPO / "README.md", caption + "| cnn | 99.50% | 1.009 |\n") == []
-    assert unsourced(REPO / "README.md", caption + "| cnn | 99.70% | 1.009 |\n") == [
+    assert unsourced(REPO / "README.md", caption + "| cnn | 99.56% | 0.996 |\n") == []
+    assert unsourced(REPO / "README.md", caption + "| cnn | 99.70% | 0.996 |\n") == [
         "README.md:5: '99.70%' not in exported/manifest.json"
     ]
 
@@ -253,13 +253,13 @@ def test_allowed_figures_only_where_they_say_what_they_are(monkeypatch):
     readme = REPO / "README.md"
     assert unsourced(readme, "Answers under 70% are marked uncertain.\n") == []
     assert unsourced(readme, "Batching made it 70% faster.\n") == ["README.md:1: '70%' not in no report named"]
-    row = "| `MNISTSERVE_WORKERS` | 2 | 2 measured 1.6-1.9x the requests/s (reports/serving/serving-workers-1.md) |\n"
+    row = "| `MNISTSERVE_WORKERS` | 2 | 2 measured 1.15-1.31x the requests/s (reports/serving/serving-workers-1.md) |\n"
     settings = f"<!-- settings:begin -->\n{row}<!-- settings:end -->\n"
     assert unsourced(readme, settings) == []
-    monkeypatch.setitem(DERIVED, "1.6-1.9x", (DERIVED["1.6-1.9x"][0], ("161.0 / 99.5", "175.5 / 97.5")))
+    monkeypatch.setitem(DERIVED, "1.15-1.31x", (DERIVED["1.15-1.31x"][0], ("424.8 / 370.7", "470.3 / 300.1")))
     assert unsourced(readme, settings) == [
-        "README.md:2: '1.6-1.9x' not in reports/serving/serving-workers-1.md"
-    ]  # 97.5 is in neither report
+        "README.md:2: '1.15-1.31x' not in reports/serving/serving-workers-1.md"
+    ]  # 300.1 is in neither report
 
 
 def test_allowed_and_derived_figures_are_still_quoted():
