@@ -116,6 +116,9 @@ def test_exported_models_are_scored_per_split_and_reported(exported_dir, tiny_se
     report = robustness.write_report(results, tiny_sets, tmp_path, command="test", gallery=False)
     text = report.read_text()
     assert text.index("Sealed test split") < text.index("Development split")
+    flagged = [(n, split, r["splits"][split]["flag"]) for n, r in results.items() for split in REALWORLD_SPLITS]
+    for name, split, flag in flagged:  # what the unsure flag catches, per model and split, as the JSON has it
+        assert f"| {name} | {split} | {flag['uncertain_below']:.4f} | {100 * flag['wrong']:.2f}% |" in text
     payload = read_json(tmp_path / "robustness.json")
     assert payload["sets"]["headline"] == "sealed" and set(payload["sets"]) >= {"sealed", "dev", "conditions"}
     assert (tmp_path / "robustness.png").read_bytes()[:4] == b"\x89PNG"
