@@ -2,9 +2,10 @@
 `serving.preprocess` (default c729eef, the hand-written numpy version, read with `git show`) and through this
 tree's, each frame read by every servable model of `exported/`; accuracy per condition, before and after.
 
-Development split only: every preprocessing choice is tuned on it (training.realworld.CHOICES), and the sealed
-split is never scored here. `--variant` adds this tree with some constants changed (an ablation: what each part
-buys), `--gallery` saves the frames the default model still reads wrongly.
+Every preprocessing choice is tuned on the development split (training.realworld.CHOICES). `--split sealed` scores
+the sealed split before and after, once the choices are frozen, and nothing else: no variants, no gallery of its
+mistakes. `--variant` adds this tree with some constants changed (an ablation: what each part buys), `--gallery`
+saves the frames the default model still reads wrongly (dev only).
 Usage:  python -m benchmarks.preprocess_accuracy [--against c729eef] [--per-condition 200] [--gallery]
             [--variant "no weak ink: paper.WEAK=1.0" ...] [--models cnn,vit]
 """
@@ -26,16 +27,16 @@ from serving.errors import ServingError
 from testkit.servers import REPO
 
 AGAINST = "c729eef"  # the last revision with the hand-written numpy preprocessing
+SPLIT_NAMES = {"dev": "development split", "sealed": "sealed test split"}
 
 
-def frames(per_condition: int, old: types.ModuleType) -> dict:
-    """The development split's labels and conditions, its frames through the old preprocessing, and the grey
-    levels this tree's preprocessing reads (`serving.preprocess._grey`: the frames come from `serving.ink`)."""
-    from training.realworld import generate
-    from training.robustness import SEED
+def frames(per_condition: int, old: types.ModuleType, split: str = "dev") -> dict:
+    """A split's labels and conditions, its frames through the old preprocessing, and the grey levels this tree's
+    preprocessing reads (`serving.preprocess._grey`: the frames come from `serving.ink`)."""
+    from training.realworld import generate, get_split
 
     out = {"labels": [], "conditions": [], "before": [], "greys": [], "unread": {"before": 0}}
-    for sample in generate(per_condition, seed=SEED, split="dev"):  # never the sealed split
+    for sample in generate(per_condition, seed=get_split(split).seed, split=split):
         out["labels"].append(sample.label)
         out["conditions"].append(sample.condition)
         try:
@@ -111,16 +112,20 @@ def markdown(report: dict, results: dict) -> str:
     conditions = list(next(iter(results.values()))["after"]["per_condition"])
     unread = ", ".join(f"{v} {n}" for v, n in made["unread"].items())
     lines = [
-        "# The preprocessing on the real-world development split: before and after",
+        f"# The preprocessing on the real-world {SPLIT_NAMES[made['split']]}: before and after",
         "",
         f"- command: `{env['command']}`",
         f"- device: {env['device']['cpu']}; versions: Python {env['versions']['python']}, numpy "
         f"{env['versions']['numpy']}, Pillow {env['versions']['pillow']}, opencv-python-headless {report['opencv']}",
         f"- before: {report['against']['name']} = {report['against']['commit'][:12]} (its serving/ preprocessing read "
         f"with `git show`); after: this tree, git {env['git_revision']}",
-        f"- set: the development split (training.realworld, seed {made['seed']}), {made['per_condition']} images per "
-        f"condition, {made['images']} in all; unread (NoInk or another 4xx, scored as wrong): {unread}. The sealed "
-        "split is not scored here.",
+        f"- set: the {SPLIT_NAMES[made['split']]} (training.realworld, seed {made['seed']}), {made['per_condition']} "
+        f"images per condition, {made['images']} in all; unread (NoInk or another 4xx, scored as wrong): {unread}."
+        + (
+            " The sealed split is not scored here."
+            if made["split"] == "dev"
+            else " Scored once the choices were frozen."
+        ),
         *H.measured_lines(env),
         "",
         "Accuracy (%), before -> after:",
@@ -171,13 +176,16 @@ def main() -> None:
     )
     ap.add_argument("--gallery", action="store_true", help="also save the default model's wrong frames as a PNG")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "preprocess")
+    ap.add_argument("--split", choices=list(SPLIT_NAMES), default="dev", help="sealed: before and after only")
     args = ap.parse_args()
+    if args.split == "sealed" and (args.variant or args.gallery):
+        ap.error("--split sealed scores before and after only: --variant and --gallery would tune on it")
     commit = resolve_revision(args.against)
     exported = H.require_manifest(args.exported)
-    from training.robustness import SEED
+    from training.realworld import get_split
 
     variants = {label.strip(): settings.split() for label, _, settings in (v.partition(":") for v in args.variant)}
-    made = frames(args.per_condition, load_revision(args.against)["serving.preprocess"])
+    made = frames(args.per_condition, load_revision(args.against)["serving.preprocess"], args.split)
     after(made, "after", [])
     for label, settings in variants.items():
         after(made, label, settings)
@@ -186,7 +194,12 @@ def main() -> None:
         "environment": H.environment(exported=exported),
         "opencv": __import__("cv2").__version__,
         "against": {"name": args.against, "commit": commit},
-        "set": {"split": "dev", "seed": SEED, "per_condition": args.per_condition, "images": len(made["labels"])},
+        "set": {
+            "split": args.split,
+            "seed": get_split(args.split).seed,
+            "per_condition": args.per_condition,
+            "images": len(made["labels"]),
+        },
         "variants": variants,
     }
     report["set"]["unread"] = made["unread"]
@@ -200,7 +213,9 @@ def main() -> None:
         for version in ("before", "after", *variants):
             if version in r:
                 r[version].pop("right")
-    H.write_report(args.out, "accuracy", {**report, "models": results}, text)
+    H.write_report(
+        args.out, "accuracy" if args.split == "dev" else f"accuracy-{args.split}", {**report, "models": results}, text
+    )
     print(text)
 
 
