@@ -71,3 +71,16 @@ def test_the_model_reads_the_same_digits(compared):
     }
     assert np.mean(read["old"] == read["new"]) >= 0.97
     assert np.mean(read["new"] == ref["labels"]) >= np.mean(read["old"] == ref["labels"])
+
+
+def test_the_sealed_split_is_scored_before_and_after_only(monkeypatch, capsys):
+    """benchmarks.preprocess_accuracy refuses ablations and mistake galleries on the sealed split (choices read dev)."""
+    import sys
+
+    from benchmarks import preprocess_accuracy
+
+    for extra in (["--variant", "x: paper.WEAK=1.0"], ["--gallery"]):
+        monkeypatch.setattr(sys, "argv", ["preprocess_accuracy", "--split", "sealed", *extra])
+        with pytest.raises(SystemExit) as exit_info:
+            preprocess_accuracy.main()
+        assert exit_info.value.code == 2 and "would tune on it" in capsys.readouterr().err
