@@ -59,7 +59,7 @@ def generate(
     conditions or samples yields the same images. Dev draws exactly as the set did before the split existed.
     """
     names, chosen = _checked(conditions), get_split(split)  # validated here, not on first next()
-    salt = [] if split == "dev" else [zlib.crc32(split.encode())]
+    salt = [] if chosen.name == "dev" else [zlib.crc32(chosen.name.encode())]  # a retired split keeps its draws
 
     def samples() -> Iterator[Sample]:
         for name in names:

@@ -201,11 +201,34 @@ def _lamp(rng: Rng, u: np.ndarray, v: np.ndarray, strength: float) -> np.ndarray
     return light
 
 
+def _window(rng: Rng, u: np.ndarray, v: np.ndarray, strength: float) -> np.ndarray:
+    """Daylight from a window: a broad fall-off across the page, the soft shadow of the phone or a hand (a wide
+    penumbra), then glare (a washed-out patch where ink loses contrast) or a curled edge's dark band."""
+    c, s = np.cos(angle := rng.uniform(0, 2 * np.pi)), np.sin(angle)
+    light = 1 - rng.uniform(0.15, 0.35) * strength * np.clip((c * u + s * v + 1.4) / 2.8, 0, 1) ** 1.5
+    cx, cy = rng.uniform(-1.2, 1.2, 2)
+    rx, ry = rng.uniform(0.3, 0.8, 2)
+    blob = ((u - cx) / rx) ** 2 + ((v - cy) / ry) ** 2
+    light *= 1 - rng.uniform(0.15, 0.35) * strength / (1 + np.exp(np.minimum((blob - 1) / rng.uniform(0.2, 0.5), 60.0)))
+    if rng.random() < 0.5:  # glare: light added on top, ink and paper alike pale towards white
+        gx, gy, gr = *rng.uniform(-0.8, 0.8, 2), rng.uniform(0.15, 0.45)
+        light += rng.uniform(0.2, 0.5) * np.exp(-((u - gx) ** 2 + (v - gy) ** 2) / (2 * gr**2))
+    else:  # the page curls up at one edge: a band along it turns darker
+        side = int(rng.integers(4))
+        depth = (1 - (u, -u, v, -v)[side]) / 2  # 0 at that edge, 1 at the opposite one
+        light *= 1 - rng.uniform(0.2, 0.45) * np.exp(-depth / rng.uniform(0.03, 0.1))
+    return light
+
+
+LIGHTS = {"gradient": _gradient, "lamp": _lamp, "window": _window}
+
+
 def lighting(rng: Rng, h: int, w: int, look: Look, strength: float = 1.0) -> np.ndarray:
-    """(h, w) illumination by the look's model; `strength` > 1 makes the gradients and shadows deeper."""
+    """(h, w) illumination by one of the look's models; `strength` > 1 makes the gradients and shadows deeper."""
     u, v = _grid(h, w)
-    light = (_lamp if look.lighting == "lamp" else _gradient)(rng, u, v, strength)
-    light = np.clip(light, 0.2, 1).astype(np.float32)
+    model = look.lighting[0] if len(look.lighting) == 1 else look.lighting[int(rng.integers(len(look.lighting)))]
+    light = LIGHTS[model](rng, u, v, strength)
+    light = np.clip(light, 0.2, 1.35).astype(np.float32)  # glare lifts paper past white: to_image clips it
     return np.asarray(Image.fromarray(light, "F").resize((w, h), Image.BILINEAR))
 
 

@@ -7,6 +7,7 @@ no augmentation, threshold, rule or preprocessing change may be chosen by its fi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,7 +57,9 @@ class Look:
     photo_short: tuple[int, int] = (600, 1001)
     noise: tuple[float, float] = (2.0, 7.0)  # sensor noise sd of a photo
     jpeg: tuple[int, int] = (40, 86)  # JPEG quality of a photo
-    lighting: str = "gradient"  # "gradient" (one-sided, vignette or phone shadow) or "lamp" (spot, crease, cast)
+    # Light models, one drawn per photo (training/realworld/paper.py LIGHTS): "gradient" (one-sided, vignette or a
+    # phone's shadow), "lamp" (spot, crease or a hand's sharp shadow), "window" (fall-off, soft shadow, glare or curl).
+    lighting: tuple[str, ...] = ("gradient",)
 
     def wide(self, lo: float, hi: float) -> tuple[float, float]:
         """The range (lo, hi) widened by `spread` about its centre."""
@@ -106,12 +109,14 @@ DEV = Split(
     hand=skeleton_hand,
     hand_prefix="skeleton",
     source_weight={"hershey": 1.0, "skeleton": 1.0, "ttf": 1.0},
-    look=Look(),
+    # The lamp (creases, sharp shadows) joined dev in stop 25, after the first sealed split, lit only by it, read
+    # 34-40% on light photos: dev now carries that light model, and the sealed split moved on to one no choice saw.
+    look=Look(lighting=("gradient", "lamp")),
 )
 
 SEALED = Split(
     name="sealed",
-    seed=58113907,
+    seed=90417263,  # the second sealed draw (stop 25): new seed, new light; the first is SEALED_V1 below
     # No Hershey set: every one not in dev draws dev's digits under another name, except the gothic family's,
     # which is blackletter (not how people write) and blots under the pens that fuse its double lines.
     hershey={},
@@ -135,15 +140,23 @@ SEALED = Split(
         photo_short=(500, 1201),
         noise=(1.5, 10.0),
         jpeg=(28, 95),
-        lighting="lamp",
+        lighting=("window",),
     ),
 )
 
+# The first sealed split (stop 23), retired: its light model, the lamp, is now part of dev, so it no longer measures
+# what the project has not seen. Kept to reproduce the figures reported on it (benchmarks/preprocess_accuracy.py).
+SEALED_V1 = dataclasses.replace(
+    SEALED, seed=58113907, look=dataclasses.replace(SEALED.look, lighting=("lamp",))
+)
+
 SPLITS: dict[str, Split] = {"dev": DEV, "sealed": SEALED}
+RETIRED: dict[str, Split] = {"sealed-v1": SEALED_V1}  # reproducible by name, reported nowhere as a headline
 
 
 def get_split(name: str) -> Split:
     """The split called `name`; an unknown one raises ValueError naming the known ones."""
-    if name not in SPLITS:
-        raise ValueError(f"unknown split {name!r}; known: {', '.join(SPLITS)}")
-    return SPLITS[name]
+    known = {**SPLITS, **RETIRED}
+    if name not in known:
+        raise ValueError(f"unknown split {name!r}; known: {', '.join(known)}")
+    return known[name]
