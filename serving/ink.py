@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from serving.paper import Blank, box_reduce, ink_map, strength, stroke_width, upper_median
-from serving.regions import fill_hollow, max_pool, select_digit
+from serving.regions import fill_hollow, max_pool, paper_lines, select_digit
 
 cv2.setNumThreads(1)  # images this small gain nothing from threads; the service scales by workers instead
 
@@ -38,6 +38,7 @@ DESKEW = True
 # MNIST's slant mu11/mu02 (x shift per row): 1% -0.74, 5% -0.53, median -0.09, 95% 0.32, 99% 0.52;
 # |slant| > 0.5 for 7.6% of the digits. MNIST is not deskewed and the models learnt its slants as they are.
 DESKEW_LIMIT = 0.5
+LINE_REST = 0.1  # lines are paper only when a tenth of the ink is left without them (else they are the digit: a 1)
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 SQUARE = np.ones((3, 3), np.uint8)
 
@@ -103,13 +104,27 @@ def _digit_ink(grey: np.ndarray) -> np.ndarray:
     factor = math.ceil(max(h, w) / ANALYSIS_SIDE)
     small = box_reduce(grey, factor)
     m = ink_map(small)
-    labels, stats, keep = select_digit(m.weak, m.ink)
+    weak, strong = m.weak, m.ink
+    found = paper_lines(weak, 2 * stroke_width(weak) + 1) if m.shaded else None
+    lines = None
+    if found is not None:  # a fold or crease is paper: the digit is chosen without it (unless it is all the ink)
+        rest = cv2.subtract(strong, found[0])
+        if cv2.countNonZero(rest) >= LINE_REST * cv2.countNonZero(strong):
+            weak, strong, lines = cv2.subtract(weak, found[0]), rest, found[0]
+    labels, stats, keep = select_digit(weak, strong)
     sh, sw = small.shape
     # The chosen components' box, and a rim of one pixel around their ink.
     kept = stats[keep].tolist()  # [left, top, width, height, area] each: a few, faster in plain Python
     top, left = max(min(k[1] for k in kept) - 1, 0), max(min(k[0] for k in kept) - 1, 0)
     bottom, right = min(max(k[1] + k[3] for k in kept) + 1, sh), min(max(k[0] + k[2] for k in kept) + 1, sw)
-    allowed = cv2.dilate(keep[labels[top:bottom, left:right]].view(np.uint8), CROSS)
+    digit = keep[labels[top:bottom, left:right]].view(np.uint8)
+    if lines is not None:  # where a stroke crosses the line, the ink on it is darker than the line's own
+        on_line = cv2.bitwise_and(lines, m.weak)
+        line_level = float(np.median(m.strength[on_line > 0]))
+        crossing = cv2.bitwise_and(on_line, (m.strength >= line_level + m.threshold).view(np.uint8))
+        near = cv2.dilate(digit, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * found[1] + 3,) * 2))
+        digit = cv2.bitwise_or(digit, cv2.bitwise_and(near, crossing[top:bottom, left:right]))
+    allowed = cv2.dilate(digit, CROSS)
     if factor == 1:
         fine = m.strength[top:bottom, left:right]
     else:  # at the caller's resolution: small digits in large images keep their detail

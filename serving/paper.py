@@ -27,6 +27,13 @@ WEAK_NOISE = 4.0  # ... and this many noise deviations above the paper
 # The opening's kernel spans OPEN_SIDE of the image's longer side (wider than any stroke of a photographed digit);
 # it opens cells of k / OPEN_CELL pixels, then the paper is interpolated back (smooth: nothing is lost).
 OPEN_SIDE, OPEN_CELL = 0.18, 8
+# Paper found flat (FLAT_SHARE) is shaded after all when SHADE_SHARE of the blocks lie FLAT_NEAR levels or more
+# away from its level, and that one level would leave blots of ink (`_blotted`: BLOT wide, along BLOT_RIM of the rim).
+FLAT_NEAR, SHADE_SHARE, BLOT, BLOT_RIM = 6.0, 0.1, 0.15, 0.3
+# Polarity from detail against the local mean over 1/POLARITY_SIDE of the side: decided when one side holds
+# POLARITY_MARGIN more of it (cubed), else by the tails of the grey levels.
+POLARITY_MARGIN, POLARITY_SIDE = 0.3, 16
+SHADED = 16.0  # grey levels of paper shading from which folds and shadows' edges are looked for (serving.regions)
 # The numbers above: tuned on the real-world development split (reports/preprocess/accuracy.md).
 
 
@@ -44,6 +51,7 @@ class InkMap:
     threshold: float  # strength from which a pixel is ink
     ink: np.ndarray  # uint8 mask: strength above the threshold
     weak: np.ndarray  # uint8 mask: strength above the weak threshold (a superset of `ink`)
+    shaded: bool  # the paper's level varies by SHADED grey levels or more: a photo's light, not a drawing's flat ground
 
 
 def box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
@@ -111,13 +119,54 @@ def _lattice_paper(small: np.ndarray) -> tuple[bool, float | None]:
     typical = upper_median(blocks[..., n // 2])  # paper, unless ink covers half the image
     # Uneven light spreads the paper about its median on both sides; ink adds a long tail on one side only.
     darkest, lightest = second_extremes(small)
-    dark_ink = typical - darkest > lightest - typical
+    # A hand's shadow over half the page puts the median in the shade, and the lit paper then looks like the tail:
+    # the strokes' own contrast decides first, the tails only when it cannot tell (bold markers).
+    dark_ink = _strokes_dark(small)
+    if dark_ink is None:
+        dark_ink = typical - darkest > lightest - typical
     # Each block's paper is its lower quartile in ink-bright terms: right unless ink covers 3/4 of the block.
     paper = (255.0 - blocks[..., n - 1 - n // 4] if dark_ink else blocks[..., n // 4]).ravel()  # ink-bright
     base = float(np.partition(paper, paper.size // 10)[paper.size // 10])  # the paper-most tenth of the blocks
-    if np.count_nonzero(np.abs(paper - base) <= 1.0) >= FLAT_SHARE * paper.size:
-        return dark_ink, 255.0 - base if dark_ink else base
-    return dark_ink, None
+    away = np.abs(paper - base)
+    # A lamp's broad spot or the lit side of a hand's shadow holds many blocks at one level, like a flat page; the
+    # rest of the page, shaded, lies away from it, and one level for all of it would read the shade as blots of ink.
+    shaded_blocks = np.count_nonzero(away > FLAT_NEAR)
+    if np.count_nonzero(away <= 1.0) < FLAT_SHARE * paper.size:
+        return dark_ink, None
+    level = 255.0 - base if dark_ink else base
+    if shaded_blocks >= SHADE_SHARE * paper.size and _blotted(small, level, dark_ink):
+        return dark_ink, None
+    return dark_ink, level
+
+
+def _blotted(small: np.ndarray, level: float, dark_ink: bool) -> bool:
+    """Whether one paper level would leave ink in strokes no digit has (wider than BLOT of the image's side, along
+    BLOT_RIM of its border or more): a lamp's broad spot looks flat, and the shade around it is then read as ink."""
+    contrast = (level - small) if dark_ink else (small - level)
+    ink = (contrast >= 0.5 * float(contrast.max())).view(np.uint8)
+    if stroke_width(ink) <= BLOT * max(small.shape):
+        return False
+    # Shade comes in from the page's edge along much of it; a digit, however bold, touches the edge here and there.
+    rim = np.concatenate([ink[0], ink[-1], ink[1:-1, 0], ink[1:-1, -1]])
+    return np.count_nonzero(rim) >= BLOT_RIM * rim.size
+
+
+def _strokes_dark(small: np.ndarray) -> bool | None:
+    """True when the strokes are darker than their surroundings, False when lighter, None when it cannot tell."""
+    k = max(3, max(small.shape) // POLARITY_SIDE) | 1
+    return _one_sided(small - cv2.blur(small, (k, k), borderType=cv2.BORDER_REPLICATE), noise(small))
+
+
+def _one_sided(detail: np.ndarray, sigma: float) -> bool | None:
+    """Whether detail (an image less its local level) is mostly dark (True) or light (False); None when neither
+    side has POLARITY_MARGIN more of it. A stroke's core is deep and its halo shallow, while the two sides of an
+    edge are alike: cubes weigh the depth."""
+    floor = 3.0 * max(sigma, 1.0)
+    dark = float(cv2.sumElems(cv2.pow(cv2.max(-detail - floor, 0.0), 3))[0])
+    light = float(cv2.sumElems(cv2.pow(cv2.max(detail - floor, 0.0), 3))[0])
+    if dark + light == 0 or abs(dark - light) < POLARITY_MARGIN * (dark + light):
+        return None
+    return dark > light
 
 
 def _opened_paper(small: np.ndarray, dark_ink: bool, k: int) -> np.ndarray:
@@ -178,4 +227,5 @@ def ink_map(small: np.ndarray) -> InkMap:
         ink = cv2.threshold(ink_strength, threshold, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
     low = min(max(WEAK * threshold, WEAK_NOISE * sigma), threshold)
     weak = cv2.threshold(ink_strength, low, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
-    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak)
+    shaded = flat_level is None and float(level.max() - level.min()) >= SHADED
+    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded)

@@ -14,6 +14,7 @@ the round counters of 0, 4, 6, 8 and 9 open.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -31,6 +32,10 @@ SIGNIFICANT, GUARD, GUARD_SPAN = 0.25, 0.5, 2.0
 THIN = 0.1  # a line from border to border at most this thick (of the image's side) is a shadow's, not a stroke
 CRUMB = 0.005  # pieces inside the digit's box of at least this fraction of the main one's area stay
 # SIGNIFICANT to CRUMB: tuned on the real-world development split (reports/preprocess/accuracy.md).
+# A straight line is paper (a fold, a crease, a ruled line, a table's edge) when it runs through the image: its ink
+# covers at least LINE_CHORD of the line's chord through the image, and that chord is at least LINE_MIN of the
+# image's longer side. A digit's stroke stops at the digit.
+LINE_CHORD, LINE_MIN, LINE_WIDTH, LINE_REACH = 0.75, 0.5, 0.1, 0.1
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,60 @@ def _paper_edges(p: Pieces, h: int, w: int) -> np.ndarray:
     touches = (p.top == 0) | (p.bottom == h) | (p.left == 0) | (p.right == w)
     huge = touches & ((p.bottom - p.top) * (p.right - p.left) >= 0.6 * h * w) & (p.area >= 0.3 * h * w)
     return along_rows | along_cols | across | huge
+
+
+def _chord(x1: float, y1: float, x2: float, y2: float, h: int, w: int) -> tuple[float, tuple[int, int, int, int]]:
+    """The length of the line through two points within the w x h image, and the chord's end points."""
+    dx, dy = x2 - x1, y2 - y1
+    ts = []
+    for t in (
+        (-x1 / dx, (w - 1 - x1) / dx) if dx else (),
+        (-y1 / dy, (h - 1 - y1) / dy) if dy else (),
+    ):
+        ts.extend(t)
+    inside = sorted(t for t in ts if -1e-6 <= x1 + t * dx <= w - 1 + 1e-6 and -1e-6 <= y1 + t * dy <= h - 1 + 1e-6)
+    if len(inside) < 2:
+        return 0.0, (0, 0, 0, 0)
+    a, b = inside[0], inside[-1]
+    ends = (round(x1 + a * dx), round(y1 + a * dy), round(x1 + b * dx), round(y1 + b * dy))
+    return math.hypot((b - a) * dx, (b - a) * dy), ends
+
+
+def _line_width(mask: np.ndarray, x1: int, y1: int, x2: int, y2: int, samples: int = 32) -> float:
+    """The median width of the mask's ink across the segment, counted on SAMPLES perpendiculars up to
+    LINE_REACH of the image's side each way: where a digit's stroke crosses the line, the median does not move."""
+    h, w = mask.shape
+    reach = max(2, round(LINE_REACH * max(h, w)))
+    length = max(math.hypot(x2 - x1, y2 - y1), 1e-6)
+    nx, ny = -(y2 - y1) / length, (x2 - x1) / length
+    t = np.linspace(0.0, 1.0, samples)[:, None]
+    s = np.arange(-reach, reach + 1)[None, :]
+    xs = np.clip(np.rint(x1 + t * (x2 - x1) + s * nx), 0, w - 1).astype(np.intp)
+    ys = np.clip(np.rint(y1 + t * (y2 - y1) + s * ny), 0, h - 1).astype(np.intp)
+    return float(np.median(np.count_nonzero(mask[ys, xs], axis=1)))
+
+
+def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None:
+    """A uint8 mask of the straight lines that run through the image (folds, creases, ruled lines, shadows'
+    edges), each drawn at least `width` wide, and the widest one's width; None when there are none."""
+    h, w = weak.shape
+    side = max(h, w)
+    found = cv2.HoughLinesP(
+        weak, 1, math.pi / 180, threshold=int(0.2 * side), minLineLength=0.3 * side, maxLineGap=0.08 * side
+    )
+    if found is None:
+        return None
+    lines, widest = np.zeros_like(weak), 0
+    for x1, y1, x2, y2 in found[:, 0].tolist():
+        chord, ends = _chord(x1, y1, x2, y2, h, w)
+        length = math.hypot(x2 - x1, y2 - y1)
+        if chord < LINE_MIN * side or length < LINE_CHORD * chord:
+            continue
+        across = _line_width(weak, x1, y1, x2, y2)
+        if across <= LINE_WIDTH * side:  # a fold or a shadow's edge is a band; a digit's stroke is no longer than it
+            widest = max(widest, thick := max(1, round(max(width, across + 2))))
+            cv2.line(lines, ends[:2], ends[2:], 1, thick)
+    return (lines, widest) if widest else None
 
 
 def select_digit(weak: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

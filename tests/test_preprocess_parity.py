@@ -4,7 +4,9 @@
 The tolerance: the same outcome for every input (or a digit where the numpy version found none); frames alike
 (similarity >= 0.9, the best correlation over shifts of at most one pixel) for >= 95% of the inputs, the median
 >= 0.98; the exported default model reads the same digit in >= 97% of them and is right at least as often.
-Changes that keep the whole digit (issue 20) may change a few.
+Changes that keep the whole digit (issue 20) may change a few. Light photos are compared apart: since dev is lit by
+the lamp too (round two), c729eef reads its shadows and creases as ink there, and the only bar is being right at
+least as often.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import pytest
 from benchmarks.preprocess_reference import REFERENCE, digest, outcome, reference_cases
 from serving import preprocess as P
 from testkit.servers import REPO
+
+CHANGED = "light_photo"  # the condition round two changed on purpose (creases, hard shadows, a lamp's spot)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,7 +43,11 @@ def compared() -> dict:
     assert not changed and len(cases) == len(ref["digests"]), (
         f"the sample's inputs changed ({changed[:3]}...): re-run `python -m benchmarks.preprocess_reference`"
     )
-    return {"ref": ref, "new": [outcome(P, image) for _, image, _ in cases]}
+    return {
+        "ref": ref,
+        "new": [outcome(P, image) for _, image, _ in cases],
+        "light": np.array([name.startswith(f"{CHANGED} ") for name, _, _ in cases]),
+    }
 
 
 def test_every_input_has_the_same_outcome_as_before_or_a_digit_where_none_was_found(compared):
@@ -51,7 +59,8 @@ def test_every_input_has_the_same_outcome_as_before_or_a_digit_where_none_was_fo
 
 def test_frames_look_as_they_did(compared):
     old = compared["ref"]["frames"].astype(np.float32) / 255
-    sims = np.array([similarity(new, o) for (new, _), o in zip(compared["new"], old, strict=True) if new is not None])
+    pairs = zip(compared["new"], old, compared["light"], strict=True)
+    sims = np.array([similarity(new, o) for (new, _), o, light in pairs if new is not None and not light])
     assert np.mean(sims >= 0.9) >= 0.95 and np.median(sims) >= 0.98, np.sort(sims)[:5]
 
 
@@ -69,8 +78,13 @@ def test_the_model_reads_the_same_digits(compared):
             0
         ].argmax(1),
     }
-    assert np.mean(read["old"] == read["new"]) >= 0.97
+    same = ~compared["light"]
+    assert np.mean(read["old"][same] == read["new"][same]) >= 0.97
     assert np.mean(read["new"] == ref["labels"]) >= np.mean(read["old"] == ref["labels"])
+    light = compared["light"]
+    assert light.any() and np.mean(read["new"][light] == ref["labels"][light]) >= np.mean(
+        read["old"][light] == ref["labels"][light]
+    )
 
 
 def test_the_sealed_split_is_scored_before_and_after_only(monkeypatch, capsys):

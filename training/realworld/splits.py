@@ -146,9 +146,7 @@ SEALED = Split(
 
 # The first sealed split (stop 23), retired: its light model, the lamp, is now part of dev, so it no longer measures
 # what the project has not seen. Kept to reproduce the figures reported on it (benchmarks/preprocess_accuracy.py).
-SEALED_V1 = dataclasses.replace(
-    SEALED, seed=58113907, look=dataclasses.replace(SEALED.look, lighting=("lamp",))
-)
+SEALED_V1 = dataclasses.replace(SEALED, seed=58113907, look=dataclasses.replace(SEALED.look, lighting=("lamp",)))
 
 SPLITS: dict[str, Split] = {"dev": DEV, "sealed": SEALED}
 RETIRED: dict[str, Split] = {"sealed-v1": SEALED_V1}  # reproducible by name, reported nowhere as a headline
