@@ -41,7 +41,10 @@ from serving.errors import ServingError  # noqa: E402
 from testkit import attacks, digits  # noqa: E402
 from testkit.servers import REPO  # noqa: E402
 
-MODULES = ("serving.regions", "serving.ink", "serving.preprocess")  # in import order: each imports the one before
+# In import order: each imports the ones before. serving.paper is newer than c729eef: a revision without it keeps
+# none (its ink did that work itself); one with it must use its own, or "before" would run today's paper.
+MODULES = ("serving.paper", "serving.regions", "serving.ink", "serving.preprocess")
+OPTIONAL = {"serving.paper"}
 MAX_PIXELS = 1 << 24
 # A name, a call of some version's preprocess module and the digit it shows (None: unknown, or no digit).
 Case = tuple[str, Callable[[types.ModuleType], np.ndarray], int | None]
@@ -77,16 +80,21 @@ def resolve_revision(rev: str) -> str:
 
 
 def load_revision(rev: str) -> dict[str, types.ModuleType]:
-    """serving.regions, .ink and .preprocess as they were at `rev`, each importing the others of that revision."""
+    """serving.paper (where it existed), .regions, .ink and .preprocess as they were at `rev`, each importing the
+    others of that revision."""
     modules: dict[str, types.ModuleType] = {}
     with contextlib.ExitStack() as stack:
         for name in MODULES:
             path = name.replace(".", "/") + ".py"
             shown = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO, capture_output=True, text=True)
+            if shown.returncode != 0 and name in OPTIONAL:
+                continue
             if shown.returncode != 0:
                 sys.exit(f"cannot read {path} at {rev}: {shown.stderr.strip()}")
             module = types.ModuleType(f"{name}@{rev}")
             module.__file__ = f"{rev}:{path}"
+            sys.modules[module.__name__] = module  # dataclasses look their module up while the class is made
+            stack.callback(sys.modules.pop, module.__name__, None)
             exec(compile(shown.stdout, module.__file__, "exec"), module.__dict__)  # noqa: S102  (our own history)
             stack.enter_context(_borrowed(name, module))
             modules[name] = module

@@ -98,3 +98,13 @@ def test_the_sealed_split_is_scored_before_and_after_only(monkeypatch, capsys):
         with pytest.raises(SystemExit) as exit_info:
             preprocess_accuracy.main()
         assert exit_info.value.code == 2 and "would tune on it" in capsys.readouterr().err
+
+
+def test_an_earlier_revision_runs_on_its_own_paper_module():
+    """'Before' in the benchmarks is the old revision whole: its ink reads ink maps with its own serving.paper."""
+    from benchmarks.preprocess_parity import load_revision
+
+    old = load_revision("6f985d0")
+    assert old["serving.ink"].ink_map.__module__ == "serving.paper@6f985d0"
+    assert not hasattr(old["serving.paper"], "SHADED")  # round two's paper is not what ran then
+    assert "serving.paper" not in load_revision("c729eef")  # before paper.py existed: none is borrowed
