@@ -36,6 +36,10 @@ CRUMB = 0.005  # pieces inside the digit's box of at least this fraction of the 
 # covers at least LINE_CHORD of the line's chord through the image, and that chord is at least LINE_MIN of the
 # image's longer side. A digit's stroke stops at the digit.
 LINE_CHORD, LINE_MIN, LINE_WIDTH, LINE_REACH = 0.75, 0.5, 0.1, 0.1
+# Lines are searched for on the mask's rim (LINE_EDGES; False: on all of it, the ablation's "full mask"): a fold's
+# few pixels are nearly all rim, a bold stroke's many mostly inside it, and the search's cost goes with the points.
+LINE_EDGES = True
+RIM = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,10 @@ def _chord(x1: float, y1: float, x2: float, y2: float, h: int, w: int) -> tuple[
     return math.hypot((b - a) * dx, (b - a) * dy), ends
 
 
-def _line_width(mask: np.ndarray, x1: int, y1: int, x2: int, y2: int, samples: int = 32) -> float:
-    """The median width of the mask's ink across the segment, counted on SAMPLES perpendiculars up to
-    LINE_REACH of the image's side each way: where a digit's stroke crosses the line, the median does not move."""
+def _band(mask: np.ndarray, x1: int, y1: int, x2: int, y2: int, samples: int = 32) -> tuple[float, float]:
+    """The median width of the mask's ink across the segment, and the median offset of its middle from the segment
+    (along the normal (-dy, dx)), counted on SAMPLES perpendiculars up to LINE_REACH of the image's side each way:
+    where a digit's stroke crosses the line, the medians do not move."""
     h, w = mask.shape
     reach = max(2, round(LINE_REACH * max(h, w)))
     length = max(math.hypot(x2 - x1, y2 - y1), 1e-6)
@@ -113,7 +118,10 @@ def _line_width(mask: np.ndarray, x1: int, y1: int, x2: int, y2: int, samples: i
     s = np.arange(-reach, reach + 1)[None, :]
     xs = np.clip(np.rint(x1 + t * (x2 - x1) + s * nx), 0, w - 1).astype(np.intp)
     ys = np.clip(np.rint(y1 + t * (y2 - y1) + s * ny), 0, h - 1).astype(np.intp)
-    return float(np.median(np.count_nonzero(mask[ys, xs], axis=1)))
+    ink = mask[ys, xs] > 0
+    counts = np.count_nonzero(ink, axis=1)
+    middles = (ink * s).sum(axis=1)[counts > 0] / counts[counts > 0]
+    return float(np.median(counts)), float(np.median(middles)) if middles.size else 0.0
 
 
 def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None:
@@ -121,8 +129,9 @@ def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None
     edges), each drawn at least `width` wide, and the widest one's width; None when there are none."""
     h, w = weak.shape
     side = max(h, w)
+    points = cv2.subtract(weak, cv2.erode(weak, RIM)) if LINE_EDGES else weak
     found = cv2.HoughLinesP(
-        weak, 1, math.pi / 180, threshold=int(0.2 * side), minLineLength=0.3 * side, maxLineGap=0.08 * side
+        points, 1, math.pi / 180, threshold=int(0.2 * side), minLineLength=0.3 * side, maxLineGap=0.08 * side
     )
     if found is None:
         return None
@@ -132,10 +141,12 @@ def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None
         length = math.hypot(x2 - x1, y2 - y1)
         if chord < LINE_MIN * side or length < LINE_CHORD * chord:
             continue
-        across = _line_width(weak, x1, y1, x2, y2)
+        across, middle = _band(weak, x1, y1, x2, y2)
         if across <= LINE_WIDTH * side:  # a fold or a shadow's edge is a band; a digit's stroke is no longer than it
             widest = max(widest, thick := max(1, round(max(width, across + 2))))
-            cv2.line(lines, ends[:2], ends[2:], 1, thick)
+            # Found along one rim of the band, the line is drawn along its middle.
+            dx, dy = round(-(y2 - y1) / length * middle), round((x2 - x1) / length * middle)
+            cv2.line(lines, (ends[0] + dx, ends[1] + dy), (ends[2] + dx, ends[3] + dy), 1, thick)
     return (lines, widest) if widest else None
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import io
 import math
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from serving import paper
+from serving import paper, regions
 from serving import preprocess as P
 from testkit.digits import encode
 from tests.test_whole_digit import PIECES, draw
@@ -125,3 +126,26 @@ def test_a_lamps_broad_spot_is_shaded_paper_not_flat():
     assert paper.ink_map(small).shaded
     clean = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), contrast=60))
     assert similarity(clean, frame(image)) >= 0.8
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 90.0, 120.0])
+@pytest.mark.parametrize("band", [2, 5, 9])
+def test_a_band_with_one_straight_edge_is_taken_out_whole(angle, band):
+    """A shadow's edge on the weak mask: a band straight on one side and ragged on the other. The line search votes
+    on the mask's rim, so it finds the straight edge; the line drawn still covers the band, not just that edge,
+    and nothing of the digit beside it."""
+    side, rng = 200, np.random.default_rng(band)
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
+    a = math.radians(angle)
+    across = -math.sin(a) * x + math.cos(a) * y  # signed distance from the line through the middle
+    along = math.cos(a) * x + math.sin(a) * y
+    steps = rng.integers(0, 8, side // 2)  # the ragged side wanders 0-7 px, in runs of 6 px
+    ragged = band + steps[np.clip((along + side) // 6, 0, steps.size - 1).astype(int)]
+    weak = ((across >= 0) & (across < ragged)).astype(np.uint8)
+    digit = (np.hypot(along, across + 0.3 * side) <= 12).astype(np.uint8)  # a blob of ink beside the band
+    found = regions.paper_lines(cv2.bitwise_or(weak, digit), 3.0)
+    assert found is not None
+    lines = found[0]
+    core = ((across >= 0) & (across < np.minimum(ragged, np.median(ragged)))).astype(np.uint8)  # its usual width
+    assert cv2.countNonZero(cv2.subtract(core, lines)) == 0
+    assert cv2.countNonZero(cv2.bitwise_and(digit, lines)) == 0
