@@ -2,7 +2,8 @@
 
 `ink_map` works on the analysis image (at most 256 px, float32 grey levels). A lattice of block quartiles says
 which side is ink and whether the paper is flat (a drawing, a canvas, a scan: then it has one level, and
-whatever differs from it is ink, however pale or blurred). Paper that is not flat is found by opening the image
+whatever differs from it is ink, however pale or blurred); where a digit fills its frame and few blocks are bare
+paper, one grey level that most pixels hold says so instead. Paper that is not flat is found by opening the image
 with a kernel wider than strokes: an opening keeps shading of any shape as it is, a phone's shadow edge too,
 which a smooth surface through blocks would blur into ink. Ink strength is contrast over the paper's headroom
 (light falls on paper and ink alike), thresholded by Otsu above the image's own noise.
@@ -33,6 +34,11 @@ FLAT_NEAR, SHADE_SHARE, BLOT, BLOT_RIM = 6.0, 0.1, 0.15, 0.3
 # Polarity from detail against the local mean over 1/POLARITY_SIDE of the side: decided when one side holds
 # POLARITY_MARGIN more of it (cubed), else by the tails of the grey levels.
 POLARITY_MARGIN, POLARITY_SIDE = 0.3, 16
+# A page of one grey level that the blocks miss (a digit filling a blurred, upscaled frame leaves few blocks of bare
+# paper): PAGE_SHARE of the pixels within PAGE_NEAR levels (or two noise deviations) of one level, and at most
+# PAGE_BEYOND of them further than PAGE_RING of the ink's contrast towards the paper's side of it (a page lit
+# unevenly has paper on both sides of any one level).
+PAGE_SHARE, PAGE_NEAR, PAGE_BEYOND, PAGE_RING = 0.4, 1.0, 0.1, 0.1
 SHADED = 16.0  # grey levels of paper shading from which folds and shadows' edges are looked for (serving.regions)
 # The numbers above: tuned on the real-world development split (reports/preprocess/accuracy.md).
 
@@ -131,12 +137,29 @@ def _lattice_paper(small: np.ndarray) -> tuple[bool, float | None]:
     # A lamp's broad spot or the lit side of a hand's shadow holds many blocks at one level, like a flat page; the
     # rest of the page, shaded, lies away from it, and one level for all of it would read the shade as blots of ink.
     shaded_blocks = np.count_nonzero(away > FLAT_NEAR)
-    if np.count_nonzero(away <= 1.0) < FLAT_SHARE * paper.size:
-        return dark_ink, None
-    level = 255.0 - base if dark_ink else base
+    if np.count_nonzero(away <= 1.0) >= FLAT_SHARE * paper.size:
+        level = 255.0 - base if dark_ink else base
+    else:
+        level = _page_level(small, dark_ink, darkest, lightest)
+        if level is None:
+            return dark_ink, None
     if shaded_blocks >= SHADE_SHARE * paper.size and _blotted(small, level, dark_ink):
         return dark_ink, None
     return dark_ink, level
+
+
+def _page_level(small: np.ndarray, dark_ink: bool, darkest: float, lightest: float) -> float | None:
+    """The grey level that PAGE_SHARE of the pixels hold, when few lie beyond it on the paper's side; else None.
+    An upscaler's ringing (bicubic: under a tenth of the ink's contrast) is not beyond it; shading is."""
+    counts = cv2.calcHist([small], [0], None, [256], [0, 256]).ravel()
+    near = int(max(PAGE_NEAR, 2.0 * noise(small)))
+    held = np.convolve(counts, np.ones(2 * near + 1, np.float32), "same")
+    mode = int(held.argmax())
+    if held[mode] < PAGE_SHARE * small.size:
+        return None
+    ring = max(near, round(PAGE_RING * abs(mode - (darkest if dark_ink else lightest))))
+    beyond = counts[mode + ring + 1 :].sum() if dark_ink else counts[: max(mode - ring, 0)].sum()
+    return float(mode) if beyond <= PAGE_BEYOND * small.size else None
 
 
 def _blotted(small: np.ndarray, level: float, dark_ink: bool) -> bool:

@@ -107,3 +107,25 @@ def test_the_opening_follows_a_shadows_edge_and_removes_strokes_thinner_than_its
     # Within a few grey levels of the true paper nearly everywhere, on the edge too; only where the stroke crosses
     # the edge does the opening clip a corner.
     assert np.percentile(error, 99) < 3.0 and error[(page > 140) & (page < 190)].mean() < 2.5
+
+
+# A 7 on a 10 x 10 grid, filling it: its bar runs along the top edge (an 8x8 digit set's crop).
+SEVEN = ["##########", "#########.", "......##..", ".....##...", ".....##...", "....##....", "....##....",
+         "...##.....", "...##.....", "..##......"]  # fmt: skip
+
+
+@pytest.mark.parametrize("method", [Image.BILINEAR, Image.BICUBIC])
+@pytest.mark.parametrize("dark", [True, False])
+def test_a_blurred_low_resolution_digit_filling_its_frame_keeps_the_stroke_along_its_edge(method, dark):
+    """Upscaled from a coarse grid and blurred, a digit filling its frame leaves few blocks of bare paper: the page
+    is still one grey level, and the 7's bar along the top edge is ink, not a shadow along the paper's edge."""
+    grid = np.array([[c == "#" for c in row] for row in SEVEN], np.float32)
+    grid = np.pad(grid, ((0, 0), (1, 1)))  # only the width padded, as such sets store digits
+    paper_level, ink_level = (235.0, 30.0) if dark else (20.0, 225.0)
+    small = Image.fromarray((paper_level + (ink_level - paper_level) * grid).astype(np.uint8))
+    frame = P.from_image(small.resize((192, 160), method))[0]
+    rows = np.nonzero(frame.max(axis=1) >= 0.3)[0]
+    top = frame[rows.min() : rows.min() + 4]  # the top of the digit as framed
+    cols = np.nonzero(frame.max(axis=0) >= 0.3)[0]
+    # The bar spans most of the digit's width; without it the 7 is a lone slanted stroke, a 1.
+    assert np.count_nonzero(top.max(axis=0) >= 0.3) >= 0.6 * (cols.max() - cols.min() + 1)
