@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every report a new export makes stale, one after another (~20 min on 2 cores, quiet): the real-world set as served,
+# the preprocessing's accuracy before/after on dev (with its ablation), sealed and sealed-v1, ensembles and test-time
+# views, the preprocessing's time, the serving throughput (1 and 2 workers), the TorchServe comparison and the
+# container. Run it in a clean checkout after `make train` (or `mnistserve export`); commit the reports with it. Each
+# report after the first says -dirty: the earlier steps wrote theirs into the checkout. Stop 26 ran it as
+# /work/scratch/s26/reports.sh, the same steps, with the container built by a separate `make container`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export BENTOML_DO_NOT_TRACK=true
+PY=${PY:-.venv/bin/python}
+failed=()
+step() { echo "== $(date -u +%H:%M:%S) $*"; "$@" || failed+=("$*"); }
+step .venv/bin/mnistserve robustness --out reports/robustness
+step $PY -m benchmarks.preprocess_accuracy --against 6f985d0 \
+  --variant 'no fold lines: regions.LINE_CHORD=9' \
+  --variant 'line search on the whole mask: regions.LINE_EDGES=0' \
+  --variant 'polarity by tails only: paper.POLARITY_MARGIN=2' \
+  --variant 'no page level from pixels: paper.PAGE_SHARE=2' \
+  --variant 'no blot check: paper.SHADE_SHARE=9' \
+  --variant 'opening cells of k/16: paper.OPEN_CELL=16' --gallery
+step $PY -m benchmarks.preprocess_accuracy --against 6f985d0 --split sealed
+step $PY -m benchmarks.preprocess_accuracy --against 6f985d0 --split sealed-v1
+step $PY -m benchmarks.ensemble
+step $PY -m benchmarks.preprocess --runs 200 --against c729eef
+step $PY -m benchmarks.throughput --exported exported --out reports/serving
+for w in 1 2; do
+  step $PY -m benchmarks.throughput --exported exported --out reports/serving --concurrency 8 64 --no-pin \
+    --server-env MNISTSERVE_WORKERS=$w --name serving-workers-$w
+done
+step make versus
+step make container
+step make container-report
+[ ${#failed[@]} -eq 0 ] || { printf 'failed or goals not met (see the reports): %s\n' "${failed[@]}"; exit 1; }
