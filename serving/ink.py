@@ -118,8 +118,10 @@ def _digit_ink(grey: np.ndarray) -> np.ndarray:
     top, left = max(min(k[1] for k in kept) - 1, 0), max(min(k[0] for k in kept) - 1, 0)
     bottom, right = min(max(k[1] + k[3] for k in kept) + 1, sh), min(max(k[0] + k[2] for k in kept) + 1, sw)
     digit = keep[labels[top:bottom, left:right]].view(np.uint8)
-    if lines is not None:  # where a stroke crosses the line, the ink on it is darker than the line's own
-        on_line = cv2.bitwise_and(lines, m.weak)
+    on_line = cv2.bitwise_and(lines, m.weak) if lines is not None else None
+    # Where a stroke crosses the line, the ink on it is darker than the line's own. (A line drawn along a band's
+    # middle can miss the weak ink altogether: then there is no crossing to give back.)
+    if on_line is not None and cv2.countNonZero(on_line):
         line_level = float(np.median(m.strength[on_line > 0]))
         crossing = cv2.bitwise_and(on_line, (m.strength >= line_level + m.threshold).view(np.uint8))
         near = cv2.dilate(digit, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * found[1] + 3,) * 2))
