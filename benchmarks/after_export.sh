@@ -5,12 +5,7 @@
 # container. Run it in a clean checkout after `make train` (or `mnistserve export`); commit the reports with it. Each
 # report after the first says -dirty: the earlier steps wrote theirs into the checkout. Stop 26 ran it as
 # /work/scratch/s26/reports.sh, the same steps, with the container built by a separate `make container`.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-export BENTOML_DO_NOT_TRACK=true
-PY=${PY:-.venv/bin/python}
-failed=()
-step() { echo "== $(date -u +%H:%M:%S) $*"; "$@" || failed+=("$*"); }
+source "$(dirname "$0")/steps.sh"
 step .venv/bin/mnistserve robustness --out reports/robustness
 step $PY -m benchmarks.preprocess_accuracy --against 6f985d0 \
   --variant 'no fold lines: regions.LINE_CHORD=9' \
@@ -31,4 +26,4 @@ done
 step make versus
 step make container
 step make container-report
-[ ${#failed[@]} -eq 0 ] || { printf 'failed or goals not met (see the reports): %s\n' "${failed[@]}"; exit 1; }
+finish

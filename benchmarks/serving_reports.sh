@@ -3,13 +3,8 @@
 # throughput (the default model; the access log off; 1 and 2 workers), BentoML's floor, both soaks and
 # the fuzzing of both serving modes. Each report records the git revision of this checkout and the SHA-256 of
 # every model it measured (benchmarks.harness.measured); commit them together with that revision.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export BENTOML_DO_NOT_TRACK=true
-PY=${PY:-.venv/bin/python}
-failed=()
 # A report whose verdicts are not all met exits 1: keep going, and say which at the end.
-step() { echo "== $*"; "$@" || failed+=("$*"); }
+source "$(dirname "$0")/steps.sh"
 step $PY -m benchmarks.throughput --exported exported --out reports/serving
 step $PY -m benchmarks.throughput --exported exported --out reports/serving --concurrency 8 64 \
   --server-env MNISTSERVE_ACCESS_LOG=0 --name serving-no-access-log
@@ -26,4 +21,4 @@ step $PY -m benchmarks.soak --exported exported --out reports/soak --adaptive-ba
 step $PY -m benchmarks.soak --exported exported --out reports/soak --adaptive-batching 1 --warmup 10000 \
   --requests 30000 --name soak-batching-1-long
 step $PY -m benchmarks.fuzz --exported exported --out reports/fuzz
-[ ${#failed[@]} -eq 0 ] || { printf 'verdicts not met (see the reports): %s\n' "${failed[@]}"; exit 1; }
+finish
