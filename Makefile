@@ -47,11 +47,12 @@ serving-reports: setup
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
 	benchmarks/serving_reports.sh
 
-# This service vs TorchServe vs the reference server, each uvicorn server also without httptools/uvloop (~10 min on
-# 2 cores): reports/serving/versus.*. TorchServe needs a Java runtime (apt-get install -y default-jre-headless).
+# This service vs TorchServe vs the reference server, each uvicorn server also without httptools/uvloop, three rounds
+# of every server (~5 min on 2 cores): reports/serving/versus.*. TorchServe needs a Java runtime
+# (apt-get install -y default-jre-headless).
 versus: setup
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
-	$(BIN)/python -m benchmarks.versus --http-variants
+	$(BIN)/python -m benchmarks.versus --http-variants --rounds 3
 
 bench: setup
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'

@@ -100,7 +100,9 @@ def markdown(report: dict) -> str:
         f"server cores: {report['server_cores']}; BentoML workers: {report.get('bentoml_workers', 'not recorded')} "
         "(MNISTSERVE_WORKERS), TorchServe workers: 1",
         f"- {report['requests_per_level']} measured requests per level after {report['warmup_per_level']} warm-up; "
-        f"failed requests in total: **{report['failed_requests']}**",
+        f"{report.get('rounds', 1)} round(s), every server started afresh each round, the order reversed every other "
+        "round; each row is the round with the least server CPU per request (others' jobs only add to it); failed "
+        f"requests in total: **{report['failed_requests']}**",
         "- answers agree (max |probability difference| against the first server): "
         + ", ".join(f"{k} {v:.2g}" for k, v in report["parity_max_abs_diff"].items()),
         "- uvicorn's HTTP stack as loaded (compiled modules mapped into the server's processes): "
