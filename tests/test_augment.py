@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.augment import PARTS, augment, blur, fill, parse, stroke, warp
+from training.augment import PARTS, augment, blur, fade, fill, parse, stroke, warp
 
 
 def _bars(n: int = 16) -> torch.Tensor:
@@ -99,3 +99,15 @@ def test_fill_closes_small_loops_and_leaves_strokes_alone(monkeypatch):
     assert torch.all(nine[:, :, 8:10, 13:15] == 1.0)  # the loop's hole is ink now
     assert torch.equal(nine[:, :, 14:22], _nines(4)[:, :, 14:22])  # the stem below it is as it was
     assert torch.equal(bar, _bars(4))  # nothing to fill in a straight stroke
+
+
+def test_fade_dims_parts_of_the_stroke_adds_no_ink_and_keeps_the_peak_at_one(monkeypatch):
+    monkeypatch.setattr("training.augment._chosen", lambda p, x, g: torch.ones(x.shape[0], 1, 1, 1, dtype=torch.bool))
+    x = _bars(32)
+    y = fade(x, _gen())
+    assert torch.all(y[x == 0] == 0)  # paper stays paper
+    assert torch.allclose(y.amax((1, 2, 3)), torch.ones(32), atol=1e-5)  # the strongest ink is 1 again
+    core = y[:, 0, 6:22, 13:15].reshape(32, -1)  # the bar's own pixels
+    assert bool((core.amin(1) < 0.9).all()) and bool((core.amin(1) < 0.4).any())  # fainter along every bar ...
+    assert bool((y.sum((1, 2, 3)) < x.sum((1, 2, 3))).all())  # ... and each bar holds less ink than it did
+    assert not torch.equal(fade(x, _gen(1)), y)
