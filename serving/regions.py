@@ -116,28 +116,33 @@ def _median(values: np.ndarray) -> float:
     return (float(lower) + float(upper)) / 2
 
 
-def _band(
-    mask: np.ndarray, x1: int, y1: int, x2: int, y2: int, widest: float, samples: int = 32
-) -> tuple[float, float]:
-    """The median width of the mask's ink across the segment, and the median offset of its middle from the segment
-    (along the normal (-dy, dx)), counted on SAMPLES perpendiculars up to LINE_REACH of the image's side each way:
-    where a digit's stroke crosses the line, the medians do not move. The offset only for a band up to `widest`."""
+def _bands(mask: np.ndarray, segments: np.ndarray, widest: float, samples: int = 32) -> list[tuple[float, float]]:
+    """Each segment's (x1, y1, x2, y2) median width of the mask's ink across it, and the median offset of its middle
+    from the segment (along the normal (-dy, dx)), counted on SAMPLES perpendiculars up to LINE_REACH of the image's
+    side each way: where a digit's stroke crosses the line, the medians do not move. The offset only for a band up to
+    `widest`. All segments are sampled in one array: a fold's edge comes as several segments, and numpy's per-call
+    overhead was most of the cost of sampling them one at a time."""
     h, w = mask.shape
     reach = max(2, round(LINE_REACH * max(h, w)))
-    length = max(math.hypot(x2 - x1, y2 - y1), 1e-6)
+    x1, y1, x2, y2 = (segments[:, i, None, None].astype(np.float64) for i in range(4))
+    length = np.maximum(np.hypot(x2 - x1, y2 - y1), 1e-6)
     nx, ny = -(y2 - y1) / length, (x2 - x1) / length
     t = np.linspace(0.0, 1.0, samples)[:, None]
     s = np.arange(-reach, reach + 1)[None, :]
     xs = np.clip(np.rint(x1 + t * (x2 - x1) + s * nx), 0, w - 1).astype(np.intp)
     ys = np.clip(np.rint(y1 + t * (y2 - y1) + s * ny), 0, h - 1).astype(np.intp)
-    ink = mask[ys, xs] > 0
-    counts = np.count_nonzero(ink, axis=1)
-    across = _median(counts)
-    if across > widest:
-        return across, 0.0
-    inked = counts > 0
-    middles = (ink * s).sum(axis=1)[inked] / counts[inked]
-    return across, _median(middles) if middles.size else 0.0
+    ink = mask[ys, xs] > 0  # (segments, samples, 2 * reach + 1)
+    counts = np.count_nonzero(ink, axis=2)
+    widths = np.median(counts, axis=1)
+    found = []
+    for across, along, count in zip(widths.tolist(), ink, counts, strict=True):
+        if across > widest:
+            found.append((across, 0.0))
+            continue
+        inked = count > 0
+        middles = (along * s).sum(axis=1)[inked] / count[inked]
+        found.append((across, _median(middles) if middles.size else 0.0))
+    return found
 
 
 def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None:
@@ -152,15 +157,19 @@ def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None
     if found is None:
         return None
     lines, widest = np.zeros_like(weak), 0
+    through = []  # segments whose line runs through the image, with their chords' ends
     for x1, y1, x2, y2 in found[:, 0].tolist():
         chord, ends = _chord(x1, y1, x2, y2, h, w)
-        length = math.hypot(x2 - x1, y2 - y1)
-        if chord < LINE_MIN * side or length < LINE_CHORD * chord:
-            continue
-        across, middle = _band(weak, x1, y1, x2, y2, LINE_WIDTH * side)
+        if chord >= LINE_MIN * side and math.hypot(x2 - x1, y2 - y1) >= LINE_CHORD * chord:
+            through.append(((x1, y1, x2, y2), ends))
+    if not through:
+        return None
+    bands = _bands(weak, np.array([segment for segment, _ in through]), LINE_WIDTH * side)
+    for ((x1, y1, x2, y2), ends), (across, middle) in zip(through, bands, strict=True):
         if across <= LINE_WIDTH * side:  # a fold or a shadow's edge is a band; a digit's stroke is no longer than it
             widest = max(widest, thick := max(1, round(max(width, across + 2))))
             # Found along one rim of the band, the line is drawn along its middle.
+            length = math.hypot(x2 - x1, y2 - y1)
             dx, dy = round(-(y2 - y1) / length * middle), round((x2 - x1) / length * middle)
             cv2.line(lines, (ends[0] + dx, ends[1] + dy), (ends[2] + dx, ends[3] + dy), 1, thick)
     return (lines, widest) if widest else None
