@@ -149,6 +149,12 @@ class Settings(_Group):
     ort_threads: NonNegativeInt = Field(
         0, description="onnxruntime intra-op threads per session; 0 = onnxruntime's choice"
     )
+    gc_young: NonNegativeInt = Field(
+        20000,
+        description="allocations between collections of Python's youngest generation (Python's own: 700), with the "
+        "objects built at start-up frozen out of collection: a shorter tail under load (reports/serving/gc.md); "
+        "0 leaves Python's collector as it is",
+    )
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         repr=False,

@@ -52,7 +52,7 @@ from bentoml import get_current_service
 from pydantic import Field
 
 from mnistserve.settings import PREFIX, Settings, exported_dir
-from serving import metrics
+from serving import collector, metrics
 from serving.auth import AuthPolicy, BearerAuth, bearer
 from serving.errors import BadInput, Forbidden, ServingError, TooLarge, Unavailable, answers_errors
 from serving.inputs import BatchInput, ImageInput, ImageRequest, PredictAllInput, PredictInput
@@ -106,6 +106,7 @@ class MNISTService:
         self.latency = LatencyBook(self.settings.latency_window)
         self.served = Served(self.store, self.latency)  # all that the GET routes read
         self.routes = create_app(lambda: self.served)
+        collector.tune(self.settings.gc_young)  # last: what was built above lives as long as the worker
 
     def __is_ready__(self) -> bool:
         """BentoML's /readyz hook: ready while at least one model is served."""
