@@ -154,6 +154,32 @@ def test_the_fast_path_reads_exactly_what_pillow_reads(kind: str) -> None:
     assert_same_as_pillow(data)
 
 
+BARE = ("56 px L (the served digits)", "280 px RGBA opaque (the web page's pad)", "L, image data in 7 IDAT chunks")
+
+
+@pytest.mark.parametrize("kind", BARE)
+def test_a_bare_png_is_decoded_without_pillow_opening_it(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    data = FAST_KINDS[kind]
+    expected = pillow_path(data)
+
+    def no_pillow(*args, **kwargs):
+        raise AssertionError("Pillow opened a bare PNG")
+
+    monkeypatch.setattr(P.Image, "open", no_pillow)
+    assert P._bare_png(data) is not None
+    assert np.array_equal(P.from_bytes(data, max_pixels=LIMIT), expected)
+
+
+def test_a_png_with_other_chunks_or_a_broken_header_is_opened_by_pillow_first() -> None:
+    assert P._bare_png(FAST_KINDS["RGBA, text and pHYs chunks before the data"]) is None
+    assert P._bare_png(FAST_KINDS["L, bytes after IEND"]) is not None  # what follows IEND is never read
+    broken = bytearray(FAST_KINDS["56 px L (the served digits)"])
+    broken[29] ^= 0xFF  # the IHDR's CRC
+    assert P._bare_png(bytes(broken)) is None
+    answer = outcome(lambda d: P.from_bytes(d, max_pixels=LIMIT), bytes(broken))
+    assert answer == outcome(pillow_path, bytes(broken)) and answer[0] == "BadInput"  # Pillow refuses it, as before
+
+
 def test_bgra_luminance_is_pillows_rgba_luminance_for_every_colour() -> None:
     # The fast path reads BGRA where the Pillow path reads RGBA: the same weights, so the same levels.
     levels = np.arange(1 << 24, dtype=np.uint32)
