@@ -164,6 +164,7 @@ def _open(
         pixels = _cv2_png(data, *bare)
         if pixels is not None:
             return None, pixels
+        fast_png = False  # OpenCV refused these bytes already: Pillow decides, without a second OpenCV try
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

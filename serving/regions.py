@@ -117,11 +117,11 @@ def _median(values: np.ndarray) -> float:
 
 
 def _bands(mask: np.ndarray, segments: np.ndarray, widest: float, samples: int = 32) -> list[tuple[float, float]]:
-    """Each segment's (x1, y1, x2, y2) median width of the mask's ink across it, and the median offset of its middle
-    from the segment (along the normal (-dy, dx)), counted on SAMPLES perpendiculars up to LINE_REACH of the image's
-    side each way: where a digit's stroke crosses the line, the medians do not move. The offset only for a band up to
-    `widest`. All segments are sampled in one array: a fold's edge comes as several segments, and numpy's per-call
-    overhead was most of the cost of sampling them one at a time."""
+    """For each segment (rows of x1, y1, x2, y2): the median width of the mask's ink across it, and the median offset
+    of its middle from the segment (along the normal (-dy, dx)), counted on SAMPLES perpendiculars up to LINE_REACH of
+    the image's side each way: where a digit's stroke crosses the line, the medians do not move. The offset only for a
+    band up to `widest`. All segments are sampled in one array: a fold's edge comes as several segments, and numpy's
+    per-call overhead was most of the cost of sampling them one at a time."""
     h, w = mask.shape
     reach = max(2, round(LINE_REACH * max(h, w)))
     x1, y1, x2, y2 = (segments[:, i, None, None].astype(np.float64) for i in range(4))
@@ -157,19 +157,19 @@ def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None
     if found is None:
         return None
     lines, widest = np.zeros_like(weak), 0
-    through = []  # segments whose line runs through the image, with their chords' ends
+    through = []  # segments whose line runs through the image, with their lengths and their chords' ends
     for x1, y1, x2, y2 in found[:, 0].tolist():
         chord, ends = _chord(x1, y1, x2, y2, h, w)
-        if chord >= LINE_MIN * side and math.hypot(x2 - x1, y2 - y1) >= LINE_CHORD * chord:
-            through.append(((x1, y1, x2, y2), ends))
+        length = math.hypot(x2 - x1, y2 - y1)
+        if chord >= LINE_MIN * side and length >= LINE_CHORD * chord:
+            through.append(((x1, y1, x2, y2), length, ends))
     if not through:
         return None
-    bands = _bands(weak, np.array([segment for segment, _ in through]), LINE_WIDTH * side)
-    for ((x1, y1, x2, y2), ends), (across, middle) in zip(through, bands, strict=True):
+    bands = _bands(weak, np.array([segment for segment, *_ in through]), LINE_WIDTH * side)
+    for ((x1, y1, x2, y2), length, ends), (across, middle) in zip(through, bands, strict=True):
         if across <= LINE_WIDTH * side:  # a fold or a shadow's edge is a band; a digit's stroke is no longer than it
             widest = max(widest, thick := max(1, round(max(width, across + 2))))
             # Found along one rim of the band, the line is drawn along its middle.
-            length = math.hypot(x2 - x1, y2 - y1)
             dx, dy = round(-(y2 - y1) / length * middle), round((x2 - x1) / length * middle)
             cv2.line(lines, (ends[0] + dx, ends[1] + dy), (ends[2] + dx, ends[3] + dy), 1, thick)
     return (lines, widest) if widest else None
