@@ -1,7 +1,8 @@
 """Paper and ink: which side is ink, the paper's level under uneven light, and how strongly each pixel is ink.
 
-`ink_map` works on the analysis image (at most 256 px, float32 grey levels). A lattice of block quartiles says
-which side is ink and whether the paper is flat (a drawing, a canvas, a scan: then it has one level, and
+`ink_map` works on the analysis image (at most 256 px, float32 grey levels). The image's border, when it is one
+level, says which side is ink, else the strokes' contrast with their surroundings. A lattice of block quartiles says
+whether the paper is flat (a drawing, a canvas, a scan: then it has one level, and
 whatever differs from it is ink, however pale or blurred); where a digit fills its frame and few blocks are bare
 paper, one grey level that most pixels hold says so instead. Paper that is not flat is found by opening the image
 with a kernel wider than strokes: an opening keeps shading of any shape as it is, a phone's shadow edge too,
@@ -36,6 +37,9 @@ FLAT_NEAR, SHADE_SHARE, BLOT, BLOT_RIM = 6.0, 0.1, 0.15, 0.3
 # Polarity from detail against the local mean over 1/POLARITY_SIDE of the side: decided when one side holds
 # POLARITY_MARGIN more of it (cubed), else by the tails of the grey levels.
 POLARITY_MARGIN, POLARITY_SIDE = 0.3, 16
+# A border of one level (its quartiles within BORDER_SPREAD of the image's range; 0: never) is paper, and says which
+# side is ink where the ink it implies is the minority of the pixels.
+BORDER_SPREAD = 0.1
 # A page of one grey level that the blocks miss (a digit filling a blurred, upscaled frame leaves few blocks of bare
 # paper): PAGE_SHARE of the pixels within PAGE_NEAR levels (or two noise deviations) of one level, and at most
 # PAGE_BEYOND of them further than PAGE_RING of the ink's contrast towards the paper's side of it (a page lit
@@ -128,9 +132,12 @@ def _lattice_paper(small: np.ndarray) -> tuple[bool, float | None]:
     typical = upper_median(blocks[..., n // 2])  # paper, unless ink covers half the image
     # Uneven light spreads the paper about its median on both sides; ink adds a long tail on one side only.
     darkest, lightest = second_extremes(small)
-    # A hand's shadow over half the page puts the median in the shade, and the lit paper then looks like the tail:
-    # the strokes' own contrast decides first, the tails only when it cannot tell (bold markers).
-    dark_ink = _strokes_dark(small)
+    # A border of one paper level decides first (a bold digit filling an upscaled frame misleads the strokes' own
+    # contrast). A hand's shadow over half the page puts the median in the shade, and the lit paper then looks like
+    # the tail: the strokes' contrast decides next, the tails only when it cannot tell (bold markers).
+    dark_ink = _border_dark(small, darkest, lightest) if BORDER_SPREAD else None
+    if dark_ink is None:
+        dark_ink = _strokes_dark(small)
     if dark_ink is None:
         dark_ink = typical - darkest > lightest - typical
     # Each block's paper is its lower quartile in ink-bright terms: right unless ink covers 3/4 of the block.
@@ -177,6 +184,22 @@ def _blotted(small: np.ndarray, level: float, dark_ink: bool) -> bool:
     # Shade comes in from the page's edge along much of it; a digit, however bold, touches the edge here and there.
     rim = np.concatenate([ink[0], ink[-1], ink[1:-1, 0], ink[1:-1, -1]])
     return np.count_nonzero(rim) >= BLOT_RIM * rim.size
+
+
+def _border_dark(small: np.ndarray, darkest: float, lightest: float) -> bool | None:
+    """Which side is ink by the image's border when it is one paper level, the ink that implies reaches the border
+    and is the minority of the pixels (a bold digit filling an upscaled frame); None otherwise."""
+    ring = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]])
+    q1, border, q3 = np.percentile(ring, [25, 50, 75])
+    if q3 - q1 > BORDER_SPREAD * (lightest - darkest):
+        return None
+    dark, middle = bool(border - darkest > lightest - border), 0.5 * (darkest + lightest)
+    # Only a digit filling its frame, which reaches the border here and there: a page on a table, its border all
+    # table, holds its digit inside, and the strokes' contrast reads that.
+    if np.count_nonzero(ring < middle if dark else ring > middle) < 2:
+        return None
+    dark_share = cv2.countNonZero((small < middle).view(np.uint8)) / small.size
+    return dark if (dark_share < 0.5) == dark else None
 
 
 def _strokes_dark(small: np.ndarray) -> bool | None:

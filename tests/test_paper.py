@@ -129,3 +129,29 @@ def test_a_blurred_low_resolution_digit_filling_its_frame_keeps_the_stroke_along
     cols = np.nonzero(frame.max(axis=0) >= 0.3)[0]
     # The bar spans most of the digit's width; without it the 7 is a lone slanted stroke, a 1.
     assert np.count_nonzero(top.max(axis=0) >= 0.3) >= 0.6 * (cols.max() - cols.min() + 1)
+
+
+# A bold 6 on a 12 x 10 grid, filling it top to bottom (strokes three cells wide, its loop half the width).
+BOLD_SIX = ["....####..", "..#####...", ".###......", ".###......", "###.####..", "#########.", "####...###",
+            "###....###", "###....###", ".###..###.", "..######..", "...####..."]  # fmt: skip
+
+
+@pytest.mark.parametrize("dark", [True, False])
+def test_a_bold_digit_filling_an_upscaled_frame_is_ink_on_its_borders_paper(dark):
+    """Strokes a quarter of the digit wide, filling the frame: against its surroundings the paper inside the loop
+    looks like the stroke, so the strokes' contrast reads the polarity backwards (paper.BORDER_SPREAD = 0 does, for
+    both polarities). The border, one paper level that the digit reaches at top and bottom, says which side is ink."""
+    grid = np.pad(np.array([[c == "#" for c in row] for row in BOLD_SIX], np.float32), ((0, 0), (1, 1)))
+    paper_level, ink_level = (235.0, 30.0) if dark else (20.0, 225.0)
+    small = Image.fromarray((paper_level + (ink_level - paper_level) * grid).astype(np.uint8))
+    grey = np.asarray(small.resize((168, 168), Image.BICUBIC), np.float32)
+    assert paper.ink_map(grey).dark_ink is dark
+
+
+def test_a_page_on_a_table_keeps_its_dark_ink():
+    """A light page inside a dark table: the border is one level (the table's) and the light side is the minority,
+    but that side never reaches the border. It is the page, not ink: the strokes on it decide."""
+    grey = np.full((300, 300), 40.0, np.float32)
+    grey[70:230, 80:220] = 220.0  # the page, 25% of the image
+    cv2.line(grey, (150, 100), (150, 200), 30.0, 4)  # a 1 in dark ink
+    assert paper.ink_map(grey).dark_ink
