@@ -190,7 +190,8 @@ def _border_dark(small: np.ndarray, darkest: float, lightest: float) -> bool | N
     """Which side is ink by the image's border when it is one paper level, the ink that implies reaches the border
     and is the minority of the pixels (a bold digit filling an upscaled frame); None otherwise."""
     ring = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]])
-    q1, border, q3 = np.percentile(ring, [25, 50, 75])
+    quartiles = (ring.size // 4, ring.size // 2, 3 * ring.size // 4)
+    q1, border, q3 = np.partition(ring, quartiles)[list(quartiles)]  # one partition: np.percentile costs 3x
     if q3 - q1 > BORDER_SPREAD * (lightest - darkest):
         return None
     dark, middle = bool(border - darkest > lightest - border), 0.5 * (darkest + lightest)
