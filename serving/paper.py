@@ -82,6 +82,11 @@ def upper_median(values: np.ndarray) -> float:
     return float(np.partition(flat, flat.size // 2)[flat.size // 2])
 
 
+def border(image: np.ndarray) -> np.ndarray:
+    """The image's outermost pixels, each once (corners too)."""
+    return np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
+
+
 def second_extremes(values: np.ndarray) -> tuple[float, float]:
     """The second smallest and second largest value: one noisy pixel does not decide."""
     flat = values.ravel()
@@ -182,19 +187,19 @@ def _blotted(small: np.ndarray, level: float, dark_ink: bool) -> bool:
     if stroke_width(ink) <= BLOT * max(small.shape):
         return False
     # Shade comes in from the page's edge along much of it; a digit, however bold, touches the edge here and there.
-    rim = np.concatenate([ink[0], ink[-1], ink[1:-1, 0], ink[1:-1, -1]])
+    rim = border(ink)
     return np.count_nonzero(rim) >= BLOT_RIM * rim.size
 
 
 def _border_dark(small: np.ndarray, darkest: float, lightest: float) -> bool | None:
     """Which side is ink by the image's border when it is one paper level, the ink that implies reaches the border
     and is the minority of the pixels (a bold digit filling an upscaled frame); None otherwise."""
-    ring = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]])
+    ring = border(small)
     quartiles = (ring.size // 4, ring.size // 2, 3 * ring.size // 4)
-    q1, border, q3 = np.partition(ring, quartiles)[list(quartiles)]  # one partition: np.percentile costs 3x
+    q1, median, q3 = np.partition(ring, quartiles)[list(quartiles)]  # one partition, not np.percentile's sort
     if q3 - q1 > BORDER_SPREAD * (lightest - darkest):
         return None
-    dark, middle = bool(border - darkest > lightest - border), 0.5 * (darkest + lightest)
+    dark, middle = bool(median - darkest > lightest - median), 0.5 * (darkest + lightest)
     # Only a digit filling its frame, which reaches the border here and there: a page on a table, its border all
     # table, holds its digit inside, and the strokes' contrast reads that.
     if np.count_nonzero(ring < middle if dark else ring > middle) < 2:
