@@ -39,6 +39,9 @@ LINE_CHORD, LINE_MIN, LINE_WIDTH, LINE_REACH = 0.75, 0.5, 0.1, 0.1
 # Lines are searched for on the mask's rim (LINE_EDGES; False: on all of it, the ablation's "full mask"): a fold's
 # few pixels are nearly all rim, a bold stroke's many mostly inside it, and the search's cost goes with the points.
 LINE_EDGES = True
+# Lines are looked for first on the rim max-pooled to at most about LINE_GRID pixels a side, where a line through
+# the image passes bars LINE_SLACK times as low; then only along those at full resolution.
+LINE_GRID, LINE_SLACK = 128, 0.8
 RIM = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
 
@@ -145,26 +148,51 @@ def _bands(mask: np.ndarray, segments: np.ndarray, widest: float, samples: int =
     return found
 
 
+def _hough(points: np.ndarray, side: float) -> np.ndarray | None:
+    """Straight segments through a mask's points, as long as a line through the image (`side`: its longer side)."""
+    return cv2.HoughLinesP(
+        points, 1, math.pi / 180, threshold=int(0.2 * side), minLineLength=0.3 * side, maxLineGap=0.08 * side
+    )
+
+
+def _through(
+    found: np.ndarray, h: int, w: int, slack: float = 1.0
+) -> list[tuple[tuple[int, int, int, int], float, tuple[int, int, int, int]]]:
+    """The segments (HoughLinesP's (n, 1, 4)) whose line runs through the h x w image, each with its length and its
+    chord's ends; `slack` < 1 lowers the bars (for a coarse search's candidates)."""
+    through = []
+    for x1, y1, x2, y2 in found[:, 0].tolist():
+        chord, ends = _chord(x1, y1, x2, y2, h, w)
+        length = math.hypot(x2 - x1, y2 - y1)
+        if chord >= slack * LINE_MIN * max(h, w) and length >= slack * LINE_CHORD * chord:
+            through.append(((x1, y1, x2, y2), length, ends))
+    return through
+
+
 def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None:
     """A uint8 mask of the straight lines that run through the image (folds, creases, ruled lines, shadows'
     edges), each drawn at least `width` wide, and the widest one's width; None when there are none."""
     h, w = weak.shape
     side = max(h, w)
     points = cv2.subtract(weak, cv2.erode(weak, RIM)) if LINE_EDGES else weak
-    found = cv2.HoughLinesP(
-        points, 1, math.pi / 180, threshold=int(0.2 * side), minLineLength=0.3 * side, maxLineGap=0.08 * side
-    )
-    if found is None:
-        return None
-    lines, widest = np.zeros_like(weak), 0
-    through = []  # segments whose line runs through the image, with their lengths and their chords' ends
-    for x1, y1, x2, y2 in found[:, 0].tolist():
-        chord, ends = _chord(x1, y1, x2, y2, h, w)
-        length = math.hypot(x2 - x1, y2 - y1)
-        if chord >= LINE_MIN * side and length >= LINE_CHORD * chord:
-            through.append(((x1, y1, x2, y2), length, ends))
+    # The search's cost goes with its points: lines, which run through the image, are looked for on a coarser grid
+    # first, and only the points along what it finds are searched at full resolution (a coarse line's angle is off
+    # by up to a coarse pixel at its ends, too much for a thin band's edge).
+    pool = -(-side // LINE_GRID)
+    if pool > 1:
+        coarse = _hough(max_pool(points, pool), side / pool)
+        candidates = _through(coarse * pool + (pool - 1) // 2, h, w, LINE_SLACK) if coarse is not None else []
+        if not candidates:
+            return None
+        near = np.zeros_like(points)
+        for _, _, ends in candidates:
+            cv2.line(near, ends[:2], ends[2:], 1, 4 * pool + 1)
+        points = cv2.bitwise_and(points, near)
+    found = _hough(points, side)
+    through = _through(found, h, w) if found is not None else []
     if not through:
         return None
+    lines, widest = np.zeros_like(weak), 0
     bands = _bands(weak, np.array([segment for segment, *_ in through]), LINE_WIDTH * side)
     for ((x1, y1, x2, y2), length, ends), (across, middle) in zip(through, bands, strict=True):
         if across <= LINE_WIDTH * side:  # a fold or a shadow's edge is a band; a digit's stroke is no longer than it
