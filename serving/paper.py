@@ -45,7 +45,10 @@ BORDER_SPREAD = 0.1
 # PAGE_BEYOND of them further than PAGE_RING of the ink's contrast towards the paper's side of it (a page lit
 # unevenly has paper on both sides of any one level).
 PAGE_SHARE, PAGE_NEAR, PAGE_BEYOND, PAGE_RING = 0.4, 1.0, 0.1, 0.1
-FINE = 3.0  # the fine opening spans this many stroke widths (0: the coarse opening alone)
+FINE = 3.0  # the fine opening spans this many stroke widths (0: the coarse opening alone) ...
+# ... up to FINE_WIDEST pixels (0: any): a marker's strokes are wider than the coarse paper's blur along a shadow's
+# edge, and the opening's cost grows with its width (the CNN's dev answers were the same with 15, 25 and no limit).
+FINE_WIDEST = 25
 SHADED = 16.0  # grey levels of paper shading from which folds and shadows' edges are looked for (serving.regions)
 # The numbers above: tuned on the real-world development split (reports/preprocess/accuracy.md).
 
@@ -255,6 +258,8 @@ def _fine_paper(small: np.ndarray, level: np.ndarray, dark_ink: bool, raw: np.nd
         return level
     first = (raw >= 0.5 * peak).view(np.uint8)
     k = int(FINE * stroke_width(first) + 3) | 1
+    if FINE_WIDEST and k > FINE_WIDEST:  # bold strokes: the coarse paper as it is
+        return level
     # In whole grey levels (small holds 0-255, so the absolute value convertScaleAbs takes changes nothing):
     # OpenCV's uint8 morphology is several times faster than its float one.
     bright = cv2.convertScaleAbs(small, alpha=-1.0, beta=255.0) if dark_ink else cv2.convertScaleAbs(small)
@@ -295,8 +300,10 @@ def ink_map(small: np.ndarray) -> InkMap:
     shaded = flat_level is None and float(level.max() - level.min()) >= SHADED
     contrast, raw = strength(small, level, dark_ink)
     if shaded and FINE:  # evenly lit paper has no shadow edges for the coarse paper to blur
-        level = _fine_paper(small, level, dark_ink, raw)
-        contrast, raw = strength(small, level, dark_ink)
+        refined = _fine_paper(small, level, dark_ink, raw)
+        if refined is not level:
+            level = refined
+            contrast, raw = strength(small, level, dark_ink)
     ink_strength = cv2.threshold(raw, 0, 0, cv2.THRESH_TOZERO)[1]
     peak = float(ink_strength.max())
     sigma = noise(raw)  # in strength; the blank test's contrast measures ink in grey levels

@@ -164,3 +164,18 @@ def test_a_sharp_shadow_edge_beside_a_light_digit_is_not_ink(name, angle, depth)
     clean = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), contrast=60))
     shadowed = frame(photo(strokes, lamp_spot(0.3, -0.2) * hard_shadow(angle, 0.3, depth), contrast=60))
     assert similarity(clean, shadowed) >= 0.9, similarity(clean, shadowed)
+
+
+@pytest.mark.parametrize("width", [56, 80])
+@pytest.mark.parametrize("angle", [45.0, 225.0])
+def test_a_markers_digit_under_a_sharp_shadow_reads_alike_without_the_fine_paper(width, angle, monkeypatch):
+    """Strokes wider than paper.FINE_WIDEST allows skip the fine opening (its cost grows with its width): their
+    digit reads as it does with the opening."""
+    image = photo(DIGITS["4, its stem apart"], lamp_spot(0.3, -0.2) * hard_shadow(angle, 0.3, 0.45), width=width)
+    small = paper.box_reduce(np.asarray(image, np.float32), 4)
+    coarse = paper._opened_paper(small, True, int(paper.OPEN_SIDE * max(small.shape)) | 1)
+    raw = paper.strength(small, coarse, True)[1]
+    assert paper._fine_paper(small, coarse, True, raw) is coarse  # skipped, as described
+    skipped = frame(image)
+    monkeypatch.setattr(paper, "FINE_WIDEST", 0)
+    assert similarity(frame(image), skipped) >= 0.97, similarity(frame(image), skipped)
