@@ -39,8 +39,9 @@ LINE_CHORD, LINE_MIN, LINE_WIDTH, LINE_REACH = 0.75, 0.5, 0.1, 0.1
 # Lines are searched for on the mask's rim (LINE_EDGES; False: on all of it, the ablation's "full mask"): a fold's
 # few pixels are nearly all rim, a bold stroke's many mostly inside it, and the search's cost goes with the points.
 LINE_EDGES = True
-# Lines are looked for first on the rim max-pooled to at most about LINE_GRID pixels a side, where a line through
-# the image passes bars LINE_SLACK times as low; then only along those at full resolution.
+# Lines are looked for first on the rim max-pooled to at most about LINE_GRID pixels a side, where a segment whose
+# line crosses LINE_SLACK times LINE_MIN of the image is a candidate, however short; then only along those at full
+# resolution.
 LINE_GRID, LINE_SLACK = 128, 0.8
 RIM = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
@@ -156,15 +157,15 @@ def _hough(points: np.ndarray, side: float) -> np.ndarray | None:
 
 
 def _through(
-    found: np.ndarray, h: int, w: int, slack: float = 1.0
+    found: np.ndarray, h: int, w: int, chord_share: float = LINE_MIN, length_share: float = LINE_CHORD
 ) -> list[tuple[tuple[int, int, int, int], float, tuple[int, int, int, int]]]:
-    """The segments (HoughLinesP's (n, 1, 4)) whose line runs through the h x w image, each with its length and its
-    chord's ends; `slack` < 1 lowers the bars (for a coarse search's candidates)."""
+    """The segments (HoughLinesP's (n, 1, 4)) whose line crosses at least `chord_share` of the h x w image's longer
+    side and which cover `length_share` of that chord, each with its length and its chord's ends."""
     through = []
     for x1, y1, x2, y2 in found[:, 0].tolist():
         chord, ends = _chord(x1, y1, x2, y2, h, w)
         length = math.hypot(x2 - x1, y2 - y1)
-        if chord >= slack * LINE_MIN * max(h, w) and length >= slack * LINE_CHORD * chord:
+        if chord >= chord_share * max(h, w) and length >= length_share * chord:
             through.append(((x1, y1, x2, y2), length, ends))
     return through
 
@@ -177,11 +178,14 @@ def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None
     points = cv2.subtract(weak, cv2.erode(weak, RIM)) if LINE_EDGES else weak
     # The search's cost goes with its points: lines, which run through the image, are looked for on a coarser grid
     # first, and only the points along what it finds are searched at full resolution (a coarse line's angle is off
-    # by up to a coarse pixel at its ends, too much for a thin band's edge).
+    # by up to a coarse pixel at its ends, too much for a thin band's edge). A segment's length is judged there only:
+    # HoughLinesP can break a pooled line that lies a little off its angle bins into overlapping pieces (a 45-degree
+    # fold on a 700 px page came out as three, each under 0.6 of its chord).
     pool = -(-side // LINE_GRID)
     if pool > 1:
         coarse = _hough(max_pool(points, pool), side / pool)
-        candidates = _through(coarse * pool + (pool - 1) // 2, h, w, LINE_SLACK) if coarse is not None else []
+        grid = coarse * pool + (pool - 1) // 2 if coarse is not None else None
+        candidates = _through(grid, h, w, LINE_SLACK * LINE_MIN, 0.0) if grid is not None else []
         if not candidates:
             return None
         near = np.zeros_like(points)
