@@ -164,3 +164,19 @@ def test_parity_check_limits():
     flipped = a.copy()
     flipped[0, 7] = 6.0
     assert not E.check_parity(a, flipped, relative=True)["predictions_equal"]
+
+
+def test_the_unsure_threshold_keeps_to_its_budget_of_right_answers():
+    """Right answers' top probabilities 3e-6 apart and confidently wrong ones: the threshold is the budget's line
+    (10% of the right answers) and flags no more of them than that; rounded to 4 decimals it flagged 11.1%."""
+    right = 0.990066 + 3e-6 * np.arange(1000)
+    wrong = np.full(50, 0.9999)
+    top = np.concatenate([right, wrong])
+    labels = np.concatenate([np.zeros(1000, int), np.ones(50, int)])  # the wrong ones' true digit is 1, answered 0
+    probabilities = np.full((top.size, 10), 0.0)
+    probabilities[:, 0] = top
+    probabilities[:, 1:] = ((1 - top) / 9)[:, None]
+    dev = type("Dev", (), {"labels": labels})()
+    threshold = E.unsure_threshold(np.log(probabilities), dev, temperature=1.0)["uncertain_below"]
+    flagged_right = float((right < threshold).mean())
+    assert 0.095 <= flagged_right <= 0.1, (threshold, flagged_right)
