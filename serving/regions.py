@@ -39,9 +39,8 @@ LINE_CHORD, LINE_MIN, LINE_WIDTH, LINE_REACH = 0.75, 0.5, 0.1, 0.1
 # Lines are searched for on the mask's rim (LINE_EDGES; False: on all of it, the ablation's "full mask"): a fold's
 # few pixels are nearly all rim, a bold stroke's many mostly inside it, and the search's cost goes with the points.
 LINE_EDGES = True
-# Lines are looked for first on the rim max-pooled to at most about LINE_GRID pixels a side, where a segment whose
-# line crosses LINE_SLACK times LINE_MIN of the image is a candidate, however short; then only along those at full
-# resolution.
+# Lines are looked for first on the rim max-pooled to at most about LINE_GRID pixels a side, where a line through
+# the image passes bars LINE_SLACK times as low; then only along those at full resolution.
 LINE_GRID, LINE_SLACK = 128, 0.8
 RIM = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
@@ -157,17 +156,52 @@ def _hough(points: np.ndarray, side: float) -> np.ndarray | None:
 
 
 def _through(
-    found: np.ndarray, h: int, w: int, chord_share: float = LINE_MIN, length_share: float = LINE_CHORD
+    found: np.ndarray, h: int, w: int
 ) -> list[tuple[tuple[int, int, int, int], float, tuple[int, int, int, int]]]:
-    """The segments (HoughLinesP's (n, 1, 4)) whose line crosses at least `chord_share` of the h x w image's longer
-    side and which cover `length_share` of that chord, each with its length and its chord's ends."""
+    """The segments (HoughLinesP's (n, 1, 4)) whose line runs through the h x w image, each with its length and its
+    chord's ends."""
     through = []
     for x1, y1, x2, y2 in found[:, 0].tolist():
         chord, ends = _chord(x1, y1, x2, y2, h, w)
         length = math.hypot(x2 - x1, y2 - y1)
-        if chord >= chord_share * max(h, w) and length >= length_share * chord:
+        if chord >= LINE_MIN * max(h, w) and length >= LINE_CHORD * chord:
             through.append(((x1, y1, x2, y2), length, ends))
     return through
+
+
+def _coarse_lines(found: np.ndarray, h: int, w: int, near: int) -> list[tuple[int, int, int, int]]:
+    """The chords (end points) of the lines through the h x w image that a coarse search's segments cover, with bars
+    LINE_SLACK times as low. Segments whose chords end within `near` pixels of each other are pieces of one line,
+    and their union along it counts: HoughLinesP breaks a pooled line lying a little off its angle bins into
+    overlapping pieces (a 45-degree fold on a 700 px page came out as three, each under 0.6 of its chord)."""
+    groups: list[tuple[tuple[int, int, int, int], float, list[tuple[float, float]]]] = []
+    for x1, y1, x2, y2 in found[:, 0].tolist():
+        chord, ends = _chord(x1, y1, x2, y2, h, w)
+        if chord < LINE_SLACK * LINE_MIN * max(h, w):
+            continue
+        group = next((g for g in groups if _same_chord(g[0], ends, near)), None)
+        if group is None:
+            group = (ends, chord, [])
+            groups.append(group)
+        (ax, ay, bx, by), _, spans = group
+        ux, uy = (bx - ax) / max(group[1], 1.0), (by - ay) / max(group[1], 1.0)
+        a, b = (x1 - ax) * ux + (y1 - ay) * uy, (x2 - ax) * ux + (y2 - ay) * uy
+        spans.append((min(a, b), max(a, b)))
+    lines = []
+    for ends, chord, spans in groups:
+        covered, reach = 0.0, -math.inf
+        for a, b in sorted(spans):
+            covered += max(0.0, b - max(a, reach))
+            reach = max(reach, b)
+        if covered >= LINE_SLACK * LINE_CHORD * chord:
+            lines.append(ends)
+    return lines
+
+
+def _same_chord(one: tuple[int, int, int, int], other: tuple[int, int, int, int], near: int) -> bool:
+    """Whether two chords end within `near` pixels of each other, in either direction."""
+    flipped = (*other[2:], *other[:2])
+    return any(max(abs(p - q) for p, q in zip(one, ends, strict=True)) <= near for ends in (other, flipped))
 
 
 def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None:
@@ -178,18 +212,15 @@ def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None
     points = cv2.subtract(weak, cv2.erode(weak, RIM)) if LINE_EDGES else weak
     # The search's cost goes with its points: lines, which run through the image, are looked for on a coarser grid
     # first, and only the points along what it finds are searched at full resolution (a coarse line's angle is off
-    # by up to a coarse pixel at its ends, too much for a thin band's edge). A segment's length is judged there only:
-    # HoughLinesP can break a pooled line that lies a little off its angle bins into overlapping pieces (a 45-degree
-    # fold on a 700 px page came out as three, each under 0.6 of its chord).
+    # by up to a coarse pixel at its ends, too much for a thin band's edge).
     pool = -(-side // LINE_GRID)
     if pool > 1:
         coarse = _hough(max_pool(points, pool), side / pool)
-        grid = coarse * pool + (pool - 1) // 2 if coarse is not None else None
-        candidates = _through(grid, h, w, LINE_SLACK * LINE_MIN, 0.0) if grid is not None else []
+        candidates = _coarse_lines(coarse * pool + (pool - 1) // 2, h, w, 4 * pool) if coarse is not None else []
         if not candidates:
             return None
         near = np.zeros_like(points)
-        for _, _, ends in candidates:
+        for ends in candidates:
             cv2.line(near, ends[:2], ends[2:], 1, 4 * pool + 1)
         points = cv2.bitwise_and(points, near)
     found = _hough(points, side)
