@@ -151,18 +151,24 @@ def test_a_band_with_one_straight_edge_is_taken_out_whole(angle, band):
     assert cv2.countNonZero(cv2.bitwise_and(digit, lines)) == 0
 
 
-@pytest.mark.parametrize("angle", [0.0, 17.0, 45.0, 80.0, 133.0])
-@pytest.mark.parametrize("side", [300, 700])
-def test_the_coarse_line_search_finds_what_the_full_one_does(angle, side, monkeypatch):
-    """A fold through a page larger than regions.LINE_GRID, beside a digit's blob: found through the max-pooled
-    first search as the full-resolution search alone finds it, all of the fold and none of the digit."""
-    assert side > regions.LINE_GRID  # the pooled first search runs
+def fold_page(side: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """A weak-ink mask: a 5 px fold through a side x side page at `angle` (degrees), and a digit's blob beside it."""
     y, x = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
     a = math.radians(angle)
     across = -math.sin(a) * x + math.cos(a) * y
     along = math.cos(a) * x + math.sin(a) * y
     fold = (np.abs(across - 0.1 * side) <= 2).astype(np.uint8)
     digit = (np.hypot(along, across + 0.2 * side) <= 0.06 * side).astype(np.uint8)
+    return fold, digit
+
+
+@pytest.mark.parametrize("angle", [0.0, 17.0, 45.0, 80.0, 133.0])
+@pytest.mark.parametrize("side", [300, 700])
+def test_the_coarse_line_search_finds_what_the_full_one_does(angle, side, monkeypatch):
+    """A fold through a page larger than regions.LINE_GRID, beside a digit's blob: found through the max-pooled
+    first search as the full-resolution search alone finds it, all of the fold and none of the digit."""
+    assert side > regions.LINE_GRID  # the pooled first search runs
+    fold, digit = fold_page(side, angle)
     weak = cv2.bitwise_or(fold, digit)
     coarse = regions.paper_lines(weak, 3.0)
     monkeypatch.setattr(regions, "LINE_GRID", 10**6)
@@ -171,6 +177,17 @@ def test_the_coarse_line_search_finds_what_the_full_one_does(angle, side, monkey
     for lines, _ in (coarse, full):
         assert cv2.countNonZero(cv2.subtract(fold, lines)) <= 0.02 * cv2.countNonZero(fold)
         assert cv2.countNonZero(cv2.bitwise_and(digit, lines)) == 0
+
+
+@pytest.mark.parametrize("grid", [128, 10**6])
+def test_the_line_bars_are_read_when_the_search_runs(grid, monkeypatch):
+    """The ablation (benchmarks.preprocess_accuracy --variant) sets regions' module constants: a bar no segment can
+    pass finds no fold, with and without the pooled first search (02d2ca1 had bound them as default arguments)."""
+    fold, digit = fold_page(700, 17.0)
+    monkeypatch.setattr(regions, "LINE_GRID", grid)
+    assert regions.paper_lines(cv2.bitwise_or(fold, digit), 3.0) is not None
+    monkeypatch.setattr(regions, "LINE_CHORD", 9)
+    assert regions.paper_lines(cv2.bitwise_or(fold, digit), 3.0) is None
 
 
 @pytest.mark.parametrize(
