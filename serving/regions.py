@@ -183,8 +183,8 @@ def _coarse_lines(found: np.ndarray, h: int, w: int, near: int) -> list[tuple[in
         if group is None:
             group = (ends, chord, [])
             groups.append(group)
-        (ax, ay, bx, by), _, spans = group
-        ux, uy = (bx - ax) / max(group[1], 1.0), (by - ay) / max(group[1], 1.0)
+        (ax, ay, bx, by), length, spans = group  # the group's first chord: the line the pieces are measured along
+        ux, uy = (bx - ax) / max(length, 1.0), (by - ay) / max(length, 1.0)
         a, b = (x1 - ax) * ux + (y1 - ay) * uy, (x2 - ax) * ux + (y2 - ay) * uy
         spans.append((min(a, b), max(a, b)))
     lines = []

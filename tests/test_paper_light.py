@@ -128,6 +128,13 @@ def test_a_lamps_broad_spot_is_shaded_paper_not_flat():
     assert similarity(clean, frame(image)) >= 0.8
 
 
+def line_axes(side: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """A side x side page's signed distance across and along a line through its middle at `angle` (degrees)."""
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
+    a = math.radians(angle)
+    return -math.sin(a) * x + math.cos(a) * y, math.cos(a) * x + math.sin(a) * y
+
+
 @pytest.mark.parametrize("angle", [0.0, 30.0, 90.0, 120.0])
 @pytest.mark.parametrize("band", [2, 5, 9])
 def test_a_band_with_one_straight_edge_is_taken_out_whole(angle, band):
@@ -135,10 +142,7 @@ def test_a_band_with_one_straight_edge_is_taken_out_whole(angle, band):
     on the mask's rim, so it finds the straight edge; the line drawn still covers the band, not just that edge,
     and nothing of the digit beside it."""
     side, rng = 200, np.random.default_rng(band)
-    y, x = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
-    a = math.radians(angle)
-    across = -math.sin(a) * x + math.cos(a) * y  # signed distance from the line through the middle
-    along = math.cos(a) * x + math.sin(a) * y
+    across, along = line_axes(side, angle)
     steps = rng.integers(0, 8, side // 2)  # the ragged side wanders 0-7 px, in runs of 6 px
     ragged = band + steps[np.clip((along + side) // 6, 0, steps.size - 1).astype(int)]
     weak = ((across >= 0) & (across < ragged)).astype(np.uint8)
@@ -153,10 +157,7 @@ def test_a_band_with_one_straight_edge_is_taken_out_whole(angle, band):
 
 def fold_page(side: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """A weak-ink mask: a 5 px fold through a side x side page at `angle` (degrees), and a digit's blob beside it."""
-    y, x = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
-    a = math.radians(angle)
-    across = -math.sin(a) * x + math.cos(a) * y
-    along = math.cos(a) * x + math.sin(a) * y
+    across, along = line_axes(side, angle)
     fold = (np.abs(across - 0.1 * side) <= 2).astype(np.uint8)
     digit = (np.hypot(along, across + 0.2 * side) <= 0.06 * side).astype(np.uint8)
     return fold, digit
