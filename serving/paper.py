@@ -1,7 +1,9 @@
 """Paper and ink: which side is ink, the paper's level under uneven light, and how strongly each pixel is ink.
 
-`ink_map` works on the analysis image (at most 256 px, float32 grey levels). The image's border, when it is one
-level, says which side is ink, else the strokes' contrast with their surroundings. A lattice of block quartiles says
+`ink_map` works on the analysis image (at most 256 px, float32 grey levels). A digital drawing, its border one
+exact grey level with nothing beyond it and the rest strokes, is read from that border alone: paper, and ink on the
+other side. Otherwise the image's border, when it is one level, says which side is ink, else the strokes' contrast
+with their surroundings. A lattice of block quartiles says
 whether the paper is flat (a drawing, a canvas, a scan: then it has one level, and
 whatever differs from it is ink, however pale or blurred); where a digit fills its frame and few blocks are bare
 paper, one grey level that most pixels hold says so instead. Paper that is not flat is found by opening the image
@@ -49,6 +51,9 @@ FINE = 3.0  # the fine opening spans this many stroke widths (0: the coarse open
 # ... up to FINE_WIDEST pixels (0: any): a marker's strokes are wider than the coarse paper's blur along a shadow's
 # edge, and the opening's cost grows with its width (the CNN's dev answers were the same with 15, 25 and no limit).
 FINE_WIDEST = 25
+# A border of one exact grey level at the image's extreme is a digital drawing's paper (`_drawn_paper`) when the ink
+# it implies is strokes: no wider than this share of the ink's long side (a letterboxed page is one wide blot).
+DRAWN_STROKE = 0.2
 SHADED = 16.0  # grey levels of paper shading from which folds and shadows' edges are looked for (serving.regions)
 # The numbers above: tuned on the real-world development split (reports/preprocess/accuracy.md).
 
@@ -135,6 +140,8 @@ def lattice(small: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _lattice_paper(small: np.ndarray) -> tuple[bool, float | None]:
     """Which side is ink (True: dark ink on light paper), and the paper's one grey level if it is flat."""
+    if (drawn := _drawn_paper(small)) is not None:
+        return drawn
     blocks, _ = lattice(small)
     n = blocks.shape[2]
     typical = upper_median(blocks[..., n // 2])  # paper, unless ink covers half the image
@@ -165,6 +172,26 @@ def _lattice_paper(small: np.ndarray) -> tuple[bool, float | None]:
     if shaded_blocks >= SHADE_SHARE * paper.size and _blotted(small, level, dark_ink):
         return dark_ink, None
     return dark_ink, level
+
+
+def _drawn_paper(small: np.ndarray) -> tuple[bool, float] | None:
+    """(dark ink, the paper's level) of a digital drawing (a canvas, a typeset digit), else None: its border one
+    exact level and the image's extreme (nothing lies beyond the paper), and the ink that implies the minority of
+    the pixels, in strokes (no wider than DRAWN_STROKE of its box's long side: a page letterboxed by black bars has
+    such a border, and the page would be one blot of "ink"). The lattice reads such an image alike, at several
+    times the cost; a photo's noise never leaves a border this even."""
+    level, most = cv2.minMaxLoc(border(small))[:2]
+    darkest, lightest = cv2.minMaxLoc(small)[:2]
+    if level != most or darkest == lightest or level not in (darkest, lightest):
+        return None
+    dark_ink = level == lightest
+    middle = 0.5 * (darkest + lightest)
+    ink = cv2.threshold(small, middle, 1, cv2.THRESH_BINARY_INV if dark_ink else cv2.THRESH_BINARY)[1]
+    ink = ink.astype(np.uint8)
+    if 2 * cv2.countNonZero(ink) >= small.size:
+        return None
+    _, _, w, h = cv2.boundingRect(ink)
+    return (dark_ink, level) if stroke_width(ink) <= DRAWN_STROKE * max(w, h) else None
 
 
 def _page_level(small: np.ndarray, dark_ink: bool, darkest: float, lightest: float, sigma: float) -> float | None:

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from serving import errors, paper
 from serving import preprocess as P
-from testkit.digits import encode
+from testkit.digits import digit_pngs, encode
 
 
 def digit(size=(1000, 750), width: int = 5) -> np.ndarray:
@@ -155,3 +155,48 @@ def test_a_page_on_a_table_keeps_its_dark_ink():
     grey[70:230, 80:220] = 220.0  # the page, 25% of the image
     cv2.line(grey, (150, 100), (150, 200), 30.0, 4)  # a 1 in dark ink
     assert paper.ink_map(grey).dark_ink
+
+
+def drawn_images() -> list[np.ndarray]:
+    """Digital drawings at analysis size: typeset digits, the web page's pad, grey paper with dark ink, thin and
+    bold pens."""
+    images = [P._grey(Image.open(io.BytesIO(png))) for png in digit_pngs()[::3]]
+    for size, width, paper_level, ink_level in ((140, 9, 0, 255), (256, 2, 200, 40), (96, 14, 255, 0)):
+        page = Image.new("L", (size, size), paper_level)
+        ImageDraw.Draw(page).line([(0.3 * size, 0.2 * size), (0.7 * size, 0.2 * size), (0.4 * size, 0.8 * size)],
+                                  fill=ink_level, width=width, joint="curve")  # fmt: skip
+        images.append(np.asarray(page))
+    return [image.astype(np.float32) for image in images]
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_a_digital_drawing_is_read_by_its_border_as_the_lattice_reads_it(index, monkeypatch):
+    """A border of one exact level at the image's extreme is the paper (`_drawn_paper`): the same polarity, level
+    and frame as the lattice's full reading, which the shortcut skips."""
+    small = drawn_images()[index]
+    drawn = paper._drawn_paper(small)
+    assert drawn is not None
+    shortcut = paper.ink_map(small)
+    monkeypatch.setattr(paper, "_drawn_paper", lambda image: None)
+    assert paper._lattice_paper(small) == drawn
+    full = paper.ink_map(small)
+    assert np.array_equal(shortcut.strength, full.strength) and shortcut.threshold == full.threshold
+
+
+@pytest.mark.parametrize("bars", [10, 40, 80, 150])
+def test_a_page_letterboxed_by_black_bars_is_not_taken_for_a_drawing(bars, monkeypatch):
+    """A white page with a dark 7, inside black bars: the border is one exact level at the image's extreme, like a
+    canvas's, but the "ink" it implies is the page, one wide blot. The lattice reads it, as it would without the
+    shortcut."""
+    page = np.full((200, 200), 255, np.uint8)
+    cv2.polylines(page, [np.array([[60, 40], [140, 40], [80, 170]], np.int32)], False, 0, 8)
+    grey = cv2.copyMakeBorder(page, bars, bars, bars, bars, cv2.BORDER_CONSTANT, value=0).astype(np.float32)
+    assert paper._drawn_paper(grey) is None
+    read = paper._lattice_paper(grey)
+    monkeypatch.setattr(paper, "_drawn_paper", lambda image: None)
+    assert paper._lattice_paper(grey) == read
+
+
+def test_a_photos_noisy_border_is_never_read_as_a_drawings():
+    grey = P._grey(photo(digit(), seed=0, contrast=120.0, shadow=False))
+    assert paper._drawn_paper(paper.box_reduce(grey, 2)) is None
