@@ -17,7 +17,8 @@ step $PY -m benchmarks.preprocess_accuracy --against 6f985d0 \
   --variant 'coarse paper only: paper.FINE=0' \
   --variant 'no border polarity: paper.BORDER_SPREAD=0' \
   --variant 'fine opening at any width: paper.FINE_WIDEST=0' \
-  --variant 'line search at full resolution only: regions.LINE_GRID=100000' --gallery
+  --variant 'line search at full resolution only: regions.LINE_GRID=100000' \
+  --variant 'no drawn-paper shortcut: paper.DRAWN_STROKE=0' --gallery
 step $PY -m benchmarks.preprocess_accuracy --against 6f985d0 --split sealed
 step $PY -m benchmarks.preprocess_accuracy --against 6f985d0 --split sealed-v1
 step $PY -m benchmarks.ensemble
