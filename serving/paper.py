@@ -52,7 +52,8 @@ FINE = 3.0  # the fine opening spans this many stroke widths (0: the coarse open
 # edge, and the opening's cost grows with its width (the CNN's dev answers were the same with 15, 25 and no limit).
 FINE_WIDEST = 25
 # A border of one exact grey level at the image's extreme is a digital drawing's paper (`_drawn_paper`) when the ink
-# it implies is strokes: no wider than this share of the ink's long side (a letterboxed page is one wide blot).
+# it implies is strokes: no wider than this share of the ink's long side (a letterboxed page is one wide blot: 0.28
+# in tests/test_paper.py). A speed part, not a tuned one: no dev frame changes with it (0: off).
 DRAWN_STROKE = 0.2
 SHADED = 16.0  # grey levels of paper shading from which folds and shadows' edges are looked for (serving.regions)
 # The numbers above: tuned on the real-world development split (reports/preprocess/accuracy.md).
