@@ -52,8 +52,8 @@ FINE = 3.0  # the fine opening spans this many stroke widths (0: the coarse open
 # edge, and the opening's cost grows with its width (the CNN's dev answers were the same with 15, 25 and no limit).
 FINE_WIDEST = 25
 # A border of one exact grey level at the image's extreme is a digital drawing's paper (`_drawn_paper`) when the ink
-# it implies is strokes: no wider than this share of the ink's long side (a letterboxed page is one wide blot: 0.28
-# in tests/test_paper.py). A speed part, not a tuned one: no dev frame changes with it (0: off).
+# it implies is strokes: no wider than this share of the ink's long side (a letterboxed page is one wide blot, over a
+# quarter: tests/test_paper.py). A speed part, not a tuned one: no dev frame changes with it (0: off).
 DRAWN_STROKE = 0.2
 SHADED = 16.0  # grey levels of paper shading from which folds and shadows' edges are looked for (serving.regions)
 # The numbers above: tuned on the real-world development split (reports/preprocess/accuracy.md).
@@ -182,8 +182,10 @@ def _drawn_paper(small: np.ndarray) -> tuple[bool, float] | None:
     such a border, and the page would be one blot of "ink"). The lattice reads such an image alike, at several
     times the cost; a photo's noise never leaves a border this even."""
     level, most = cv2.minMaxLoc(border(small))[:2]
+    if level != most:  # a photo's border: decided without reading the rest of the image
+        return None
     darkest, lightest = cv2.minMaxLoc(small)[:2]
-    if level != most or darkest == lightest or level not in (darkest, lightest):
+    if darkest == lightest or level not in (darkest, lightest):
         return None
     dark_ink = level == lightest
     middle = 0.5 * (darkest + lightest)

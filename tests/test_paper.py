@@ -192,6 +192,8 @@ def test_a_page_letterboxed_by_black_bars_is_not_taken_for_a_drawing(bars):
     cv2.polylines(page, [np.array([[60, 40], [140, 40], [80, 170]], np.int32)], False, 0, 8)
     grey = cv2.copyMakeBorder(page, bars, bars, bars, bars, cv2.BORDER_CONSTANT, value=0).astype(np.float32)
     assert paper._drawn_paper(grey) is None
+    page_ink = (grey > 127).astype(np.uint8)  # the "ink" a border of black bars implies: the page
+    assert paper.stroke_width(page_ink) > 0.25 * max(cv2.boundingRect(page_ink)[2:])  # DRAWN_STROKE is 0.2
     if bars <= 40:
         assert paper._lattice_paper(grey) == (True, 255.0)
 
