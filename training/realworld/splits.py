@@ -25,7 +25,11 @@ CHOICES: dict[str, str] = {
     "default-model rule (training/export.py: pick_default reads the dev accuracy)": "dev",
     "the 'unsure' threshold on calibrated probability (training/export.py: unsure_threshold)": "dev",
     "calibration checks (ECE on the real-world set)": "dev",
-    "preprocessing changes (serving/preprocess.py, ink.py, regions.py)": "dev",
+    "preprocessing changes (serving/preprocess.py, ink.py, paper.py, regions.py)": "dev",
+    "a blocky enlargement read at its own grid, a margin round a digit filling its frame (serving/ink.py)": (
+        "dev and MNIST validation digits reduced to UCI's 8x8 grid (benchmarks.real_digits --digits mnist-val)"
+    ),
+    "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
     "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
     "the headline real-world figure (comparison, manifest, /models, report, web page, README)": "sealed",
 }
