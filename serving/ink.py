@@ -124,9 +124,10 @@ def _native_grid(grey: np.ndarray) -> np.ndarray:
         return grey
     # For any k >= 2, of three rows (columns) in a row two neighbours are equal: through the middle, where the digit
     # is, a photo's or a drawing's are not, and it stops here at the cost of a few rows.
-    rows, cols = grey[h // 2 - 1 : h // 2 + 2], grey[:, w // 2 - 1 : w // 2 + 2]
-    if (rows[1:] != rows[:-1]).any(1).all() or (cols[:, 1:] != cols[:, :-1]).any(0).all():
-        return grey
+    for lines in (grey, grey.T):  # compared as bytes: a fraction of a microsecond, where numpy's calls cost several
+        a, b, c = (lines[len(lines) // 2 + i].tobytes() for i in (-1, 0, 1))
+        if a != b and b != c:
+            return grey
     # Rows (columns) of one block are equal, so their sums are: runs of equal sums bound k. Two different rows can
     # have equal sums, so k is checked pixel by pixel.
     rows = cv2.reduce(grey, 1, cv2.REDUCE_SUM, dtype=cv2.CV_64F).ravel()
@@ -144,6 +145,8 @@ def _margin(grey: np.ndarray) -> np.ndarray:
     if not FILLED_PAPER:
         return grey
     ring = border(grey)
+    if ring.min() == ring.max():  # paper all round (or ink all round): nothing reaches the border
+        return grey
     for level in cv2.minMaxLoc(grey)[:2]:
         paper = ring == grey.dtype.type(level)  # compared in the image's own type: no float64 copy
         if not FILLED_PAPER * ring.size <= np.count_nonzero(paper) < ring.size:  # most images: all paper or none
