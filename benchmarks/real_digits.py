@@ -160,7 +160,8 @@ def evaluate(exported: Path, digits: str = "uci", limit: int | None = None, agai
         images, labels = images[:limit], labels[:limit]
     versions: dict[str, Callable[[Image.Image], np.ndarray]] = {"this tree": P.from_image}
     if against is not None:
-        versions[resolve_revision(against)[:12]] = load_revision(against)["serving.preprocess"].from_image
+        # "at <rev>": a bare hash after a model's name would read as its checksum (tests/test_figures.py)
+        versions[f"at {resolve_revision(against)[:12]}"] = load_revision(against)["serving.preprocess"].from_image
     results = {}
     for version, from_image in versions.items():
         made = {name: frames(images, name, from_image) for name in RENDERINGS}
