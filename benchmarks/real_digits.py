@@ -68,6 +68,8 @@ def to_grid(digit: np.ndarray) -> np.ndarray:
     """A white-on-black digit (uint8) reduced as UCI's were: its ink box fitted into 32x32 (aspect kept, centred),
     binarised at half level, on-pixels counted in 4x4 blocks -> (8, 8) counts 0..16."""
     ys, xs = np.nonzero(digit >= 128)
+    if ys.size == 0:
+        raise ValueError("the digit has no pixel at half level or above: nothing to fit into the bitmap")
     crop = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     side = GRID * CELL
     scale = side / max(crop.shape)

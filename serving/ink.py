@@ -5,7 +5,7 @@ its own grid (`_native_grid`), a margin of paper round a digital image whose dig
 paper, polarity and ink (`serving.paper`), which ink is the whole digit (`serving.regions.select_digit`), its ink at
 the caller's resolution (`_digit_ink`), MNIST's stroke width (`_thin`, `_thicken`) and slant (`_deskew`), then the
 20x20 box centred by mass (`_centre`). Analysis runs on a copy reduced to at most 256 px; the digit is rendered from
-the caller's <= 512 px grey.
+the caller's <= 512 px grey (or from its own grid, for a blocky enlargement).
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ DESKEW_LIMIT = 0.5
 # border, which `serving.regions` takes for paper edges, and a border that is partly ink. When at least FILLED_PAPER
 # of the border is one exact grey level at the image's extreme (paper; a photo's noise never leaves that much of one
 # level), the rest is not, and the border turns between the two at most FILLED_TURNS times (a digit reaches its frame
-# in a few places, noise everywhere), a margin of that level, MARGIN of the long side, goes round it first. Chosen on
-# MNIST validation digits reduced to UCI's 8x8 grid and upscaled (benchmarks.real_digits --digits mnist-val: the CNN
-# read 89.1% -> 95.5% of the smooth 64 px ones; their borders turn at most 13 times, random 1-bit noise's ~200);
-# FILLED_PAPER 0.1 and 0.2 changed dev answers, 0.3 and 0.5 none (0.5 helped less). 0: off.
+# in a few places, noise everywhere), a margin of that level, MARGIN of the long side (at least 2 px), goes round it
+# first; not where a side is a band of ink (`_margin`). Chosen on MNIST validation digits reduced to UCI's 8x8 grid
+# and upscaled (benchmarks.real_digits --digits mnist-val: the CNN read 88.2% -> 96.4% of the smooth 64 px ones; their
+# borders turn at most 13 times, random 1-bit noise's ~200); FILLED_PAPER 0.1 and 0.2 changed dev answers, 0.3 and
+# 0.5 none (0.5 helped less). 0: off.
 FILLED_PAPER, FILLED_TURNS, MARGIN = 0.3, 16, 1 / 16
 # A small image enlarged blocky (each pixel repeated k x k times: an 8x8 scan upscaled by nearest neighbour) is read
 # at its own grid, at least NATIVE_MIN a side, and enlarged smoothly by the 20x20 fit: the blocks' staircase edges
@@ -118,7 +119,8 @@ def _run_gcd(sums: np.ndarray) -> int:
 
 
 def _native_grid(grey: np.ndarray) -> np.ndarray:
-    """An image that is a smaller one with each pixel repeated k x k times, as that smaller one; any other as it is."""
+    """An image that is a smaller one, at least NATIVE_MIN a side, with each pixel repeated k x k times, as that smaller
+    one; any other as it is."""
     h, w = grey.shape
     if not NATIVE_MIN or min(h, w) < 2 * NATIVE_MIN:
         return grey
@@ -140,22 +142,38 @@ def _native_grid(grey: np.ndarray) -> np.ndarray:
 
 
 def _margin(grey: np.ndarray) -> np.ndarray:
-    """A digital image whose ink reaches the border (`FILLED_PAPER`), with a margin of its paper round it; any other
-    image as it is."""
+    """A digital image whose ink reaches its border in a few places (`FILLED_PAPER`), with a margin of its paper round
+    it; any other image as it is."""
     if not FILLED_PAPER:
         return grey
     ring = border(grey)
     if ring.min() == ring.max():  # paper all round (or ink all round): nothing reaches the border
         return grey
+    chosen, most = None, 0
     for level in cv2.minMaxLoc(grey)[:2]:
         paper = ring == grey.dtype.type(level)  # compared in the image's own type: no float64 copy
-        if not FILLED_PAPER * ring.size <= np.count_nonzero(paper) < ring.size:  # most images: all paper or none
-            continue
-        # The ring is the four sides end to end: up to four of its turns are where two sides meet.
-        if np.count_nonzero(paper[1:] != paper[:-1]) <= FILLED_TURNS:
-            side = max(2, round(max(grey.shape) * MARGIN))
-            return cv2.copyMakeBorder(grey, side, side, side, side, cv2.BORDER_CONSTANT, value=level)
-    return grey
+        count = np.count_nonzero(paper)
+        # Both extremes can qualify (a thick dark digit cropped tight): the paper is the one holding more border.
+        if FILLED_PAPER * ring.size <= count < ring.size and count > most:
+            chosen, most = (level, paper), count
+    if chosen is None:
+        return grey
+    level, paper = chosen
+    h, w = grey.shape
+    # A side with no paper on it, nor a margin's depth inside it, is a band along it (a scanner's or a table's edge),
+    # not a stroke's end: with a margin round it, serving.regions would no longer see it touch the border and would
+    # read it as ink. At least two lines deep: the bottom row of an 8x8 grid's 2, and the row above it, can be all ink.
+    deep = min(max(2, round(max(h, w) * MARGIN)), h - 1, w - 1)
+    inner = (grey[deep], grey[-1 - deep], grey[:, deep], grey[:, -1 - deep])
+    sides = (paper[:w], paper[w : 2 * w], paper[2 * w : 2 * w + h - 2], paper[2 * w + h - 2 :])  # as `border` joins
+    typed = grey.dtype.type(level)
+    if any(side.size and not side.any() and not (line == typed).any() for side, line in zip(sides, inner, strict=True)):
+        return grey
+    # `border` joins the top row, the bottom row and the two columns: three of the turns may be at those joins.
+    if np.count_nonzero(paper[1:] != paper[:-1]) > FILLED_TURNS:
+        return grey
+    side = max(2, round(max(h, w) * MARGIN))
+    return cv2.copyMakeBorder(grey, side, side, side, side, cv2.BORDER_CONSTANT, value=level)
 
 
 # -- the digit's ink ---------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ def _upscaled(grid: list[list[int]], printed: bool) -> np.ndarray:
 
 
 def _similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """The correlation of two frames' pixels."""
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
@@ -100,5 +101,27 @@ def test_images_that_only_look_blocky_by_their_sums_are_left_as_they_are():
 
 def test_an_mnist_digit_enlarged_blocky_comes_back_as_mnist():
     digit = np.zeros((28, 28), np.uint8)
-    cv2.line(digit, (12, 4), (16, 23), 255, 3)  # white on black, 20 px tall: MNIST's own form, returned as it is
+    cv2.line(digit, (12, 6), (16, 21), 255, 3)  # white on black, 20 px tall: MNIST's own form, returned as it is
+    assert ink._mnist_like(digit) is not None
     assert np.array_equal(ink.to_frame(np.repeat(np.repeat(digit, 3, 0), 3, 1)), ink.to_frame(digit))
+
+
+@pytest.mark.parametrize("side", ["left", "bottom"])
+def test_a_dark_band_along_one_side_of_a_white_scan_is_no_stroke_end(side):
+    page = np.full((200, 160), 255, np.uint8)  # paper clipped to white, as a binarised scan or an overexposed photo
+    cv2.line(page, (80, 40), (80, 160), 0, 12)  # a 1
+    clean = ink.to_frame(page)
+    if side == "left":
+        page[:, :20] = 0  # the scanner's edge: all the left side and 20 px into the page
+    else:
+        page[-20:] = 0
+    assert ink._margin(page) is page  # a margin would cut the band off the border, and it would read as ink
+    assert _similarity(ink.to_frame(page), clean) > 0.95
+
+
+def test_where_both_extremes_could_be_paper_the_one_holding_more_border_is():
+    digit = np.full((40, 40), 255, np.uint8)
+    cv2.line(digit, (8, 39), (32, 0), 0, 20)  # a bold dark stroke cropped tight: much of the border is ink
+    ring = ink.border(digit)
+    assert 0.3 * ring.size <= np.count_nonzero(ring == 0) < np.count_nonzero(ring == 255)
+    assert (ink.border(ink._margin(digit)) == 255).all()

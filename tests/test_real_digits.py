@@ -65,3 +65,8 @@ def test_the_report_scores_every_served_model_on_every_rendering(source, exporte
         assert m["accuracy"] == pytest.approx(np.mean(list(m["renderings"].values())))
     markdown = (tmp_path / f"{source}.md").read_text()
     assert all(f"| {name} |" in markdown for name in models)
+
+
+def test_to_grid_names_a_digit_with_no_ink_rather_than_crashing():
+    with pytest.raises(ValueError, match="no pixel at half level"):
+        RD.to_grid(np.full((28, 28), 100, np.uint8))
