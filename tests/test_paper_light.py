@@ -219,3 +219,33 @@ def test_a_markers_digit_under_a_sharp_shadow_reads_alike_without_the_fine_paper
     skipped = frame(image)
     monkeypatch.setattr(paper, "FINE_WIDEST", 0)
     assert similarity(frame(image), skipped) >= 0.97, similarity(frame(image), skipped)
+
+
+@pytest.mark.parametrize("name", list(DIGITS))
+@pytest.mark.parametrize("angle,edge,depth", [(0.0, -0.4, 0.35), (250.0, -0.5, 0.35), (160.0, -0.3, 0.4)])
+def test_a_faint_digit_under_a_shadow_over_most_of_the_page_is_dark_ink(name, angle, edge, depth, monkeypatch):
+    """A light pen's thin strokes, too faint beside the shadow's edge for the strokes' contrast to tell: the tails
+    then take the lit paper for light ink. Leaving out what the shadow's step explains, the strokes are dark ink,
+    and the digit is framed as on an evenly lit page."""
+    strokes = DIGITS[name]
+    image = photo(strokes, hard_shadow(angle, edge, depth), width=4, contrast=30)
+    small = paper.box_reduce(np.asarray(image, np.float32), 4)
+    assert paper._lattice_paper(small)[0] is True
+    even = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), width=4, contrast=30))
+    assert similarity(even, frame(image)) >= 0.9
+    monkeypatch.setattr(paper, "SHADOW_STEP", 0)  # without it (b38cf1e), the lit paper was the ink
+    assert paper._lattice_paper(small)[0] is False
+
+
+@pytest.mark.parametrize("slit", [5, 7])
+def test_a_bold_digits_slit_of_a_hole_is_not_taken_for_a_dark_stroke(slit):
+    """A marker on the canvas fills a 0's hole to a slit: a thin dark line inside white ink. The shadow test counts
+    thin lines of either side, but only on a page crossed by a step that reaches its border; the digit's own edges
+    stay inside, so the slit does not make the black canvas the ink."""
+    canvas = np.zeros((400, 400), np.uint8)
+    cv2.ellipse(canvas, (200, 200), (45 + slit, 120), 0, 0, 360, 255, thickness=2 * 45)  # outer half-axes 90+, 165
+    assert 0 < cv2.countNonZero(255 - canvas[60:340, 170:230]) < 1500  # the slit is there, and narrow
+    assert not paper.border(canvas).any()  # the digit stays inside the canvas
+    small = paper.box_reduce(canvas.astype(np.float32), 2)
+    assert paper._strokes_dark(small, paper.noise(small)) is not True
+    assert paper.ink_map(small).dark_ink is False

@@ -29,6 +29,10 @@ CHOICES: dict[str, str] = {
     "a blocky enlargement read at its own grid, a margin round a digit filling its frame (serving/ink.py)": (
         "dev and MNIST validation digits reduced to UCI's 8x8 grid (benchmarks.real_digits --digits mnist-val)"
     ),
+    "polarity on a page crossed by a shadow's sharp edge (serving/paper.py: _shadowed_dark)": (
+        "dev and MNIST validation digits photographed faintly under shadows, a lamp or a gradient "
+        "(benchmarks.shadowed_digits)"
+    ),
     "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
     "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
     "the headline real-world figure (comparison, manifest, /models, report, web page, README)": "sealed",

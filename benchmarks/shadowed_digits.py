@@ -1,0 +1,207 @@
+"""MNIST validation digits written faintly with a thin pen and photographed on unevenly lit paper, read as served.
+
+A validation set for the preprocessing's handling of light: each digit (MNIST's validation split, from digit 2000 on,
+which the low-resolution checks do not use) is thinned to its skeleton (scikit-image), drawn with a pen 1.2-3% of its
+height at 20-50% of full ink (fading along the stroke), on paper of one of three tints, under one of three lights: a
+shadow with a sharp edge across the page (a phone's or a hand's, 25-50% darker), a lamp's spot, or a plain gradient;
+then sensor noise, a lens blur and JPEG. This code, not `training.realworld`, draws them, so a choice tuned here
+leaves the real-world set's sealed split as unseen as before. No model trains on them.
+
+`--against REV` adds the preprocessing of an earlier revision (read with `git show`), side by side.
+
+Usage:  python -m benchmarks.shadowed_digits [--count 300] [--seed 7 ...] [--against REV] [--out reports/shadowed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from benchmarks import harness as H
+from benchmarks.preprocess_parity import load_revision, resolve_revision
+from mnistserve.contracts import softmax
+from serving import preprocess as P
+from testkit.servers import REPO
+
+FIRST = 2000  # MNIST validation digits from here: benchmarks.real_digits --digits mnist-val reads 0-1999
+LIGHTS = ("shadow", "lamp", "gradient")
+TINTS = ((1.0, 1.0, 1.0), (1.0, 0.97, 0.9), (0.96, 0.98, 1.0))  # white, cream and bluish paper (RGB)
+INKS = ((30, 30, 40), (40, 60, 160), (90, 90, 95))  # black, blue, pencil grey (RGB)
+MAX_PIXELS = 1 << 24
+
+
+def _thin_digit(digit: np.ndarray, tall: int, pen: float) -> np.ndarray:
+    """The digit's skeleton at `tall` px, drawn with a round pen `pen` px wide: coverage in [0, 1]."""
+    from skimage.morphology import skeletonize  # a benchmark's dependency (the dev extra), never the service's
+
+    big = cv2.resize(digit.astype(np.float32), (tall, tall), interpolation=cv2.INTER_CUBIC)
+    skeleton = skeletonize(big > 100).astype(np.uint8)
+    r = int(np.ceil(pen / 2))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.GaussianBlur(cv2.dilate(skeleton, disc).astype(np.float32), (0, 0), 0.7)
+
+
+def _light(rng: np.random.Generator, kind: str, h: int, w: int) -> np.ndarray:
+    """How much light each pixel gets (about 0.3-1.1): a gradient across the page, and a shadow or a lamp on it."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = rng.uniform(0, 2 * np.pi)
+    light = 1 - rng.uniform(0.1, 0.45) * ((np.cos(a) * xx / w + np.sin(a) * yy / h) + 1) / 2
+    if kind == "shadow":  # a straight edge anywhere across the page, softened by 2-15 px
+        b, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-0.3, 0.3)
+        lit = (np.cos(b) * (xx / w - 0.5) + np.sin(b) * (yy / h - 0.5) - offset > 0).astype(np.float32)
+        light *= 1 - rng.uniform(0.25, 0.5) * cv2.GaussianBlur(lit, (0, 0), rng.uniform(2, 15))
+    elif kind == "lamp":
+        cy, cx, s = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.3, 0.7) * max(h, w)
+        light *= 0.6 + 0.5 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
+    return light
+
+
+def photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> bytes:
+    """One 28x28 MNIST digit as a JPEG photo of a faint thin-pen drawing under the light `kind`."""
+    h, w = int(rng.integers(600, 1000)), int(rng.integers(600, 1000))
+    tall = int(min(h, w) * rng.uniform(0.3, 0.6))
+    stroke = _thin_digit(digit, tall, max(1.5, tall * rng.uniform(0.012, 0.03)))
+    y = int(np.clip(h / 2 - tall / 2 + rng.normal(0, 0.05 * h), 0, h - tall))
+    x = int(np.clip(w / 2 - tall / 2 + rng.normal(0, 0.05 * w), 0, w - tall))
+    cover = np.zeros((h, w), np.float32)
+    cover[y : y + tall, x : x + tall] = stroke
+    # A light hand or a drying pen: the ink comes and goes along the stroke.
+    fade = cv2.resize(rng.random((h // 50 + 2, w // 50 + 2)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    cover *= rng.uniform(0.2, 0.5) * np.clip(0.35 + fade, 0.35, 1.0)
+    paper = rng.uniform(160, 235) * np.asarray(TINTS[rng.integers(len(TINTS))], np.float32)
+    ink = np.asarray(INKS[rng.integers(len(INKS))], np.float32)
+    rgb = (paper * (1 - cover[..., None]) + ink * cover[..., None]) * _light(rng, kind, h, w)[..., None]
+    rgb = cv2.GaussianBlur(rgb + rng.normal(0, rng.uniform(2, 6), rgb.shape), (0, 0), rng.uniform(0.5, 1.2))
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB").save(
+        buffer, "JPEG", quality=int(rng.integers(50, 90))
+    )
+    return buffer.getvalue()
+
+
+def build(count: int, seed: int) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """`count` photos from MNIST validation digits FIRST.., their labels, and each one's light (index into LIGHTS)."""
+    from training.data import load_mnist
+
+    val = load_mnist(allow_download=False).val
+    digits, labels = val.images[FIRST : FIRST + count].numpy(), val.labels[FIRST : FIRST + count].numpy()
+    rng = np.random.default_rng(seed)
+    lights = rng.integers(len(LIGHTS), size=len(labels))
+    return [photo(rng, d, LIGHTS[k]) for d, k in zip(digits, lights, strict=True)], labels.astype(np.int64), lights
+
+
+def frames(blobs: list[bytes], from_bytes: Callable[..., np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 1, 28, 28) frames as the service makes them, and which it refused (a zero frame: counted wrong)."""
+    out, refused = [], []
+    for blob in blobs:
+        try:
+            out.append(from_bytes(blob, max_pixels=MAX_PIXELS))
+            refused.append(False)
+        except P.ServingError:
+            out.append(np.zeros((1, P.SIDE, P.SIDE), np.float32))
+            refused.append(True)
+    return np.stack(out).astype(np.float32), np.asarray(refused)
+
+
+def evaluate(exported: Path, count: int, seeds: list[int], against: str | None = None) -> dict:
+    """Every served model on each seed's photos, through this tree's preprocessing and (given `against`) that
+    revision's: accuracy overall and per light, and the photos refused."""
+    from serving.store import ModelStore
+
+    versions: dict[str, Callable[..., np.ndarray]] = {"this tree": P.from_bytes}
+    if against is not None:  # "at <rev>": a bare hash after a model's name would read as its checksum
+        versions[f"at {resolve_revision(against)[:12]}"] = load_revision(against)["serving.preprocess"].from_bytes
+    models = ModelStore(exported).models
+    made = [build(count, seed) for seed in seeds]
+    labels = np.concatenate([m[1] for m in made])
+    lights = np.concatenate([m[2] for m in made])
+    digest = hashlib.sha256(b"".join(b for m in made for b in m[0])).hexdigest()
+    results = {}
+    for version, from_bytes in versions.items():
+        images, refused = frames([b for m in made for b in m[0]], from_bytes)
+        per_model = {}
+        for name, served in models.items():
+            scores = np.concatenate([served.run(images[i : i + 256])[0] for i in range(0, len(images), 256)])
+            right = softmax(scores, served.temperature).argmax(1) == labels
+            right &= ~refused
+            per_model[name] = {
+                "sha256": served.entry["sha256"],
+                "accuracy": float(right.mean()),
+                "lights": {light: float(right[lights == i].mean()) for i, light in enumerate(LIGHTS)},
+            }
+        results[version] = {
+            "refused": int(refused.sum()),
+            "refused_by_light": {light: int(refused[lights == i].sum()) for i, light in enumerate(LIGHTS)},
+            "models": per_model,
+        }
+    return {
+        "dataset": {
+            "digits": f"MNIST validation digits {FIRST}-{FIRST + count - 1}, once per seed",
+            "seeds": seeds,
+            "photos": len(labels),
+            "per_light": {light: int((lights == i).sum()) for i, light in enumerate(LIGHTS)},
+            "sha256": digest,
+        },
+        "versions": results,
+    }
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def markdown(report: dict) -> str:
+    """Accuracy per model, preprocessing and light."""
+    env, data = report["environment"], report["results"]
+    ds = data["dataset"]
+    lines = H.markdown_head(env, "Faint thin-pen digits photographed under shadows, a lamp or a gradient, as served")
+    lines += [
+        f"- photos: {ds['photos']} ({ds['digits']}; seeds {', '.join(map(str, ds['seeds']))}), sha256 "
+        f"{ds['sha256'][:16]}; by light: " + ", ".join(f"{k} {v}" for k, v in ds["per_light"].items()),
+        "- a validation set: preprocessing choices for uneven light may read it (drawn here, not by "
+        "training.realworld)",
+        "- preprocessing refused (NoInk, counted wrong): "
+        + "; ".join(
+            f"{v}: {r['refused']} (" + ", ".join(f"{k} {n}" for k, n in r["refused_by_light"].items()) + ")"
+            for v, r in data["versions"].items()
+        ),
+        "",
+        "| model | sha256 | preprocessing | all | " + " | ".join(LIGHTS) + " |",
+        "|---|---|---|---|" + "---|" * len(LIGHTS),
+    ]
+    versions = data["versions"]
+    for name in next(iter(versions.values()))["models"]:
+        for version, result in versions.items():
+            m = result["models"][name]
+            lines.append(
+                f"| {name} | {m['sha256'][:12]} | {version} | {_pct(m['accuracy'])}% | "
+                + " | ".join(_pct(m["lights"][light]) for light in LIGHTS)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--exported", type=Path, default=REPO / "exported")
+    ap.add_argument("--out", type=Path, default=REPO / "reports" / "shadowed")
+    ap.add_argument("--count", type=int, default=300, help="digits a seed (each photographed once)")
+    ap.add_argument("--seed", type=int, action="append", help="one set of photos a seed (default: 7, 11, 13, 17)")
+    ap.add_argument("--against", default=None, help="also an earlier revision's preprocessing, side by side")
+    args = ap.parse_args()
+    exported = H.require_manifest(args.exported)
+    results = evaluate(exported, args.count, args.seed or [7, 11, 13, 17], args.against)
+    report = {"environment": H.environment(exported=exported), "results": results}
+    H.write_report(args.out, "shadowed", report, markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

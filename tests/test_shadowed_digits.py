@@ -1,0 +1,69 @@
+"""benchmarks.shadowed_digits: the photos it draws, their lights, and a report over a served export."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import shadowed_digits as SD
+
+
+def _digit() -> np.ndarray:
+    """A 28x28 MNIST-like 7: a bar and a diagonal, white on black."""
+    d = np.zeros((28, 28), np.uint8)
+    d[5:8, 6:22] = 255
+    for i in range(16):
+        d[7 + i, 20 - i // 2 : 23 - i // 2] = 255
+    return d
+
+
+def test_the_light_is_a_gradient_with_a_darker_side_for_a_shadow_and_a_brighter_spot_for_a_lamp():
+    rng = np.random.default_rng(0)
+    gradient = SD._light(np.random.default_rng(1), "gradient", 300, 400)
+    shadow = SD._light(np.random.default_rng(1), "shadow", 300, 400)
+    assert gradient.min() >= 0.3 and gradient.max() <= 1.1  # the docstring's "about 0.3-1.1"
+    # The shadow keeps the gradient and darkens a part of the page by at least a quarter.
+    assert np.all(shadow <= gradient + 1e-6) and (shadow / gradient).min() <= 0.76
+    lamp = SD._light(rng, "lamp", 300, 400)
+    assert lamp.max() > 0.6 * lamp.min() and lamp.shape == (300, 400)
+
+
+@pytest.mark.parametrize("light", SD.LIGHTS)
+def test_a_photo_is_a_jpeg_page_with_faint_dark_strokes(light):
+    blob = SD.photo(np.random.default_rng(3), _digit(), light)
+    image = Image.open(io.BytesIO(blob))
+    assert image.format == "JPEG" and image.mode == "RGB"
+    assert 600 <= image.width < 1000 and 600 <= image.height < 1000
+    grey = np.asarray(image.convert("L"), np.float32)
+    assert grey.max() - grey.min() < 255  # faint: no black ink, no white paper
+
+
+def test_the_pen_draws_the_digits_skeleton_thin():
+    cover = SD._thin_digit(_digit(), 280, 4.0)
+    assert cover.shape == (280, 280) and cover.max() > 0.9
+    # A thin pen: far less ink than the digit enlarged, whose strokes are ~30 px wide at this size.
+    assert (cover > 0.5).mean() < 0.5 * (np.asarray(Image.fromarray(_digit()).resize((280, 280))) > 100).mean()
+
+
+def test_the_report_scores_every_served_model_per_light(exported_dir, tmp_path, monkeypatch):
+    argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "12"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--seed", "5", "--seed", "6"])
+    SD.main()
+    results = json.loads((tmp_path / "shadowed.json").read_text())["results"]
+    assert results["dataset"]["photos"] == 24 and results["dataset"]["seeds"] == [5, 6]
+    assert sum(results["dataset"]["per_light"].values()) == 24
+    manifest = json.loads((exported_dir / "manifest.json").read_text())
+    models = results["versions"]["this tree"]["models"]
+    assert models and set(models) <= set(manifest["models"])
+    per_light = results["dataset"]["per_light"]
+    for name, m in models.items():
+        assert m["sha256"] == manifest["models"][name]["sha256"]
+        # The overall figure is the lights' figures weighed by their photos.
+        weighed = sum(m["lights"][k] * n for k, n in per_light.items() if n) / 24
+        assert m["accuracy"] == pytest.approx(weighed)
+    assert all(f"| {name} |" in (tmp_path / "shadowed.md").read_text() for name in models)
