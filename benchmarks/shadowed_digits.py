@@ -55,8 +55,8 @@ def _light(rng: np.random.Generator, kind: str, h: int, w: int) -> np.ndarray:
     light = 1 - rng.uniform(0.1, 0.45) * ((np.cos(a) * xx / w + np.sin(a) * yy / h) + 1) / 2
     if kind == "shadow":  # a straight edge anywhere across the page, softened by 2-15 px
         b, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-0.3, 0.3)
-        lit = (np.cos(b) * (xx / w - 0.5) + np.sin(b) * (yy / h - 0.5) - offset > 0).astype(np.float32)
-        light *= 1 - rng.uniform(0.25, 0.5) * cv2.GaussianBlur(lit, (0, 0), rng.uniform(2, 15))
+        shaded = (np.cos(b) * (xx / w - 0.5) + np.sin(b) * (yy / h - 0.5) - offset > 0).astype(np.float32)
+        light *= 1 - rng.uniform(0.25, 0.5) * cv2.GaussianBlur(shaded, (0, 0), rng.uniform(2, 15))
     elif kind == "lamp":
         cy, cx, s = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.3, 0.7) * max(h, w)
         light *= 0.6 + 0.5 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
