@@ -7,9 +7,12 @@ shadow with a sharp edge across the page (a phone's or a hand's, 25-50% darker),
 then sensor noise, a lens blur and JPEG. This code, not `training.realworld`, draws them, so a choice tuned here
 leaves the real-world set's sealed split as unseen as before. No model trains on them.
 
-`--against REV` adds the preprocessing of an earlier revision (read with `git show`), side by side.
+`--against REV` adds the preprocessing of an earlier revision (read with `git show`), side by side. `--blank N`
+(150) photographs N pages with nothing written on them, which must be refused (NoInk): a preprocessing that reads
+fainter ink must not read these.
 
-Usage:  python -m benchmarks.shadowed_digits [--count 300] [--seed 7 ...] [--against REV] [--out reports/shadowed]
+Usage:  python -m benchmarks.shadowed_digits [--count 300] [--seed 7 ...] [--against REV] [--blank 150]
+        [--out reports/shadowed]
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ LIGHTS = ("shadow", "lamp", "gradient")
 TINTS = ((1.0, 1.0, 1.0), (1.0, 0.97, 0.9), (0.96, 0.98, 1.0))  # white, cream and bluish paper (RGB)
 INKS = ((30, 30, 40), (40, 60, 160), (90, 90, 95))  # black, blue, pencil grey (RGB)
 MAX_PIXELS = 1 << 24
+SIDE = 28  # MNIST's digits
+BLANK_SEED = 5  # the blank pages' own seed: not one of the digits'
 
 
 def _thin_digit(digit: np.ndarray, tall: int, pen: float) -> np.ndarray:
@@ -97,6 +102,12 @@ def build(count: int, seed: int) -> tuple[list[bytes], np.ndarray, np.ndarray]:
     return [photo(rng, d, LIGHTS[k]) for d, k in zip(digits, lights, strict=True)], labels.astype(np.int64), lights
 
 
+def blank_pages(count: int, seed: int) -> list[bytes]:
+    """`count` photos of the same pages with nothing written on them, the lights taken in turn: what must be refused."""
+    rng, empty = np.random.default_rng(seed), np.zeros((SIDE, SIDE), np.uint8)
+    return [photo(rng, empty, LIGHTS[i % len(LIGHTS)]) for i in range(count)]
+
+
 def frames(blobs: list[bytes], from_bytes: Callable[..., np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(N, 1, 28, 28) frames as the service makes them, and which it refused (a zero frame: counted wrong)."""
     out, refused = [], []
@@ -110,9 +121,10 @@ def frames(blobs: list[bytes], from_bytes: Callable[..., np.ndarray]) -> tuple[n
     return np.stack(out).astype(np.float32), np.asarray(refused)
 
 
-def evaluate(exported: Path, count: int, seeds: list[int], against: str | None = None) -> dict:
+def evaluate(exported: Path, count: int, seeds: list[int], against: str | None = None, blanks: int = 0) -> dict:
     """Every served model on each seed's photos, through this tree's preprocessing and (given `against`) that
-    revision's: accuracy overall and per light, and the photos refused."""
+    revision's: accuracy overall and per light, the photos refused, and how many of `blanks` blank pages are refused
+    (the rest give a frame: a digit read where none is)."""
     from serving.store import ModelStore
 
     versions: dict[str, Callable[..., np.ndarray]] = {"this tree": P.from_bytes}
@@ -123,6 +135,7 @@ def evaluate(exported: Path, count: int, seeds: list[int], against: str | None =
     labels = np.concatenate([m[1] for m in made])
     lights = np.concatenate([m[2] for m in made])
     digest = hashlib.sha256(b"".join(b for m in made for b in m[0])).hexdigest()
+    empty = blank_pages(blanks, BLANK_SEED)
     results = {}
     for version, from_bytes in versions.items():
         images, refused = frames([b for m in made for b in m[0]], from_bytes)
@@ -137,6 +150,7 @@ def evaluate(exported: Path, count: int, seeds: list[int], against: str | None =
                 "lights": {light: float(right[lights == i].mean()) for i, light in enumerate(LIGHTS)},
             }
         results[version] = {
+            "blank_refused": int(frames(empty, from_bytes)[1].sum()),
             "refused": int(refused.sum()),
             "refused_by_light": {light: int(refused[lights == i].sum()) for i, light in enumerate(LIGHTS)},
             "models": per_model,
@@ -148,6 +162,7 @@ def evaluate(exported: Path, count: int, seeds: list[int], against: str | None =
             "photos": len(labels),
             "per_light": {light: int((lights == i).sum()) for i, light in enumerate(LIGHTS)},
             "sha256": digest,
+            "blank_pages": blanks,
         },
         "versions": results,
     }
@@ -172,6 +187,8 @@ def markdown(report: dict) -> str:
             f"{v}: {r['refused']} (" + ", ".join(f"{k} {n}" for k, n in r["refused_by_light"].items()) + ")"
             for v, r in data["versions"].items()
         ),
+        f"- blank pages (the same paper and lights, nothing written; seed {BLANK_SEED}) refused, of "
+        f"{ds['blank_pages']}: " + "; ".join(f"{v}: {r['blank_refused']}" for v, r in data["versions"].items()),
         "",
         "| model | sha256 | preprocessing | all | " + " | ".join(LIGHTS) + " |",
         "|---|---|---|---|" + "---|" * len(LIGHTS),
@@ -195,9 +212,10 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=300, help="digits a seed (each photographed once)")
     ap.add_argument("--seed", type=int, action="append", help="one set of photos a seed (default: 7, 11, 13, 17)")
     ap.add_argument("--against", default=None, help="also an earlier revision's preprocessing, side by side")
+    ap.add_argument("--blank", type=int, default=150, help="blank pages, which must be refused")
     args = ap.parse_args()
     exported = H.require_manifest(args.exported)
-    results = evaluate(exported, args.count, args.seed or [7, 11, 13, 17], args.against)
+    results = evaluate(exported, args.count, args.seed or [7, 11, 13, 17], args.against, args.blank)
     report = {"environment": H.environment(exported=exported), "results": results}
     H.write_report(args.out, "shadowed", report, markdown(report))
     print(markdown(report))

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from benchmarks import shadowed_digits as SD
+from serving import preprocess as P
 
 
 def _digit() -> np.ndarray:
@@ -55,11 +56,12 @@ def test_the_pen_draws_the_digits_skeleton_thin():
 
 def test_the_report_scores_every_served_model_per_light(exported_dir, tmp_path, monkeypatch):
     argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "12"]
-    monkeypatch.setattr(sys, "argv", [*argv, "--seed", "5", "--seed", "6"])
+    monkeypatch.setattr(sys, "argv", [*argv, "--seed", "5", "--seed", "6", "--blank", "3"])
     SD.main()
     results = json.loads((tmp_path / "shadowed.json").read_text())["results"]
     assert results["dataset"]["photos"] == 24 and results["dataset"]["seeds"] == [5, 6]
     assert sum(results["dataset"]["per_light"].values()) == 24
+    assert results["dataset"]["blank_pages"] == 3 and 0 <= results["versions"]["this tree"]["blank_refused"] <= 3
     manifest = json.loads((exported_dir / "manifest.json").read_text())
     models = results["versions"]["this tree"]["models"]
     assert models and set(models) <= set(manifest["models"])
@@ -70,3 +72,11 @@ def test_the_report_scores_every_served_model_per_light(exported_dir, tmp_path, 
         weighed = sum(m["lights"][k] * n for k, n in per_light.items() if n) / 24
         assert m["accuracy"] == pytest.approx(weighed)
     assert all(f"| {name} |" in (tmp_path / "shadowed.md").read_text() for name in models)
+
+
+def test_blank_pages_under_each_light_are_refused_as_blank():
+    """The pages the photos are on, with nothing written: the preprocessing answers NoInk (the first six, two of
+    each light; of the report's 150, a few dim ones give a frame: reports/shadowed/shadowed.md)."""
+    pages = SD.blank_pages(6, SD.BLANK_SEED)
+    assert len(pages) == 6 and len(set(pages)) == 6
+    assert SD.frames(pages, P.from_bytes)[1].all()
