@@ -46,8 +46,8 @@ POLARITY_MARGIN, POLARITY_SIDE = 0.3, 16
 # decided when at least SHADOW_EVIDENCE of the long side's length of them and POLARITY_MARGIN more on one side.
 # Chosen on MNIST validation digits written faintly and photographed under shadows, a lamp or a gradient
 # (benchmarks.shadowed_digits, 1,200 photos: the CNN read 86.1% -> 90.0% of them, of those under a shadow 74.0% ->
-# 86.6%) and on dev (no answer changed; in a scratch check without the border and the count guards, bold pens'
-# slit-like holes turned 6 dev answers). 0: off.
+# 86.6%; 143 of its 150 blank pages refused, as before) and on dev (no answer changed; in a scratch check without the
+# border and the count guards, bold pens' slit-like holes turned 6 dev answers). 0: off.
 SHADOW_STEP, SHADOW_EVIDENCE = 0.5, 0.25
 # A border of one level (its quartiles within BORDER_SPREAD of the image's range; 0: never) is paper, and says which
 # side is ink where the ink it implies is the minority of the pixels.
