@@ -262,6 +262,11 @@ def _strokes_dark(small: np.ndarray, sigma: float) -> bool | None:
     return found if found is not None or not SHADOW_STEP else _shadowed_dark(detail, local, k, sigma)
 
 
+def _detail_floor(sigma: float) -> float:
+    """Detail within this of the local mean is noise (`sigma`: the image's), for both polarity tests."""
+    return 3.0 * max(sigma, 1.0)
+
+
 def _step(local: np.ndarray, k: int) -> np.ndarray:
     """The local mean's gradient times its window: a step's height across it, near nothing for a thin stroke."""
     gx = cv2.Sobel(local, cv2.CV_32F, 1, 0, ksize=3, scale=k / 8, borderType=cv2.BORDER_REPLICATE)
@@ -289,7 +294,7 @@ def _step_on_border(detail: np.ndarray, local: np.ndarray, k: int, floor: float)
 def _shadowed_dark(detail: np.ndarray, local: np.ndarray, k: int, sigma: float) -> bool | None:
     """`_strokes_dark` on a page crossed by a shading step (a shadow's edge reaching the border): the pixels the step
     does not explain, counted; None when no such step or no clear majority. `detail` is changed."""
-    floor = 3.0 * max(sigma, 1.0)
+    floor = _detail_floor(sigma)
     # A bold digit's own edges are steps too, but inside the page: only a step that reaches the border is shading.
     if not _step_on_border(detail, local, k, floor):
         return None
@@ -304,7 +309,7 @@ def _one_sided(detail: np.ndarray, sigma: float) -> bool | None:
     """Whether detail (an image less its local level) is mostly dark (True) or light (False); None when neither
     side has POLARITY_MARGIN more of it. A stroke's core is deep and its halo shallow, while the two sides of an
     edge are alike: cubes weigh the depth."""
-    floor = 3.0 * max(sigma, 1.0)
+    floor = _detail_floor(sigma)
     # numpy's scalar subtraction and OpenCV's threshold at zero: the same values, cheaper than cv2.max with a scalar
     dark = float(cv2.sumElems(cv2.pow(cv2.threshold(-floor - detail, 0, 0, cv2.THRESH_TOZERO)[1], 3))[0])
     light = float(cv2.sumElems(cv2.pow(cv2.threshold(detail - floor, 0, 0, cv2.THRESH_TOZERO)[1], 3))[0])
