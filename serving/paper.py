@@ -47,7 +47,7 @@ POLARITY_MARGIN, POLARITY_SIDE = 0.3, 16
 # Chosen on MNIST validation digits written faintly and photographed under shadows, a lamp or a gradient
 # (benchmarks.shadowed_digits, 1,200 photos: the CNN read 86.1% -> 90.0% of them, of those under a shadow 74.0% ->
 # 86.6%; 143 of its 150 blank pages refused, as before) and on dev (no answer changed; in a scratch check without the
-# border and the count guards, bold pens' slit-like holes turned 6 dev answers). 0: off.
+# border and the count guards, bold pens' slit-like holes turned dev answers). 0: off.
 SHADOW_STEP, SHADOW_EVIDENCE = 0.5, 0.25
 # A border of one level (its quartiles within BORDER_SPREAD of the image's range; 0: never) is paper, and says which
 # side is ink where the ink it implies is the minority of the pixels.
@@ -277,8 +277,8 @@ def _step(local: np.ndarray, k: int) -> np.ndarray:
 def _step_on_border(detail: np.ndarray, local: np.ndarray, k: int, floor: float) -> bool:
     """Whether a step above 2 x floor that explains the detail there reaches the border. Each side's from its two
     outer lines: with the border replicated, the outermost one's gradient is the whole image's up to float rounding
-    (OpenCV rounds a two-column slice's vertical derivative in the last bits), for about 0.7x of the whole image's
-    cost at the analysis size; the whole image's runs only when one does."""
+    (OpenCV rounds a two-column slice's vertical derivative in the last bits), for less than the whole image's at
+    the analysis size; the whole image's runs only when one does."""
     for lines, outer in (
         (np.s_[:2], np.s_[0]),
         (np.s_[-2:], np.s_[-1]),
