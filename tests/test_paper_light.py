@@ -1,5 +1,6 @@
 """Photos under hard light (issue 20, round two): a fold or crease through the page, a hand's sharp shadow over
-most of it, a lamp's broad spot. None of them is the digit, and the digit is read whole through them.
+most of it, a lamp's broad spot, light graded gently across the page. None of them is the digit, and the digit is
+read whole through them.
 
 The pages are this module's own (a lamp model of the real-world set's dev split, written here again small): the
 digit drawn by tests/test_whole_digit.py's pen, photographed on grey paper with the light and paper given.
@@ -44,6 +45,13 @@ def hard_shadow(angle: float, edge: float, depth: float = 0.55) -> np.ndarray:
     x, y = coords()
     a = math.radians(angle)
     return 1 - depth * (1 + np.tanh((math.cos(a) * x + math.sin(a) * y - edge) / 0.03)) / 2
+
+
+def gradient(angle: float, depth: float) -> np.ndarray:
+    """Light falling off in a straight line across the page towards `angle` (degrees), by `depth` in all."""
+    x, y = coords()
+    a = math.radians(angle)
+    return 1 - depth * (math.cos(a) * x + math.sin(a) * y + math.sqrt(2)) / (2 * math.sqrt(2))
 
 
 def lamp_spot(cx: float, cy: float, strength: float = 0.7) -> np.ndarray:
@@ -249,3 +257,17 @@ def test_a_bold_digits_slit_of_a_hole_is_not_taken_for_a_dark_stroke(slit):
     small = paper.box_reduce(canvas.astype(np.float32), 2)
     assert paper._strokes_dark(small, paper.noise(small)) is not True
     assert paper.ink_map(small).dark_ink is False
+
+
+@pytest.mark.parametrize("name", list(DIGITS))
+@pytest.mark.parametrize("angle", [45.0, 90.0, 180.0])
+def test_a_faint_digit_on_a_gently_graded_page_is_framed_as_on_an_even_one(name, angle, monkeypatch):
+    """Light falling off by a twentieth across the page: a band of the lattice's blocks holds one level, like flat
+    paper, and with that one level the page's far side was faint ink joined to the digit. The blocks' paper is one
+    tilted plane, so the page is shaded, and the digit is framed as on an evenly lit page."""
+    strokes = DIGITS[name]
+    image = photo(strokes, gradient(angle, 0.05), width=4, contrast=30)
+    even = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), width=4, contrast=30))
+    assert similarity(even, frame(image)) >= 0.95
+    monkeypatch.setattr(paper, "GRADED", 0)  # without it (3efdc0d), the far side of the page was ink
+    assert similarity(even, frame(image)) < 0.8
