@@ -84,6 +84,7 @@ class InkMap:
     ink: np.ndarray  # uint8 mask: strength above the threshold
     weak: np.ndarray  # uint8 mask: strength above the weak threshold (a superset of `ink`)
     shaded: bool  # the paper's level varies by SHADED grey levels or more: a photo's light, not a drawing's flat ground
+    flat: float | None = None  # the paper's one level when it is flat (`level` holds it at every pixel)
 
 
 def box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
@@ -355,14 +356,27 @@ def _fine_paper(small: np.ndarray, level: np.ndarray, dark_ink: bool, raw: np.nd
     return 255.0 - paper if dark_ink else paper
 
 
-def strength(grey: np.ndarray, level: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
+def strength(grey: np.ndarray, level: np.ndarray | float, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
     """Contrast (grey levels from the paper towards the ink) and ink strength: 0 on paper, 1 for ink a whole
-    headroom (paper to black, or to white) away from it, negative for paper beyond its level."""
+    headroom (paper to black, or to white) away from it, negative for paper beyond its level. `level`: the paper's
+    at every pixel of float32 `grey`, or its one level when the paper is flat."""
+    if not isinstance(level, np.ndarray):
+        if min(grey.shape) > 1:
+            return _flat_strength(grey, np.float32(level), dark_ink)
+        level = np.full(grey.shape, level, np.float32)  # OpenCV reads a one-pixel-wide array as a scalar
     contrast = cv2.subtract(level, grey) if dark_ink else cv2.subtract(grey, level)
     # Light falls on paper and ink alike: relative to the local paper's headroom a stroke in the shade is as
     # strong as in full light. The floor keeps dark paper from amplifying its noise.
     headroom = cv2.max(level if dark_ink else 255.0 - level, 64.0)
     return contrast, cv2.divide(contrast, headroom)
+
+
+def _flat_strength(grey: np.ndarray, level: np.float32, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
+    """`strength` on flat paper: the same float32 values from a scalar level and headroom, without full-size
+    arrays of them."""
+    contrast = level - grey if dark_ink else grey - level
+    headroom = max(level if dark_ink else np.float32(255.0) - level, np.float32(64.0))
+    return contrast, contrast / headroom
 
 
 def otsu(strength: np.ndarray, peak: float) -> tuple[float, np.ndarray]:
@@ -384,7 +398,7 @@ def ink_map(small: np.ndarray) -> InkMap:
     else:
         level = np.full(small.shape, flat_level, np.float32)
     shaded = flat_level is None and float(level.max() - level.min()) >= SHADED
-    contrast, raw = strength(small, level, dark_ink)
+    contrast, raw = strength(small, level if flat_level is None else flat_level, dark_ink)
     if shaded and FINE:  # evenly lit paper has no shadow edges for the coarse paper to blur
         refined = _fine_paper(small, level, dark_ink, raw)
         if refined is not level:
@@ -401,4 +415,4 @@ def ink_map(small: np.ndarray) -> InkMap:
         ink = cv2.threshold(ink_strength, threshold, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
     low = min(max(WEAK * threshold, WEAK_NOISE * sigma), threshold)
     weak = cv2.threshold(ink_strength, low, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
-    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded)
+    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded, flat_level)
