@@ -179,6 +179,12 @@ def _margin(grey: np.ndarray) -> np.ndarray:
 # -- the digit's ink ---------------------------------------------------------------------------------------
 
 
+def _enlarges_exactly(flat: float | None, factor: int) -> bool:
+    """Whether bilinear enlargement by `factor` leaves flat paper's level as it is: a power of two's weights are
+    dyadic fractions, so a whole grey level's weighted sums are exact; other levels may round in the last bit."""
+    return flat is not None and float(flat).is_integer() and 0 <= flat <= 255 and factor & (factor - 1) == 0
+
+
 def _digit_ink(grey: np.ndarray) -> np.ndarray:
     """The digit's ink strength (0 = paper, 1 = full stroke) in its box of `grey`, at `grey`'s resolution."""
     h, w = grey.shape
@@ -213,8 +219,11 @@ def _digit_ink(grey: np.ndarray) -> np.ndarray:
     else:  # at the caller's resolution: small digits in large images keep their detail
         size = ((right - left) * factor, (bottom - top) * factor)
         region = grey[top * factor : bottom * factor, left * factor : right * factor].astype(np.float32)
-        level = cv2.resize(m.level[top:bottom, left:right], size, interpolation=cv2.INTER_LINEAR)
-        fine = strength(region, level[: region.shape[0], : region.shape[1]], m.dark_ink)[1]
+        if _enlarges_exactly(m.flat, factor):
+            fine = strength(region, m.flat, m.dark_ink)[1]
+        else:
+            level = cv2.resize(m.level[top:bottom, left:right], size, interpolation=cv2.INTER_LINEAR)
+            fine = strength(region, level[: region.shape[0], : region.shape[1]], m.dark_ink)[1]
         allowed = cv2.resize(allowed, size, interpolation=cv2.INTER_NEAREST)[: region.shape[0], : region.shape[1]]
     fine = cv2.multiply(fine, allowed, dtype=cv2.CV_32F)
     # Anti-aliased levels are kept: paper below half the threshold is cut, the strongest tenth of the ink is 1.
