@@ -147,7 +147,8 @@ def _margin(grey: np.ndarray) -> np.ndarray:
     if not FILLED_PAPER:
         return grey
     ring = border(grey)
-    if ring.min() == ring.max():  # paper all round (or ink all round): nothing reaches the border
+    lowest, highest = cv2.minMaxLoc(ring)[:2]  # one call, not numpy's two
+    if lowest == highest:  # paper all round (or ink all round): nothing reaches the border
         return grey
     chosen, most = None, 0
     for level in cv2.minMaxLoc(grey)[:2]:
@@ -204,7 +205,8 @@ def _digit_ink(grey: np.ndarray) -> np.ndarray:
     kept = stats[keep].tolist()  # [left, top, width, height, area] each: a few, faster in plain Python
     top, left = max(min(k[1] for k in kept) - 1, 0), max(min(k[0] for k in kept) - 1, 0)
     bottom, right = min(max(k[1] + k[3] for k in kept) + 1, sh), min(max(k[0] + k[2] for k in kept) + 1, sw)
-    digit = keep[labels[top:bottom, left:right]].view(np.uint8)
+    # Every piece kept (one stroke, as a drawing mostly is): the digit is the mask itself, no lookup of its labels.
+    digit = weak[top:bottom, left:right] if keep[1:].all() else keep[labels[top:bottom, left:right]].view(np.uint8)
     on_line = cv2.bitwise_and(lines, m.weak) if lines is not None else None
     # Where a stroke crosses the line, the ink on it is darker than the line's own. (A line drawn along a band's
     # middle can miss the weak ink altogether: then there is no crossing to give back.)
