@@ -91,7 +91,8 @@ def box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
     """Box-average by a whole factor (OpenCV's fast path), the edges replicated to whole blocks; float32."""
     if factor > 1:
         h, w = image.shape[:2]
-        image = cv2.copyMakeBorder(image, 0, -h % factor, 0, -w % factor, cv2.BORDER_REPLICATE)
+        if h % factor or w % factor:  # a border of nothing would still copy the image
+            image = cv2.copyMakeBorder(image, 0, -h % factor, 0, -w % factor, cv2.BORDER_REPLICATE)
         image = cv2.resize(image, (image.shape[1] // factor, image.shape[0] // factor), interpolation=cv2.INTER_AREA)
     return image.astype(np.float32, copy=False)
 
