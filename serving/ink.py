@@ -343,7 +343,8 @@ def to_frame(grey: np.ndarray) -> np.ndarray:
     if ink is not None:  # MNIST itself comes back as it went in
         return _centre(ink)
     crop = _crop(_digit_ink(_margin(grey)))
-    if not crop.any():  # cannot happen for finite input; a 500 (a division by zero mass below) would be worse
+    # No ink cannot happen for finite input; a 500 (a division by zero mass below) would be worse.
+    if not cv2.countNonZero(crop):
         raise Blank("the image has no ink: it is blank or too faint to read a digit")
     long_side = max(crop.shape)
     width = _stroke_width(crop) if long_side > BOX else 0.0
