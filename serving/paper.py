@@ -208,7 +208,7 @@ def _drawn_paper(small: np.ndarray) -> tuple[bool, float] | None:
     dark_ink = level == lightest
     middle = 0.5 * (darkest + lightest)
     # numpy compares in float32, as OpenCV's threshold does, straight into a mask: one array, not two
-    ink = (small <= middle if dark_ink else small > middle).view(np.uint8)
+    ink = (small <= np.float32(middle) if dark_ink else small > np.float32(middle)).view(np.uint8)
     if 2 * cv2.countNonZero(ink) >= small.size:
         return None
     _, _, w, h = cv2.boundingRect(ink)
@@ -397,6 +397,12 @@ def otsu(strength: np.ndarray, peak: float) -> tuple[float, np.ndarray]:
     return (level + 0.5) / 255.0 * peak, mask
 
 
+def _above(image: np.ndarray, level: float) -> np.ndarray:
+    """The uint8 mask of a float32 image's pixels above `level`: OpenCV's binary threshold to 1, which compares in
+    float32 too, without its float32 result and a uint8 copy of that."""
+    return (image > np.float32(level)).view(np.uint8)
+
+
 def ink_map(small: np.ndarray) -> InkMap:
     """The analysis image (float32 grey levels) read as paper and ink; raises Blank when there is no ink."""
     dark_ink, flat_level = _lattice_paper(small)
@@ -419,7 +425,7 @@ def ink_map(small: np.ndarray) -> InkMap:
     threshold, ink = otsu(ink_strength, peak)
     if threshold < min(INK_NOISE * sigma, 0.6 * peak):  # Otsu split the paper's noise: ink stands above it
         threshold = min(INK_NOISE * sigma, 0.6 * peak)
-        ink = cv2.threshold(ink_strength, threshold, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
+        ink = _above(ink_strength, threshold)
     low = min(max(WEAK * threshold, WEAK_NOISE * sigma), threshold)
-    weak = cv2.threshold(ink_strength, low, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
+    weak = _above(ink_strength, low)
     return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded, flat_level)
