@@ -181,10 +181,10 @@ def _margin(grey: np.ndarray) -> np.ndarray:
 # -- the digit's ink ---------------------------------------------------------------------------------------
 
 
-def _enlarges_exactly(flat: float | None, factor: int) -> bool:
+def _enlarges_exactly(flat: float, factor: int) -> bool:
     """Whether bilinear enlargement by `factor` leaves flat paper's level as it is: a power of two's weights are
     dyadic fractions, so a whole grey level's weighted sums are exact; other levels may round in the last bit."""
-    return flat is not None and float(flat).is_integer() and 0 <= flat <= 255 and factor & (factor - 1) == 0
+    return float(flat).is_integer() and 0 <= flat <= 255 and factor & (factor - 1) == 0
 
 
 def _digit_ink(grey: np.ndarray) -> np.ndarray:
@@ -222,10 +222,13 @@ def _digit_ink(grey: np.ndarray) -> np.ndarray:
     else:  # at the caller's resolution: small digits in large images keep their detail
         size = ((right - left) * factor, (bottom - top) * factor)
         region = grey[top * factor : bottom * factor, left * factor : right * factor].astype(np.float32)
-        if _enlarges_exactly(m.flat, factor):
-            fine = strength(region, m.flat, m.dark_ink)[1]
+        paper = m.level
+        if not isinstance(paper, np.ndarray) and _enlarges_exactly(paper, factor):
+            fine = strength(region, paper, m.dark_ink)[1]
         else:
-            level = cv2.resize(m.level[top:bottom, left:right], size, interpolation=cv2.INTER_LINEAR)
+            if not isinstance(paper, np.ndarray):  # the enlargement rounds this level: as an array, as it always was
+                paper = np.full(small.shape, paper, np.float32)
+            level = cv2.resize(paper[top:bottom, left:right], size, interpolation=cv2.INTER_LINEAR)
             fine = strength(region, level[: region.shape[0], : region.shape[1]], m.dark_ink)[1]
         allowed = cv2.resize(allowed, size, interpolation=cv2.INTER_NEAREST)[: region.shape[0], : region.shape[1]]
     fine = cv2.multiply(fine, allowed, dtype=cv2.CV_32F)

@@ -78,13 +78,12 @@ class InkMap:
     """The analysis image read as paper and ink."""
 
     dark_ink: bool  # dark ink on light paper
-    level: np.ndarray  # the paper's grey level at every pixel
+    level: np.ndarray | float  # the paper's grey level at every pixel, or its one level where the paper is flat
     strength: np.ndarray  # ink strength, 0 on paper, 1 for ink a whole headroom away from it (>= 0)
     threshold: float  # strength from which a pixel is ink
     ink: np.ndarray  # uint8 mask: strength above the threshold
     weak: np.ndarray  # uint8 mask: strength above the weak threshold (a superset of `ink`)
     shaded: bool  # the paper's level varies by SHADED grey levels or more: a photo's light, not a drawing's flat ground
-    flat: float | None = None  # the paper's one level when it is flat (`level` holds it at every pixel)
 
 
 def box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
@@ -405,13 +404,11 @@ def _above(image: np.ndarray, level: float) -> np.ndarray:
 
 def ink_map(small: np.ndarray) -> InkMap:
     """The analysis image (float32 grey levels) read as paper and ink; raises Blank when there is no ink."""
-    dark_ink, flat_level = _lattice_paper(small)
-    if flat_level is None:
+    dark_ink, level = _lattice_paper(small)
+    if level is None:
         level = _opened_paper(small, dark_ink, int(OPEN_SIDE * max(small.shape)) | 1)
-    else:
-        level = np.full(small.shape, flat_level, np.float32)
-    shaded = flat_level is None and float(level.max() - level.min()) >= SHADED
-    contrast, raw = strength(small, level if flat_level is None else flat_level, dark_ink)
+    shaded = isinstance(level, np.ndarray) and float(level.max() - level.min()) >= SHADED
+    contrast, raw = strength(small, level, dark_ink)
     if shaded and FINE:  # evenly lit paper has no shadow edges for the coarse paper to blur
         refined = _fine_paper(small, level, dark_ink, raw)
         if refined is not level:
@@ -428,4 +425,4 @@ def ink_map(small: np.ndarray) -> InkMap:
         ink = _above(ink_strength, threshold)
     low = min(max(WEAK * threshold, WEAK_NOISE * sigma), threshold)
     weak = _above(ink_strength, low)
-    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded, flat_level)
+    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded)
