@@ -132,16 +132,15 @@ def noise(image: np.ndarray) -> float:
 
 
 def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width of a uint8 mask in pixels: its area over half its perimeter (exact for long strokes).
+    """Mean stroke width of a 0/1 uint8 mask in pixels: its area over half its perimeter (exact for long strokes).
     The perimeter counts ink/paper changes along rows and columns; paper lies beyond the border."""
     h, w = mask.shape
-    # Changes inside, then the outermost lines' ink, which meets the paper beyond (twice for a one-line mask): the
-    # count a one-pixel paper border would give, without padding and xor-ing copies of the mask.
-    edges = cv2.countNonZero(cv2.absdiff(mask[1:], mask[:-1])) if h > 1 else 0
-    edges += cv2.countNonZero(cv2.absdiff(mask[:, 1:], mask[:, :-1])) if w > 1 else 0
-    for line in (mask[0], mask[-1], mask[:, 0], mask[:, -1]):
-        edges += cv2.countNonZero(line)
-    return 2.0 * cv2.countNonZero(mask) / max(edges, 1)
+    area = cv2.countNonZero(mask)
+    # Each ink pixel has four sides, and each pair of ink neighbours hides two of them from the paper: the count of
+    # changes with a paper border round the mask, from two elementwise minima and no padded copy.
+    pairs = cv2.countNonZero(cv2.min(mask[1:], mask[:-1])) if h > 1 else 0
+    pairs += cv2.countNonZero(cv2.min(mask[:, 1:], mask[:, :-1])) if w > 1 else 0
+    return 2.0 * area / max(4 * area - 2 * pairs, 1)
 
 
 def lattice(small: np.ndarray) -> tuple[np.ndarray, int]:
