@@ -119,15 +119,16 @@ def second_extremes(values: np.ndarray) -> tuple[float, float]:
 
 
 def noise(image: np.ndarray) -> float:
-    """The image's noise (standard deviation) from differences of neighbouring pixels, which shading, ink and
-    paper hardly change: 1.4826 times their median absolute value, over the square root of two."""
+    """A float32 image's noise (standard deviation) from differences of neighbouring pixels, which shading, ink
+    and paper hardly change: 1.4826 times their median absolute value, over the square root of two."""
     if image.shape[1] < image.shape[0]:  # along the longer side: a one-pixel-wide image has its pairs there
         image = image.T
     if image.shape[1] < 2:
         return 0.0
     rows = image[:: max(1, image.shape[0] // 32)]
-    step = max(1, rows.shape[1] // 64)  # ~2,000 pairs are plenty: every step-th pair, taken before differencing
-    diffs = np.abs(rows[:, 1::step] - rows[:, :-1:step])
+    # OpenCV's absdiff of whole rows (numpy's arithmetic on strided columns is several times slower), then every
+    # step-th pair: ~2,000 are plenty. The same float32 differences as numpy's.
+    diffs = cv2.absdiff(rows[:, 1:], rows[:, :-1])[:, :: max(1, rows.shape[1] // 64)]
     return 1.4826 / math.sqrt(2) * upper_median(diffs)
 
 
