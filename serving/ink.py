@@ -237,7 +237,9 @@ def _digit_ink(grey: np.ndarray) -> np.ndarray:
     inked = fine[fine >= m.threshold]
     inked = inked[:: max(1, inked.size // 4096)]  # every k-th: a percentile needs no more than a few thousand
     tenth = inked.size * 9 // 10
-    full = max(float(np.partition(inked, tenth)[tenth]) if inked.size else float(fine.max()), m.threshold)
+    if inked.size:  # partitioned in place: `inked` is this function's own copy (np.partition would copy it again)
+        inked.partition(tenth)
+    full = max(float(inked[tenth]) if inked.size else float(fine.max()), m.threshold)
     scaled = cv2.addWeighted(fine, 1.0 / (full - floor), fine, 0.0, -floor / (full - floor))
     # Clipped to [0, 1] by thresholds, which are OpenCV's max and min with a scalar here, at a fraction of their
     # cost: `scaled` is finite, and never -0.0 (its offset is negative, and an exact zero sum rounds to +0.0).
