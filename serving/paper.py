@@ -85,7 +85,7 @@ class InkMap:
     """The analysis image read as paper and ink."""
 
     dark_ink: bool  # dark ink on light paper
-    level: np.ndarray  # the paper's grey level at every pixel
+    level: np.ndarray | float  # the paper's grey level at every pixel, or its one level where the paper is flat
     strength: np.ndarray  # ink strength, 0 on paper, 1 for ink a whole headroom away from it (>= 0)
     threshold: float  # strength from which a pixel is ink
     ink: np.ndarray  # uint8 mask: strength above the threshold
@@ -97,7 +97,8 @@ def box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
     """Box-average by a whole factor (OpenCV's fast path), the edges replicated to whole blocks; float32."""
     if factor > 1:
         h, w = image.shape[:2]
-        image = cv2.copyMakeBorder(image, 0, -h % factor, 0, -w % factor, cv2.BORDER_REPLICATE)
+        if h % factor or w % factor:  # a border of nothing would still copy the image
+            image = cv2.copyMakeBorder(image, 0, -h % factor, 0, -w % factor, cv2.BORDER_REPLICATE)
         image = cv2.resize(image, (image.shape[1] // factor, image.shape[0] // factor), interpolation=cv2.INTER_AREA)
     return image.astype(np.float32, copy=False)
 
@@ -125,23 +126,29 @@ def second_extremes(values: np.ndarray) -> tuple[float, float]:
 
 
 def noise(image: np.ndarray) -> float:
-    """The image's noise (standard deviation) from differences of neighbouring pixels, which shading, ink and
-    paper hardly change: 1.4826 times their median absolute value, over the square root of two."""
+    """A float32 image's noise (standard deviation) from differences of neighbouring pixels, which shading, ink
+    and paper hardly change: 1.4826 times their median absolute value, over the square root of two."""
     if image.shape[1] < image.shape[0]:  # along the longer side: a one-pixel-wide image has its pairs there
         image = image.T
     if image.shape[1] < 2:
         return 0.0
     rows = image[:: max(1, image.shape[0] // 32)]
-    diffs = np.abs(rows[:, 1:] - rows[:, :-1])[:, :: max(1, rows.shape[1] // 64)]  # ~2,000 pairs are plenty
+    # OpenCV's absdiff of whole rows (numpy's arithmetic on strided columns is several times slower), then every
+    # step-th pair: ~2,000 are plenty. The same float32 differences as numpy's.
+    diffs = cv2.absdiff(rows[:, 1:], rows[:, :-1])[:, :: max(1, rows.shape[1] // 64)]
     return 1.4826 / math.sqrt(2) * upper_median(diffs)
 
 
 def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width of a uint8 mask in pixels: its area over half its perimeter (exact for long strokes).
+    """Mean stroke width of a 0/1 uint8 mask in pixels: its area over half its perimeter (exact for long strokes).
     The perimeter counts ink/paper changes along rows and columns; paper lies beyond the border."""
-    padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    edges = cv2.countNonZero(padded[1:] ^ padded[:-1]) + cv2.countNonZero(padded[:, 1:] ^ padded[:, :-1])
-    return 2.0 * cv2.countNonZero(padded) / max(edges, 1)
+    h, w = mask.shape
+    area = cv2.countNonZero(mask)
+    # Each ink pixel has four sides, and each pair of ink neighbours hides two of them from the paper: the count of
+    # changes with a paper border round the mask, from two elementwise minima and no padded copy.
+    pairs = cv2.countNonZero(cv2.min(mask[1:], mask[:-1])) if h > 1 else 0
+    pairs += cv2.countNonZero(cv2.min(mask[:, 1:], mask[:, :-1])) if w > 1 else 0
+    return 2.0 * area / max(4 * area - 2 * pairs, 1)
 
 
 def lattice(small: np.ndarray) -> tuple[np.ndarray, int]:
@@ -209,8 +216,8 @@ def _drawn_paper(small: np.ndarray) -> tuple[bool, float] | None:
         return None
     dark_ink = level == lightest
     middle = 0.5 * (darkest + lightest)
-    ink = cv2.threshold(small, middle, 1, cv2.THRESH_BINARY_INV if dark_ink else cv2.THRESH_BINARY)[1]
-    ink = ink.astype(np.uint8)
+    # numpy compares in float32, as OpenCV's threshold does, straight into a mask: one array, not two
+    ink = (small <= np.float32(middle) if dark_ink else small > np.float32(middle)).view(np.uint8)
     if 2 * cv2.countNonZero(ink) >= small.size:
         return None
     _, _, w, h = cv2.boundingRect(ink)
@@ -383,14 +390,27 @@ def _fine_paper(small: np.ndarray, level: np.ndarray, dark_ink: bool, raw: np.nd
     return 255.0 - paper if dark_ink else paper
 
 
-def strength(grey: np.ndarray, level: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
+def strength(grey: np.ndarray, level: np.ndarray | float, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
     """Contrast (grey levels from the paper towards the ink) and ink strength: 0 on paper, 1 for ink a whole
-    headroom (paper to black, or to white) away from it, negative for paper beyond its level."""
+    headroom (paper to black, or to white) away from it, negative for paper beyond its level. `level`: the paper's
+    at every pixel of float32 `grey`, or its one level when the paper is flat."""
+    if not isinstance(level, np.ndarray):
+        if min(grey.shape) > 1:
+            return _flat_strength(grey, np.float32(level), dark_ink)
+        level = np.full(grey.shape, level, np.float32)  # OpenCV reads a one-pixel-wide array as a scalar
     contrast = cv2.subtract(level, grey) if dark_ink else cv2.subtract(grey, level)
     # Light falls on paper and ink alike: relative to the local paper's headroom a stroke in the shade is as
     # strong as in full light. The floor keeps dark paper from amplifying its noise.
     headroom = cv2.max(level if dark_ink else 255.0 - level, 64.0)
     return contrast, cv2.divide(contrast, headroom)
+
+
+def _flat_strength(grey: np.ndarray, level: np.float32, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
+    """`strength` on flat paper: the same float32 values from a scalar level and headroom, without full-size
+    arrays of them."""
+    contrast = level - grey if dark_ink else grey - level
+    headroom = max(level if dark_ink else np.float32(255.0) - level, np.float32(64.0))
+    return contrast, contrast / headroom
 
 
 def otsu(strength: np.ndarray, peak: float) -> tuple[float, np.ndarray]:
@@ -404,14 +424,18 @@ def otsu(strength: np.ndarray, peak: float) -> tuple[float, np.ndarray]:
     return (level + 0.5) / 255.0 * peak, mask
 
 
+def _above(image: np.ndarray, level: float) -> np.ndarray:
+    """The uint8 mask of a float32 image's pixels above `level`: OpenCV's binary threshold to 1, which compares in
+    float32 too, without its float32 result and a uint8 copy of that."""
+    return (image > np.float32(level)).view(np.uint8)
+
+
 def ink_map(small: np.ndarray) -> InkMap:
     """The analysis image (float32 grey levels) read as paper and ink; raises Blank when there is no ink."""
-    dark_ink, flat_level = _lattice_paper(small)
-    if flat_level is None:
+    dark_ink, level = _lattice_paper(small)
+    if level is None:
         level = _opened_paper(small, dark_ink, int(OPEN_SIDE * max(small.shape)) | 1)
-    else:
-        level = np.full(small.shape, flat_level, np.float32)
-    shaded = flat_level is None and float(level.max() - level.min()) >= SHADED
+    shaded = isinstance(level, np.ndarray) and float(level.max() - level.min()) >= SHADED
     contrast, raw = strength(small, level, dark_ink)
     if shaded and FINE:  # evenly lit paper has no shadow edges for the coarse paper to blur
         refined = _fine_paper(small, level, dark_ink, raw)
@@ -426,7 +450,7 @@ def ink_map(small: np.ndarray) -> InkMap:
     threshold, ink = otsu(ink_strength, peak)
     if threshold < min(INK_NOISE * sigma, 0.6 * peak):  # Otsu split the paper's noise: ink stands above it
         threshold = min(INK_NOISE * sigma, 0.6 * peak)
-        ink = cv2.threshold(ink_strength, threshold, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
+        ink = _above(ink_strength, threshold)
     low = min(max(WEAK * threshold, WEAK_NOISE * sigma), threshold)
-    weak = cv2.threshold(ink_strength, low, 1, cv2.THRESH_BINARY)[1].astype(np.uint8)
+    weak = _above(ink_strength, low)
     return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded)

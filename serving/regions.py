@@ -275,15 +275,21 @@ def select_digit(weak: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def max_pool(image: np.ndarray, factor: int) -> np.ndarray:
     """Block maximum: shrinks by `factor` (partial blocks at the edges too) while a one-pixel stroke stays whole."""
-    return cv2.dilate(image, np.ones((factor, factor), np.uint8), anchor=(0, 0))[::factor, ::factor]
+    pooled = cv2.dilate(image, np.ones((factor, factor), np.uint8), anchor=(0, 0))[::factor, ::factor]
+    return np.ascontiguousarray(pooled)  # what reads it next (numpy, and OpenCV's copy of a strided view) is faster
+
+
+def _paper_labels(mask: np.ndarray) -> tuple[int, np.ndarray, int]:
+    """The paper around and inside ink, 8-connected: (label count, labels, the label of the paper around the glyph);
+    label 0 is the ink."""
+    ground = cv2.copyMakeBorder((~mask).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+    count, labels = cv2.connectedComponentsWithAlgorithm(ground, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    return count, labels[1:-1, 1:-1], int(labels[0, 0])  # the padded border's component is the outside
 
 
 def _holes(mask: np.ndarray) -> tuple[int, np.ndarray]:
     """The paper that ink encloses, 8-connected: (label count, labels); label 0 is the ink and the outside."""
-    ground = cv2.copyMakeBorder((~mask).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
-    count, labels = cv2.connectedComponentsWithAlgorithm(ground, 8, cv2.CV_32S, cv2.CCL_BBDT)
-    outside = labels[0, 0]  # the padded border's component: the paper around the glyph
-    labels = labels[1:-1, 1:-1]
+    count, labels, outside = _paper_labels(mask)
     labels[labels == outside] = 0
     return count, labels
 
@@ -306,15 +312,18 @@ def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
     factor = max(1, -(-max(mask.shape) // ANALYSIS))
     if factor > 1:  # any ink in a block counts: rims must stay closed at the smaller size
         mask = max_pool(mask.view(np.uint8), factor).view(bool)
-    count, labels = _holes(mask)
+    # Most glyphs have no hole, or none large enough: the outside is relabelled as ink only when one may be a band.
+    count, labels, outside = _paper_labels(mask)
     if count <= 2:  # only ink and the outside
         return None
     area = np.bincount(labels.ravel(), minlength=count)
+    area[outside] = 0  # no hole (the ink's count, label 0's, is no hole's either)
     rim = rim_width / factor
     # A band is at least HOLLOW_RIM rims wide and HOLLOW_ELONGATION half-widths squared large: a hole smaller
     # than that cannot be one, whatever its half-width (the counters of small digits; no distance needed).
     if not (area[1:] >= HOLLOW_ELONGATION * (HOLLOW_RIM * rim / 2) ** 2).any():
         return None
+    labels[labels == outside] = 0
     half_width = _half_widths(labels, count)
     band = (
         (2 * half_width <= HOLLOW_BAND * max(mask.shape))
