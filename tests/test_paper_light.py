@@ -271,3 +271,29 @@ def test_a_faint_digit_on_a_gently_graded_page_is_framed_as_on_an_even_one(name,
     assert similarity(even, frame(image)) >= 0.95
     monkeypatch.setattr(paper, "GRADED", 0)  # without it (3efdc0d), the far side of the page was ink
     assert similarity(even, frame(image)) < 0.8
+
+
+def shadowed_detail(dark: int, light: int, dark_depth: float, light_depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """(detail, local mean) of a page whose shadow's step runs from border to border, with `dark` pixels of detail
+    `dark_depth` below the local mean and `light` ones `light_depth` above it, away from the step."""
+    local = np.full((100, 100), 200.0, np.float32)
+    local[:, 60:] = 120.0
+    left = np.zeros(100 * 40, np.float32)
+    left[:dark] = -dark_depth
+    left[dark : dark + light] = light_depth
+    detail = np.zeros((100, 100), np.float32)
+    detail[:, :40] = left.reshape(100, 40)
+    return detail, local
+
+
+def test_under_a_shadow_depth_decides_only_the_way_the_count_leans(monkeypatch):
+    """A faint stroke's pixels are not a clear majority over its shallow halo's: their depth beyond the noise floor
+    decides, and only the way the count leans. A few deep pixels against many light ones decide nothing."""
+    leaning_dark = shadowed_detail(120, 90, 30.0, 5.0)
+    assert paper._shadowed_dark(leaning_dark[0].copy(), leaning_dark[1], 7, 1.0) is True
+    leaning_light = shadowed_detail(90, 120, 30.0, 5.0)
+    assert paper._shadowed_dark(leaning_light[0].copy(), leaning_light[1], 7, 1.0) is None
+    clear = shadowed_detail(200, 60, 30.0, 5.0)
+    monkeypatch.setattr(paper, "SHADOW_DEPTH", False)  # the count alone (3efdc0d): no majority, no answer
+    assert paper._shadowed_dark(leaning_dark[0].copy(), leaning_dark[1], 7, 1.0) is None
+    assert paper._shadowed_dark(clear[0].copy(), clear[1], 7, 1.0) is True
