@@ -263,12 +263,13 @@ def _graded(paper: np.ndarray, base: float, contrast: float) -> bool:
     if not GRADED:
         return False
     bare = np.abs(paper - base) < 0.5 * contrast  # a block a stroke fills is ink, not paper
-    if np.count_nonzero(bare) < 0.5 * paper.size:
+    count = np.count_nonzero(bare)
+    if count < 0.5 * paper.size:
         return False
     gh, gw = paper.shape
     y, x = np.mgrid[0:gh, 0:gw]
     # The plane's x and y run 0..1 across the page: its coefficients are its rise along each side.
-    across = np.stack([np.ones(np.count_nonzero(bare)), x[bare] / max(gw - 1, 1), y[bare] / max(gh - 1, 1)], 1)
+    across = np.stack([np.ones(count), x[bare] / max(gw - 1, 1), y[bare] / max(gh - 1, 1)], 1)
     plane = np.linalg.lstsq(across, paper[bare], rcond=None)[0]
     tilt = abs(plane[1]) + abs(plane[2])
     off = float(np.sqrt(np.mean((across @ plane - paper[bare]) ** 2)))
@@ -348,20 +349,26 @@ def _shadowed_dark(detail: np.ndarray, local: np.ndarray, k: int, sigma: float) 
     # halo beside it. That decides only the way the count leans (a speck's depth alone must not turn it).
     if not SHADOW_DEPTH:
         return None
-    dark_depth = float(cv2.sumElems(cv2.threshold(-floor - detail, 0, 0, cv2.THRESH_TOZERO)[1])[0])
-    light_depth = float(cv2.sumElems(cv2.threshold(detail - floor, 0, 0, cv2.THRESH_TOZERO)[1])[0])
+    dark_depth, light_depth = _depths(detail, floor, 1)
     clear = abs(dark_depth - light_depth) >= POLARITY_MARGIN * (dark_depth + light_depth)
     return dark > light if clear and (dark_depth > light_depth) == (dark > light) else None
+
+
+def _depths(detail: np.ndarray, floor: float, power: int) -> tuple[float, float]:
+    """The sums of the dark and of the light detail's depths beyond `floor`, each raised to `power`."""
+    # numpy's scalar subtraction and OpenCV's threshold at zero: the same values, cheaper than cv2.max with a scalar
+    dark = cv2.threshold(-floor - detail, 0, 0, cv2.THRESH_TOZERO)[1]
+    light = cv2.threshold(detail - floor, 0, 0, cv2.THRESH_TOZERO)[1]
+    if power != 1:
+        dark, light = cv2.pow(dark, power), cv2.pow(light, power)
+    return float(cv2.sumElems(dark)[0]), float(cv2.sumElems(light)[0])
 
 
 def _one_sided(detail: np.ndarray, sigma: float) -> bool | None:
     """Whether detail (an image less its local level) is mostly dark (True) or light (False); None when neither
     side has POLARITY_MARGIN more of it. A stroke's core is deep and its halo shallow, while the two sides of an
     edge are alike: cubes weigh the depth."""
-    floor = _detail_floor(sigma)
-    # numpy's scalar subtraction and OpenCV's threshold at zero: the same values, cheaper than cv2.max with a scalar
-    dark = float(cv2.sumElems(cv2.pow(cv2.threshold(-floor - detail, 0, 0, cv2.THRESH_TOZERO)[1], 3))[0])
-    light = float(cv2.sumElems(cv2.pow(cv2.threshold(detail - floor, 0, 0, cv2.THRESH_TOZERO)[1], 3))[0])
+    dark, light = _depths(detail, _detail_floor(sigma), 3)
     if dark + light == 0 or abs(dark - light) < POLARITY_MARGIN * (dark + light):
         return None
     return dark > light
