@@ -33,6 +33,12 @@ CHOICES: dict[str, str] = {
         "dev and MNIST validation digits photographed faintly under shadows, a lamp or a gradient "
         "(benchmarks.shadowed_digits)"
     ),
+    "light graded across the page read as shaded paper (serving/paper.py: _graded, GRADED, GRADE_FIT)": (
+        "dev and MNIST validation digits photographed faintly under a gradient (benchmarks.shadowed_digits)"
+    ),
+    "depth deciding a shadowed page's polarity where the count only leans (serving/paper.py: SHADOW_DEPTH)": (
+        "dev and MNIST validation digits photographed faintly under shadows (benchmarks.shadowed_digits)"
+    ),
     "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
     "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
     "the headline real-world figure (comparison, manifest, /models, report, web page, README)": "sealed",
