@@ -17,12 +17,14 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # o
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
+import importlib.metadata  # noqa: E402
 import io  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
@@ -200,7 +202,8 @@ def markdown(report: dict) -> str:
         f"OMP_NUM_THREADS=1, OpenCV one thread; load average at start {env['device']['load_average_at_start']}, "
         f"at the end {report['load_average_at_end']})",
         f"- versions: Python {env['versions']['python']}, numpy {env['versions']['numpy']}, "
-        f"Pillow {env['versions']['pillow']}, opencv-python-headless {report['opencv']}",
+        f"Pillow {env['versions']['pillow']}, opencv-python-headless {report['opencv']}"
+        + "".join(f", {name} {version}" for name, version in report.get("decoders", {}).items()),
         f"- new: this tree, git {env['git_revision']}; old: {rev['name']} = {rev['commit'][:12]} (its serving/"
         "preprocess.py, ink.py and regions.py read with `git show`)",
         f"- {report['runs']} timed calls a version and case, old and new taking turns {BLOCK} calls at a time (the "
@@ -222,9 +225,11 @@ def markdown(report: dict) -> str:
         "",
         f"The 1000x750 photo in the new version, split: decoded image -> grey levels (`_grey`: luminance, reduce to "
         f"<= 512 px) {split['grey']['median_ms']:.3f} ms; grey -> 28x28 (`ink.to_frame`) "
-        f"{split['to_frame']['median_ms']:.3f} ms. Decoding the canvas PNG alone (`open_image`) "
-        f"{split['canvas_decode']['median_ms']:.3f} ms (zlib inflating 280x280x4 bytes: the same for both "
-        f"versions). The 1000x750 JPEG decoded in full {split['jpeg_decode']['median_ms']:.3f} ms, straight to "
+        f"{split['to_frame']['median_ms']:.3f} ms. Decoding the canvas PNG alone: Pillow (`open_image`) "
+        f"{split['canvas_pillow']['median_ms']:.3f} ms, OpenCV's `imdecode` (the fast path until 2856da4; its wheel "
+        f"inflates with zlib 1.2.7) {split['canvas_opencv']['median_ms']:.3f} ms, the fast path (`_fast_png`: "
+        f"zlib-ng inflating, libspng reading the rows) {split['canvas_fast']['median_ms']:.3f} ms. "
+        f"The 1000x750 JPEG decoded in full {split['jpeg_decode']['median_ms']:.3f} ms, straight to "
         "luminance at half size (`open_image(grey_draft=True)`, what `from_bytes` does now) "
         f"{split['jpeg_grey_draft']['median_ms']:.3f} ms.",
         "",
@@ -286,7 +291,8 @@ def main() -> None:
         "environment": H.environment(),
         "pinned": pinned,
         "against": {"name": args.against, "commit": commit},
-        "opencv": __import__("cv2").__version__,
+        "opencv": cv2.__version__,
+        "decoders": {name: importlib.metadata.version(name) for name in ("zlib-ng", "pyspng")},
         "runs": runs,
         "cases": {},
     }
@@ -307,7 +313,15 @@ def main() -> None:
     report["photo_split"] = {
         "grey": time_pair({"new": P._grey}, photos, runs)["new"],
         "to_frame": time_pair({"new": ink.to_frame}, greys, runs)["new"],
-        "canvas_decode": time_pair({"new": lambda d: P.open_image(d, max_pixels=MAX_PIXELS)}, canvas_pngs, runs)["new"],
+        **time_pair(
+            {
+                "canvas_pillow": lambda d: P.open_image(d, max_pixels=MAX_PIXELS),
+                "canvas_opencv": lambda d: cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_UNCHANGED),
+                "canvas_fast": lambda d: P._open(d, max_pixels=MAX_PIXELS, grey_draft=True, fast_png=True),
+            },
+            canvas_pngs,
+            runs,
+        ),
         **time_pair(
             {
                 "jpeg_decode": lambda d: P.open_image(d, max_pixels=MAX_PIXELS),
