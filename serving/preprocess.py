@@ -156,10 +156,9 @@ def _stored(data: bytes, width: int, height: int, mode: str) -> bytes | None:
 
 
 def _fast_png(data: bytes, width: int, height: int, mode: str) -> np.ndarray | None:
-    """A PNG's pixels ((H, W) grey or (H, W, 4) RGBA uint8), about 5x faster than OpenCV's decode for the web page's
-    canvas: OpenCV's wheel inflates with zlib 1.2.7, which copies the long runs of a drawing byte by byte, where
-    zlib-ng copies them in blocks; libspng then reads the stored rows. None where Pillow must decode it (any doubt,
-    any error)."""
+    """A PNG's pixels ((H, W) grey or (H, W, 4) RGBA uint8); None where Pillow must decode it (any doubt, any error).
+    OpenCV's wheel inflates with zlib 1.2.7, which copies a drawing's long runs byte by byte; zlib-ng copies them in
+    blocks, and libspng reads the stored rows (reports/preprocess/preprocess.md times each way)."""
     stored = _stored(data, width, height, mode)
     if stored is None:
         return None

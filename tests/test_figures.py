@@ -58,6 +58,8 @@ MODEL_FREE = {
     "reports/preprocess/since-a728df4/preprocess.json": "times the preprocessing alone",
     "reports/preprocess/at-ecf1bd2/preprocess.md": "times the preprocessing alone",
     "reports/preprocess/at-ecf1bd2/preprocess.json": "times the preprocessing alone",
+    "reports/preprocess/at-3f84d02/preprocess.md": "times the preprocessing alone",
+    "reports/preprocess/at-3f84d02/preprocess.json": "times the preprocessing alone",
     "reports/preprocess/since-b38cf1e/preprocess.md": "times the preprocessing alone",
     "reports/preprocess/since-b38cf1e/preprocess.json": "times the preprocessing alone",
     "reports/preprocess/since-e0b25ea/preprocess.md": "times the preprocessing alone",
