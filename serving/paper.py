@@ -34,7 +34,9 @@ WEAK_NOISE = 4.0  # ... and this many noise deviations above the paper
 # it opens cells of k / OPEN_CELL pixels, then the paper is interpolated back (smooth: nothing is lost).
 OPEN_SIDE, OPEN_CELL = 0.18, 8
 # Paper found flat (FLAT_SHARE) is shaded after all when SHADE_SHARE of the blocks lie FLAT_NEAR levels or more
-# away from its level, and that one level would leave blots of ink (`_blotted`: BLOT wide, along BLOT_RIM of the rim).
+# away from its level, and that one level would leave blots of ink (`_blotted`: along BLOT_RIM of the rim or more, and
+# what reaches the rim BLOT wide, measured as going on beyond the border: shade comes in from beyond the page's edge,
+# and a wedge of it along a side is wide though its stroke width, the border counted as its side, is not).
 FLAT_NEAR, SHADE_SHARE, BLOT, BLOT_RIM = 6.0, 0.1, 0.15, 0.3
 # Polarity from detail against the local mean over 1/POLARITY_SIDE of the side: decided when one side holds
 # POLARITY_MARGIN more of it (cubed), else by the tails of the grey levels.
@@ -250,11 +252,31 @@ def _blotted(small: np.ndarray, level: float, dark_ink: bool) -> bool:
     BLOT_RIM of its border or more): a lamp's broad spot looks flat, and the shade around it is then read as ink."""
     contrast = (level - small) if dark_ink else (small - level)
     ink = (contrast >= 0.5 * float(contrast.max())).view(np.uint8)
-    if stroke_width(ink) <= BLOT * max(small.shape):
-        return False
     # Shade comes in from the page's edge along much of it; a digit, however bold, touches the edge here and there.
     rim = border(ink)
-    return np.count_nonzero(rim) >= BLOT_RIM * rim.size
+    if np.count_nonzero(rim) < BLOT_RIM * rim.size:
+        return False
+    # Only what reaches the border is shade, and its width is measured as if it went on beyond (`_open_width`).
+    return _open_width(_on_border(ink)) > BLOT * max(small.shape)
+
+
+def _on_border(mask: np.ndarray) -> np.ndarray:
+    """The 0/1 uint8 mask's pieces (8-connected) that reach the image's border."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    h, w = mask.shape
+    left, top, right, bottom = stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]
+    reach = (left == 0) | (top == 0) | (right == w) | (bottom == h)
+    reach[0] = False  # the background
+    return reach[labels].view(np.uint8) if count > 1 else mask
+
+
+def _open_width(mask: np.ndarray) -> float:
+    """`stroke_width` of a 0/1 uint8 mask whose ink goes on beyond the image's border (shade comes in from beyond the
+    page's edge, and where it meets the edge is no side of it): area over half its changes inside the image."""
+    changes = cv2.countNonZero(cv2.absdiff(mask[1:], mask[:-1])) + cv2.countNonZero(
+        cv2.absdiff(mask[:, 1:], mask[:, :-1])
+    )
+    return 2.0 * cv2.countNonZero(mask) / max(changes, 1)
 
 
 def _graded(paper: np.ndarray, base: float, contrast: float) -> bool:
