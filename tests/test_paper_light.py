@@ -300,6 +300,21 @@ def test_under_a_shadow_depth_decides_only_the_way_the_count_leans(monkeypatch):
 
 
 @pytest.mark.parametrize("name", list(DIGITS))
+@pytest.mark.parametrize("depth", [0.45, 0.55])
+def test_a_faint_digit_in_a_shadows_shade_is_read_not_refused(name, depth, monkeypatch):
+    """A light pen's digit in the shade of a shadow over most of the page: the shade dims the ink's contrast as it
+    dims the paper, under MIN_CONTRAST, though in the light the digit reads. A stroke's worth of its pixels, as under
+    the page's best light, reaches it: the digit is framed as on an evenly lit page, not refused as blank."""
+    strokes = DIGITS[name]
+    image = photo(strokes, hard_shadow(0.0, -0.6, depth), contrast=24)
+    even = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), contrast=24))
+    assert similarity(even, frame(image)) >= 0.95
+    monkeypatch.setattr(paper, "STROKE_RUN", 0)  # the strongest pixel alone (c4bbcae): refused
+    with pytest.raises(P.NoInk):
+        frame(image)
+
+
+@pytest.mark.parametrize("name", list(DIGITS))
 @pytest.mark.parametrize("angle", [0.0, 180.0])
 def test_the_noise_in_a_deep_shade_beside_a_faint_digit_is_not_ink(name, angle, monkeypatch):
     """A deep shadow over a side of the page, the digit in the light: strength (contrast over the paper's headroom)
