@@ -297,3 +297,51 @@ def test_under_a_shadow_depth_decides_only_the_way_the_count_leans(monkeypatch):
     monkeypatch.setattr(paper, "SHADOW_DEPTH", False)  # the count alone (3efdc0d): no majority, no answer
     assert paper._shadowed_dark(leaning_dark[0].copy(), leaning_dark[1], 7, 1.0) is None
     assert paper._shadowed_dark(clear[0].copy(), clear[1], 7, 1.0) is True
+
+
+@pytest.mark.parametrize("name", list(DIGITS))
+@pytest.mark.parametrize("depth", [0.45, 0.55])
+def test_a_faint_digit_in_a_shadows_shade_is_read_not_refused(name, depth, monkeypatch):
+    """A light pen's digit in the shade of a shadow over most of the page: the shade dims the ink's contrast as it
+    dims the paper, under MIN_CONTRAST, though in the light the digit reads. A stroke's worth of its pixels, as under
+    the page's best light, reaches it: the digit is framed as on an evenly lit page, not refused as blank."""
+    strokes = DIGITS[name]
+    image = photo(strokes, hard_shadow(0.0, -0.6, depth), contrast=24)
+    even = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), contrast=24))
+    assert similarity(even, frame(image)) >= 0.95
+    monkeypatch.setattr(paper, "STROKE_RUN", 0)  # the strongest pixel alone (c4bbcae): refused
+    with pytest.raises(P.NoInk):
+        frame(image)
+
+
+@pytest.mark.parametrize("name", list(DIGITS))
+@pytest.mark.parametrize("angle", [0.0, 180.0])
+def test_the_noise_in_a_deep_shade_beside_a_faint_digit_is_not_ink(name, angle, monkeypatch):
+    """A deep shadow over a side of the page, the digit in the light: strength (contrast over the paper's headroom)
+    magnifies the sensor's noise in the shade, where the headroom is small, and specks of it joined the digit.
+    Against the image's noise in grey levels the specks are noise, and the digit is framed as on an even page."""
+    strokes = DIGITS[name]
+    image = photo(strokes, hard_shadow(angle, 0.25, 0.7), width=4, contrast=30)
+    even = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), width=4, contrast=30))
+    assert similarity(even, frame(image)) >= 0.95
+    monkeypatch.setattr(paper, "SHADE_NOISE", False)  # strength against `noise` alone (c4bbcae)
+    assert similarity(even, frame(image)) < 0.5
+
+
+@pytest.mark.parametrize("name", list(DIGITS))
+@pytest.mark.parametrize("angle,edge", [(200.0, 0.55), (20.0, 0.55), (90.0, 0.55), (300.0, 0.5)])
+def test_a_wedge_of_shade_along_a_side_is_shaded_paper_not_ink(name, angle, edge, monkeypatch):
+    """A sharp shadow over a wedge along one side of a page otherwise evenly lit: the lattice finds the lit paper
+    flat, and one level for the page read the wedge as a blot of ink, its stroke width (the border counted as its
+    side) under BLOT. Measured as going on beyond the border, as shade does, it is wider: the page is shaded."""
+    strokes = DIGITS[name]
+    image = photo(strokes, hard_shadow(angle, edge, 0.4), width=4, contrast=40)
+    small = paper.box_reduce(np.asarray(image, np.float32), 4)
+    assert paper._lattice_paper(small)[1] is None
+    even = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), width=4, contrast=40))
+    assert similarity(even, frame(image)) >= 0.95
+    # The stroke width of the whole mask, its border a side of it (c4bbcae): flat, and the wedge is the "digit".
+    monkeypatch.setattr(paper, "_open_width", paper.stroke_width)
+    monkeypatch.setattr(paper, "_on_border", lambda mask: mask)
+    assert paper._lattice_paper(small)[1] is not None
+    assert similarity(even, frame(image)) < 0.5

@@ -39,6 +39,10 @@ CHOICES: dict[str, str] = {
     "depth deciding a shadowed page's polarity where the count only leans (serving/paper.py: SHADOW_DEPTH)": (
         "dev and MNIST validation digits photographed faintly under shadows (benchmarks.shadowed_digits)"
     ),
+    "a shaded page: specks under its grey-level noise, a faint stroke's contrast as under the page's best light, a "
+    "wedge of shade measured as going on beyond the border (serving/paper.py: SHADE_NOISE, STROKE_RUN, _blotted)": (
+        "dev and MNIST validation digits photographed faintly under shadows (benchmarks.shadowed_digits)"
+    ),
     "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
     "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
     "the headline real-world figure (comparison, manifest, /models, report, web page, README)": "sealed",
