@@ -90,6 +90,9 @@ DRAWN_STROKE = 0.2
 # dev (benchmarks.preprocess_parity, reports/preprocess/parity-shadow2.md: a rule by pixels, not pieces, turned two dev
 # answers); STROKE_RUN not swept. False / 0: off.
 SHADE_NOISE, STROKE_RUN = True, 0.25
+# Strength divides by the paper's headroom (to black, or to white), floored here so that dark paper does not amplify
+# its noise.
+HEADROOM_FLOOR = 64.0
 SHADED = 16.0  # grey levels of paper shading from which folds and shadows' edges are looked for (serving.regions)
 # The numbers above: tuned on the real-world development split (reports/preprocess/accuracy.md).
 
@@ -467,16 +470,20 @@ def strength(grey: np.ndarray, level: np.ndarray | float, dark_ink: bool) -> tup
         level = np.full(grey.shape, level, np.float32)  # OpenCV reads a one-pixel-wide array as a scalar
     contrast = cv2.subtract(level, grey) if dark_ink else cv2.subtract(grey, level)
     # Light falls on paper and ink alike: relative to the local paper's headroom a stroke in the shade is as
-    # strong as in full light. The floor keeps dark paper from amplifying its noise.
-    headroom = cv2.max(level if dark_ink else 255.0 - level, 64.0)
-    return contrast, cv2.divide(contrast, headroom)
+    # strong as in full light.
+    return contrast, cv2.divide(contrast, _headroom(level, dark_ink))
+
+
+def _headroom(level: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """The paper's headroom at every pixel: grey levels from its level to black (dark ink) or to white, floored."""
+    return cv2.max(level if dark_ink else 255.0 - level, HEADROOM_FLOOR)
 
 
 def _flat_strength(grey: np.ndarray, level: np.float32, dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:
     """`strength` on flat paper: the same float32 values from a scalar level and headroom, without full-size
     arrays of them."""
     contrast = level - grey if dark_ink else grey - level
-    headroom = max(level if dark_ink else np.float32(255.0) - level, np.float32(64.0))
+    headroom = max(level if dark_ink else np.float32(255.0) - level, np.float32(HEADROOM_FLOOR))
     return contrast, contrast / headroom
 
 
@@ -531,7 +538,7 @@ def ink_map(small: np.ndarray) -> InkMap:
 def _lit_stroke(contrast: np.ndarray, level: np.ndarray, dark_ink: bool) -> float:
     """The contrast a stroke's worth of pixels (STROKE_RUN of the image's long side) holds at least, each as under the
     page's best light: light dims ink and paper alike, so a stroke in the shade has less contrast than in the light."""
-    headroom = cv2.max(level if dark_ink else 255.0 - level, 64.0)  # as `strength` has it
+    headroom = _headroom(level, dark_ink)
     lit = (contrast * (float(headroom.max()) / headroom)).ravel()
     n = max(1, int(STROKE_RUN * max(contrast.shape)))
     return float(np.partition(lit, lit.size - n)[lit.size - n])
