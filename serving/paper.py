@@ -173,16 +173,20 @@ def grey_noise(image: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(kept)) / (2 * 0.623)))
 
 
-def stroke_width(mask: np.ndarray) -> float:
+def stroke_width(mask: np.ndarray, *, open_border: bool = False) -> float:
     """Mean stroke width of a 0/1 uint8 mask in pixels: its area over half its perimeter (exact for long strokes).
-    The perimeter counts ink/paper changes along rows and columns; paper lies beyond the border."""
+    The perimeter counts ink/paper changes along rows and columns; paper lies beyond the border, or with
+    `open_border` the ink goes on beyond it (shade comes in from beyond a page's edge): its sides there are no edge."""
     h, w = mask.shape
     area = cv2.countNonZero(mask)
     # Each ink pixel has four sides, and each pair of ink neighbours hides two of them from the paper: the count of
     # changes with a paper border round the mask, from two elementwise minima and no padded copy.
     pairs = cv2.countNonZero(cv2.min(mask[1:], mask[:-1])) if h > 1 else 0
     pairs += cv2.countNonZero(cv2.min(mask[:, 1:], mask[:, :-1])) if w > 1 else 0
-    return 2.0 * area / max(4 * area - 2 * pairs, 1)
+    sides = 4 * area - 2 * pairs
+    if open_border:  # each ink pixel on an outer line has a side there (a corner two, a one-pixel line's both)
+        sides -= sum(int(np.count_nonzero(line)) for line in (mask[0], mask[-1], mask[:, 0], mask[:, -1]))
+    return 2.0 * area / max(sides, 1)
 
 
 def lattice(small: np.ndarray) -> tuple[np.ndarray, int]:
@@ -283,8 +287,8 @@ def _blotted(small: np.ndarray, level: float, dark_ink: bool) -> bool:
     rim = border(ink)
     if np.count_nonzero(rim) < BLOT_RIM * rim.size:
         return False
-    # Only what reaches the border is shade, and its width is measured as if it went on beyond (`_open_width`).
-    return _open_width(_on_border(ink)) > BLOT * max(small.shape)
+    # Only what reaches the border is shade, and its width is measured as if it went on beyond.
+    return stroke_width(_on_border(ink), open_border=True) > BLOT * max(small.shape)
 
 
 def _on_border(mask: np.ndarray) -> np.ndarray:
@@ -295,15 +299,6 @@ def _on_border(mask: np.ndarray) -> np.ndarray:
     reach = (left == 0) | (top == 0) | (right == w) | (bottom == h)
     reach[0] = False  # the background
     return reach[labels].view(np.uint8) if count > 1 else mask
-
-
-def _open_width(mask: np.ndarray) -> float:
-    """`stroke_width` of a 0/1 uint8 mask whose ink goes on beyond the image's border (shade comes in from beyond the
-    page's edge, and where it meets the edge is no side of it): area over half its changes inside the image."""
-    changes = cv2.countNonZero(cv2.absdiff(mask[1:], mask[:-1])) + cv2.countNonZero(
-        cv2.absdiff(mask[:, 1:], mask[:, :-1])
-    )
-    return 2.0 * cv2.countNonZero(mask) / max(changes, 1)
 
 
 def _graded(paper: np.ndarray, base: float, contrast: float) -> bool:

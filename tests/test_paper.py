@@ -196,7 +196,8 @@ def test_a_page_letterboxed_by_black_bars_is_not_taken_for_a_drawing(bars):
     assert paper.stroke_width(page_ink) > 0.25 * max(cv2.boundingRect(page_ink)[2:])  # DRAWN_STROKE is 0.2
     if bars <= 40:
         # Dark ink. Bars along all of the border are wider than BLOT measured as going on beyond it (as shade comes
-        # in, `paper._open_width`) from 40 on: shaded paper, the opening's, and the frame as with one level (c4bbcae).
+        # in, `paper.stroke_width(open_border=True)`) from 40 on: shaded paper, the opening's, and the frame as with
+        # one level (c4bbcae).
         assert paper._lattice_paper(grey) == (True, 255.0 if bars < 40 else None)
 
 

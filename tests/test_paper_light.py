@@ -341,7 +341,8 @@ def test_a_wedge_of_shade_along_a_side_is_shaded_paper_not_ink(name, angle, edge
     even = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), width=4, contrast=40))
     assert similarity(even, frame(image)) >= 0.95
     # The stroke width of the whole mask, its border a side of it (c4bbcae): flat, and the wedge is the "digit".
-    monkeypatch.setattr(paper, "_open_width", paper.stroke_width)
+    closed = paper.stroke_width
+    monkeypatch.setattr(paper, "stroke_width", lambda mask, open_border=False: closed(mask))
     monkeypatch.setattr(paper, "_on_border", lambda mask: mask)
     assert paper._lattice_paper(small)[1] is not None
     assert similarity(even, frame(image)) < 0.5
