@@ -90,7 +90,7 @@ def _moments(image: np.ndarray) -> dict[str, float]:
 def _crop(ink: np.ndarray, level: float = INK_LEVEL) -> np.ndarray:
     """The bounding box of ink >= level (the whole array when there is none)."""
     bounds = _bounds(ink >= level)
-    # A contiguous copy: numpy's comparisons that follow (ink >= 0.5) take several times as long on a strided view.
+    # A contiguous copy: numpy's comparisons that follow (ink >= 0.5) are slower on a strided view.
     return ink if bounds is None else np.ascontiguousarray(ink[bounds[0] : bounds[1], bounds[2] : bounds[3]])
 
 
