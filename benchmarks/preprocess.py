@@ -19,6 +19,7 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import importlib.metadata  # noqa: E402
 import io  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -203,6 +204,7 @@ def markdown(report: dict) -> str:
         f"at the end {report['load_average_at_end']})",
         f"- versions: Python {env['versions']['python']}, numpy {env['versions']['numpy']}, "
         f"Pillow {env['versions']['pillow']}, opencv-python-headless {report['opencv']}"
+        + (f" (its zlib: {report['opencv_zlib']})" if "opencv_zlib" in report else "")
         + "".join(f", {name} {version}" for name, version in report.get("decoders", {}).items()),
         f"- new: this tree, git {env['git_revision']}; old: {rev['name']} = {rev['commit'][:12]} (its serving/"
         "preprocess.py, ink.py and regions.py read with `git show`)",
@@ -227,8 +229,9 @@ def markdown(report: dict) -> str:
         f"<= 512 px) {split['grey']['median_ms']:.3f} ms; grey -> 28x28 (`ink.to_frame`) "
         f"{split['to_frame']['median_ms']:.3f} ms. Decoding the canvas PNG alone: Pillow (`open_image`) "
         f"{split['canvas_pillow']['median_ms']:.3f} ms, OpenCV's `imdecode` (the fast path until 2856da4; its wheel "
-        f"inflates with zlib 1.2.7) {split['canvas_opencv']['median_ms']:.3f} ms, the fast path (`_fast_png`: "
-        f"zlib-ng inflating, libspng reading the rows) {split['canvas_fast']['median_ms']:.3f} ms. "
+        f"links zlib {report.get('opencv_zlib', '?')}) {split['canvas_opencv']['median_ms']:.3f} ms, "
+        "the fast path (`_fast_png`: zlib-ng inflating, libspng reading the rows) "
+        f"{split['canvas_fast']['median_ms']:.3f} ms. "
         f"The 1000x750 JPEG decoded in full {split['jpeg_decode']['median_ms']:.3f} ms, straight to "
         "luminance at half size (`open_image(grey_draft=True)`, what `from_bytes` does now) "
         f"{split['jpeg_grey_draft']['median_ms']:.3f} ms.",
@@ -252,6 +255,12 @@ def markdown(report: dict) -> str:
             f"|slant| > DESKEW_LIMIT ({ink.DESKEW_LIMIT}) for {100 * m['share_slant_beyond_limit']:.1f}% of them.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def opencv_zlib() -> str:
+    """The zlib OpenCV's build links, as its build information names it (e.g. "/usr/lib64/libz.so (ver 1.2.7)")."""
+    found = re.search(r"ZLib:\s*(.+)", cv2.getBuildInformation())
+    return found.group(1).strip() if found else "unknown"
 
 
 def goals(results: dict[str, dict]) -> list[dict]:
@@ -292,6 +301,7 @@ def main() -> None:
         "pinned": pinned,
         "against": {"name": args.against, "commit": commit},
         "opencv": cv2.__version__,
+        "opencv_zlib": opencv_zlib(),
         "decoders": {name: importlib.metadata.version(name) for name in ("zlib-ng", "pyspng")},
         "runs": runs,
         "cases": {},
