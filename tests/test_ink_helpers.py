@@ -120,20 +120,33 @@ def test_stroke_width_counts_the_border_as_paper():
         assert ink._stroke_width(ink_levels) == 2.0 * np.count_nonzero(mask) / max(edges, 1)
 
 
-def test_hole_half_width_is_how_many_cross_erosions_it_survives():
+def test_hole_half_width_is_its_deepest_pixels_euclidean_distance_to_the_ink():
     rng = np.random.default_rng(7)
-    for _ in range(100):
-        glyph = rng.random((int(rng.integers(3, 40)), int(rng.integers(3, 40)))) < rng.uniform(0.2, 0.6)
+    for _ in range(60):
+        h, w = int(rng.integers(8, 40)), int(rng.integers(8, 40))
+        glyph = np.ones((h, w), np.uint8)  # ink, with paper bands and blobs cut out of it: holes of many depths
+        for _ in range(int(rng.integers(1, 4))):
+            x1, x2 = rng.integers(2, w - 2, 2)
+            y1, y2 = rng.integers(2, h - 2, 2)
+            cv2.line(glyph, (int(x1), int(y1)), (int(x2), int(y2)), 0, int(rng.integers(1, 8)))
+        glyph = (glyph > 0) | (rng.random((h, w)) < 0.05)
         count, labels = regions._holes(glyph)
         assert not (labels[0].any() or labels[-1].any() or labels[:, 0].any() or labels[:, -1].any())  # outside
         assert not (labels[glyph] > 0).any()  # the ink is no hole
-        expected, alive, depth = np.zeros(count), labels > 0, 0
-        while alive.any():
-            depth += 1
-            expected[labels[alive]] = depth
-            p = np.pad(alive, 1)
-            alive = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-        np.testing.assert_array_equal(regions._half_widths(labels, count), expected)
+        hole, other = np.argwhere(labels > 0), np.argwhere(labels == 0)
+        nearest = np.sqrt(((hole[:, None, :] - other[None, :, :]) ** 2).sum(-1)).min(1) if hole.size else []
+        expected = np.zeros(count)
+        np.maximum.at(expected, labels[labels > 0], nearest)
+        np.testing.assert_allclose(regions._half_widths(labels, count), expected, rtol=1e-5)
+
+
+def test_a_crossing_of_two_bands_is_as_deep_as_a_disc_fits_not_twice_the_band():
+    hole = np.zeros((61, 61), bool)  # a plus of two 11 px bands (an arm's middle is 6 px from the ink)
+    hole[25:36, 5:56] = hole[5:56, 25:36] = True
+    count, labels = regions._holes(~hole)
+    # From the middle to the nearest ink, a corner of the crossing 6 px down and across: city-block distance made
+    # that 12, a band twice as wide.
+    assert regions._half_widths(labels, count).max() == pytest.approx(6 * 2**0.5, abs=1e-3)
 
 
 def test_otsu_splits_two_levels_and_stays_within_its_bounds():

@@ -60,6 +60,23 @@ def test_counters_of_solid_digits_stay_open():
         assert fill_hollow(crop, ink._stroke_width(crop)) is None, digit
 
 
+def test_every_outlined_bold_digit_is_filled_the_four_too():
+    # A bold 4's band crosses itself (crossbar over stem): measured by city-block distance it was twice as wide there
+    # and read as no band.
+    for digit in "0123456789":
+        crop = _crop_of(_outlined(digit))
+        assert fill_hollow(crop, ink._stroke_width(crop)) is not None, digit
+
+
+def test_the_counter_of_a_thin_slanted_zero_stays_open():
+    for angle in (0, 20, 30, 45):
+        for ratio in (2.5, 3.0, 3.5, 4.0):  # the ring's height over its width
+            image = np.full((280, 280), 255, np.uint8)
+            cv2.ellipse(image, (140, 140), (round(100 / ratio), 100), angle, 0, 360, 0, 6, cv2.LINE_AA)
+            crop = _crop_of(Image.fromarray(image))
+            assert fill_hollow(crop, ink._stroke_width(crop)) is None, (angle, ratio)
+
+
 def test_outlined_eight_keeps_its_two_counters_open():
     crop = _crop_of(_outlined("8"))
     fill = fill_hollow(crop, ink._stroke_width(crop))

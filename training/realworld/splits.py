@@ -43,6 +43,8 @@ CHOICES: dict[str, str] = {
     "wedge of shade measured as going on beyond the border (serving/paper.py: SHADE_NOISE, STROKE_RUN, _blotted)": (
         "dev and MNIST validation digits photographed faintly under shadows (benchmarks.shadowed_digits)"
     ),
+    "a hole's half-width as its Euclidean depth, and the band test's elongation bar (serving/regions.py: "
+    "_half_widths, HOLLOW_ELONGATION; benchmarks.hollow_holes)": "dev",
     "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
     "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
     "the headline real-world figure (comparison, manifest, /models, report, web page, README)": "sealed",
