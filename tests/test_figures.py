@@ -60,6 +60,8 @@ MODEL_FREE = {
     "reports/preprocess/at-ecf1bd2/preprocess.json": "times the preprocessing alone",
     "reports/preprocess/at-3f84d02/preprocess.md": "times the preprocessing alone",
     "reports/preprocess/at-3f84d02/preprocess.json": "times the preprocessing alone",
+    "reports/preprocess/at-46826c4/preprocess.md": "times the preprocessing alone",
+    "reports/preprocess/at-46826c4/preprocess.json": "times the preprocessing alone",
     "reports/preprocess/at-a15e0b5/preprocess.md": "times the preprocessing alone",
     "reports/preprocess/at-a15e0b5/preprocess.json": "times the preprocessing alone",
     "reports/preprocess/since-b38cf1e/preprocess.md": "times the preprocessing alone",
