@@ -31,20 +31,26 @@ DISTANCES = {"city-block": (cv2.DIST_L1, 3), "Euclidean": (cv2.DIST_L2, cv2.DIST
 
 def holes_of(crop: np.ndarray, rim_width: float) -> list[dict]:
     """Each hole of a crop as `fill_hollow` sees it (its mask, pooled to at most regions.ANALYSIS a side)."""
-    mask = crop >= 0.5
-    factor = max(1, -(-max(mask.shape) // regions.ANALYSIS))
-    if factor > 1:
-        mask = regions.max_pool(mask.view(np.uint8), factor).view(bool)
+    mask, factor = regions.hole_mask(crop)
     count, labels = regions._holes(mask)
     inside = (labels > 0).view(np.uint8)
     depths = {name: cv2.distanceTransform(inside, kind, size) for name, (kind, size) in DISTANCES.items()}
+    served = regions._half_widths(labels, count)
     found = []
     for k in range(1, count):
         hole = (labels == k).view(np.uint8)
         area = cv2.countNonZero(hole)
         if area:  # the outside's label, emptied by _holes
             half = {name: cv2.minMaxLoc(depth, hole)[1] for name, depth in depths.items()}
-            found.append({"area": area, "long": max(mask.shape), "rim": rim_width / factor, "half_width": half})
+            found.append(
+                {
+                    "area": area,
+                    "long": max(mask.shape),
+                    "rim": rim_width / factor,
+                    "half_width": half,
+                    "served": served[k],
+                }
+            )
     return found
 
 
@@ -74,24 +80,22 @@ def collect(per_condition: int) -> list[dict]:
     return rows
 
 
-def band_but_elongation(hole: dict, half: float) -> bool:
-    """The band test's other two bars (at most HOLLOW_BAND of the glyph, HOLLOW_RIM rims wide)."""
-    return 2 * half <= regions.HOLLOW_BAND * hole["long"] and 2 * half >= regions.HOLLOW_RIM * hole["rim"]
-
-
 def summarise(rows: list[dict]) -> dict:
     """Per distance: the solid counters' highest elongations, the outlined holes' spread, and passes per bar."""
     out = {}
     for name in DISTANCES:
         by_kind: dict[str, list[float]] = {"solid": [], "outlined": []}
+        solid_named: list[tuple[float, str]] = []
         for hole in rows:
             half = hole["half_width"][name]
-            if half > 0 and band_but_elongation(hole, half):
+            if half > 0 and regions.band_width(np.float64(half), hole["long"], hole["rim"]):
                 kind = "outlined" if hole["condition"] in HOLLOW else "solid"
                 by_kind[kind].append(hole["area"] / half**2)
+                if kind == "solid":
+                    solid_named.append((hole["area"] / half**2, f"{hole['condition']}, a {hole['label']}"))
         out[name] = {
             "weighed": {kind: len(values) for kind, values in by_kind.items()},
-            "solid_highest": sorted(round(e, 1) for e in by_kind["solid"])[-6:][::-1],
+            "solid_highest": [f"{e:.1f} ({what})" for e, what in sorted(solid_named, reverse=True)[:6]],
             "outlined_spread": dict(sorted(Counter(min(int(e), 30) for e in by_kind["outlined"]).items())),
             "passing": {
                 f"{bar:g}": {kind: sum(e >= bar for e in values) for kind, values in by_kind.items()} for bar in BARS
@@ -111,7 +115,8 @@ def markdown(report: dict) -> str:
         + "; ".join(
             f"{name} {s['weighed']['solid']} and {s['weighed']['outlined']}" for name, s in data["distances"].items()
         ),
-        f"- served now: {data['served']}",
+        f"- served now: `HOLLOW_ELONGATION` {data['served']['elongation_bar']:g}, and `serving.regions._half_widths` "
+        f"gives every hole's {' and '.join(data['served']['distance']) or 'neither'} depth",
         "",
         "| distance | bar | solid counters passing (must be 0) | outlined holes passing |",
         "|---|---|---|---|",
@@ -121,7 +126,7 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {bar} | {n['solid']} | {n['outlined']} |")
     lines.append("")
     for name, s in data["distances"].items():
-        lines.append(f"- {name}: solid counters' highest elongations {s['solid_highest']}")
+        lines.append(f"- {name}: solid counters' highest elongations: {', '.join(s['solid_highest'])}")
         spread = ", ".join(f"{k}{'+' if k == 30 else ''}: {v}" for k, v in s["outlined_spread"].items())
         lines.append(f"- {name}: outlined holes by elongation (whole part): {spread}")
     return "\n".join(lines) + "\n"
@@ -135,7 +140,11 @@ def main() -> None:
     rows = collect(args.per_condition)
     results = {
         "per_condition": args.per_condition,
-        "served": f"Euclidean half-widths, HOLLOW_ELONGATION {regions.HOLLOW_ELONGATION:g}",
+        "served": {
+            "elongation_bar": regions.HOLLOW_ELONGATION,
+            # which distance the served half-widths are: the one that equals them for every hole
+            "distance": [n for n in DISTANCES if all(abs(h["half_width"][n] - h["served"]) < 1e-4 for h in rows)],
+        },
         "distances": summarise(rows),
     }
     report = {"environment": H.environment(), "results": results}

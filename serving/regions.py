@@ -23,8 +23,9 @@ import numpy as np
 # A band hole is at most this wide, as a fraction of the glyph's long side (bold fonts reached 0.34 by city-block
 # distance, which measures no band narrower than Euclidean distance does).
 HOLLOW_BAND = 0.42
-# Area / half-width^2 of a band: a disc has ~3; on dev (reports/hollow/holes.md) every solid digit's counter measured
-# at most 12.2 (a thin slanted 0's), the next 10.4, and most bands of outlined digits more than 15.
+# Area / half-width^2 of a band: a disc has ~3. On dev (reports/hollow/holes.md) the solid digits' counters measured at
+# most 12.2 (a 0's) and 10.4 next; of the outlined digits' 602 holes (their bands, and counters that must stay open),
+# 389 reach 14.
 HOLLOW_ELONGATION = 14.0
 HOLLOW_RIM = 2.0  # a band is at least this many times as wide as the rims around it
 ANALYSIS = 128  # holes are measured on a mask at most this large
@@ -311,12 +312,23 @@ def _half_widths(labels: np.ndarray, count: int) -> np.ndarray:
     return half_width
 
 
-def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
-    """The mask of band-shaped holes to fill in `ink`'s glyph (at ink's size), or None when there are none."""
+def hole_mask(ink: np.ndarray) -> tuple[np.ndarray, int]:
+    """The bool mask of `ink` >= 0.5 whose holes `fill_hollow` measures (at most ANALYSIS a side), and its factor."""
     mask = ink >= 0.5
     factor = max(1, -(-max(mask.shape) // ANALYSIS))
     if factor > 1:  # any ink in a block counts: rims must stay closed at the smaller size
         mask = max_pool(mask.view(np.uint8), factor).view(bool)
+    return mask, factor
+
+
+def band_width(half_width: np.ndarray, side: int, rim: float) -> np.ndarray:
+    """The band test's two width bars: at most HOLLOW_BAND of the glyph's long side `side`, HOLLOW_RIM rims or more."""
+    return (2 * half_width <= HOLLOW_BAND * side) & (2 * half_width >= HOLLOW_RIM * rim)
+
+
+def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
+    """The mask of band-shaped holes to fill in `ink`'s glyph (at ink's size), or None when there are none."""
+    mask, factor = hole_mask(ink)
     # Most glyphs have no hole, or none large enough: the outside is relabelled as ink only when one may be a band.
     count, labels, outside = _paper_labels(mask)
     if count <= 2:  # only ink and the outside
@@ -330,12 +342,7 @@ def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
         return None
     labels[labels == outside] = 0
     half_width = _half_widths(labels, count)
-    band = (
-        (2 * half_width <= HOLLOW_BAND * max(mask.shape))
-        & (area >= HOLLOW_ELONGATION * half_width**2)
-        & (2 * half_width >= HOLLOW_RIM * rim)
-        & (half_width > 0)
-    )
+    band = band_width(half_width, max(mask.shape), rim) & (area >= HOLLOW_ELONGATION * half_width**2) & (half_width > 0)
     band[0] = False  # the ink (and the outside, whose labels are now 0)
     if not band.any():
         return None

@@ -140,6 +140,22 @@ def test_hole_half_width_is_its_deepest_pixels_euclidean_distance_to_the_ink():
         np.testing.assert_allclose(regions._half_widths(labels, count), expected, rtol=1e-5)
 
 
+def test_half_widths_of_many_holes_take_the_same_depths():
+    # Over 16 labels (a page of noise) the maxima come from one pass over all pixels, not one masked pass a label.
+    glyph = np.ones((90, 90), np.uint8)
+    for i in range(6):
+        for j in range(6):  # 36 holes: diagonal bars 1-6 px wide, where city-block and Euclidean depth differ
+            x, y = 3 + 15 * j, 3 + 15 * i
+            cv2.line(glyph, (x + 2, y + 2), (x + 9, y + 9), 0, 1 + (i + j) % 6)
+    count, labels = regions._holes(glyph > 0)
+    assert count - 1 > 16
+    hole, other = np.argwhere(labels > 0), np.argwhere(labels == 0)
+    nearest = np.sqrt(((hole[:, None, :] - other[None, :, :]) ** 2).sum(-1)).min(1)
+    expected = np.zeros(count)
+    np.maximum.at(expected, labels[labels > 0], nearest)
+    np.testing.assert_allclose(regions._half_widths(labels, count), expected, rtol=1e-5)
+
+
 def test_a_crossing_of_two_bands_is_as_deep_as_a_disc_fits_not_twice_the_band():
     hole = np.zeros((61, 61), bool)  # a plus of two 11 px bands (an arm's middle is 6 px from the ink)
     hole[25:36, 5:56] = hole[5:56, 25:36] = True
