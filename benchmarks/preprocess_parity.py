@@ -309,7 +309,9 @@ def markdown(rows: list[dict], args: argparse.Namespace, rev: str, env: dict, ch
         "# Preprocessing parity: this tree against an earlier revision",
         "",
         f"- command: `{env['command']}`",
-        f"- this tree: git {env['git_revision']}; serving/regions.py, ink.py, preprocess.py "
+        f"- this tree: git {env['git_revision']}; serving/"
+        + ", ".join(f"{m.split('.')[1]}.py" for m in MODULES)
+        + " "
         + ("differ from that commit (uncommitted changes)" if changed else "as committed there"),
         f"- against: {args.against} = {rev} (`git show {rev}:serving/<file>.py`, loaded as temporary modules)",
         f"- device: {env['device']['cpu']}; OMP_NUM_THREADS=1; versions: Python {env['versions']['python']}, "

@@ -8,11 +8,11 @@ then sensor noise, a lens blur and JPEG. This code, not `training.realworld`, dr
 leaves the real-world set's sealed split as unseen as before. No model trains on them.
 
 `--against REV` adds the preprocessing of an earlier revision (read with `git show`), side by side. `--blank N`
-(150) photographs N pages with nothing written on them, which must be refused (NoInk): a preprocessing that reads
-fainter ink must not read these.
+(150) photographs N pages with nothing written on them for each `--blank-seed` (5), which must be refused (NoInk): a
+preprocessing that reads fainter ink must not read these.
 
 Usage:  python -m benchmarks.shadowed_digits [--count 300] [--seed 7 ...] [--against REV] [--blank 150]
-        [--out reports/shadowed]
+        [--blank-seed 5 ...] [--out reports/shadowed]
 """
 
 from __future__ import annotations
@@ -121,10 +121,17 @@ def frames(blobs: list[bytes], from_bytes: Callable[..., np.ndarray]) -> tuple[n
     return np.stack(out).astype(np.float32), np.asarray(refused)
 
 
-def evaluate(exported: Path, count: int, seeds: list[int], against: str | None = None, blanks: int = 0) -> dict:
+def evaluate(
+    exported: Path,
+    count: int,
+    seeds: list[int],
+    against: str | None = None,
+    blanks: int = 0,
+    blank_seeds: tuple[int, ...] = (BLANK_SEED,),
+) -> dict:
     """Every served model on each seed's photos, through this tree's preprocessing and (given `against`) that
-    revision's: accuracy overall and per light, the photos refused, and how many of `blanks` blank pages are refused
-    (the rest give a frame: a digit read where none is)."""
+    revision's: accuracy overall and per light, the photos refused, and how many of `blanks` blank pages a blank seed
+    are refused (the rest give a frame: a digit read where none is)."""
     from serving.store import ModelStore
 
     versions: dict[str, Callable[..., np.ndarray]] = {"this tree": P.from_bytes}
@@ -135,7 +142,7 @@ def evaluate(exported: Path, count: int, seeds: list[int], against: str | None =
     labels = np.concatenate([m[1] for m in made])
     lights = np.concatenate([m[2] for m in made])
     digest = hashlib.sha256(b"".join(b for m in made for b in m[0])).hexdigest()
-    empty = blank_pages(blanks, BLANK_SEED)
+    empty = [page for seed in blank_seeds for page in blank_pages(blanks, seed)]
     results = {}
     for version, from_bytes in versions.items():
         images, refused = frames([b for m in made for b in m[0]], from_bytes)
@@ -162,7 +169,8 @@ def evaluate(exported: Path, count: int, seeds: list[int], against: str | None =
             "photos": len(labels),
             "per_light": {light: int((lights == i).sum()) for i, light in enumerate(LIGHTS)},
             "sha256": digest,
-            "blank_pages": blanks,
+            "blank_pages": len(empty),
+            "blank_seeds": list(blank_seeds),
         },
         "versions": results,
     }
@@ -187,8 +195,9 @@ def markdown(report: dict) -> str:
             f"{v}: {r['refused']} (" + ", ".join(f"{k} {n}" for k, n in r["refused_by_light"].items()) + ")"
             for v, r in data["versions"].items()
         ),
-        f"- blank pages (the same paper and lights, nothing written; seed {BLANK_SEED}) refused, of "
-        f"{ds['blank_pages']}: " + "; ".join(f"{v}: {r['blank_refused']}" for v, r in data["versions"].items()),
+        f"- blank pages (the same paper and lights, nothing written; seeds "
+        f"{', '.join(map(str, ds.get('blank_seeds', [BLANK_SEED])))}) refused, of {ds['blank_pages']}: "
+        + "; ".join(f"{v}: {r['blank_refused']}" for v, r in data["versions"].items()),
         "",
         "| model | sha256 | preprocessing | all | " + " | ".join(LIGHTS) + " |",
         "|---|---|---|---|" + "---|" * len(LIGHTS),
@@ -212,10 +221,12 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=300, help="digits a seed (each photographed once)")
     ap.add_argument("--seed", type=int, action="append", help="one set of photos a seed (default: 7, 11, 13, 17)")
     ap.add_argument("--against", default=None, help="also an earlier revision's preprocessing, side by side")
-    ap.add_argument("--blank", type=int, default=150, help="blank pages, which must be refused")
+    ap.add_argument("--blank", type=int, default=150, help="blank pages a blank seed, which must be refused")
+    ap.add_argument("--blank-seed", type=int, action="append", help=f"blank pages a seed (default: {BLANK_SEED})")
     args = ap.parse_args()
     exported = H.require_manifest(args.exported)
-    results = evaluate(exported, args.count, args.seed or [7, 11, 13, 17], args.against, args.blank)
+    seeds, blank_seeds = args.seed or [7, 11, 13, 17], tuple(args.blank_seed or [BLANK_SEED])
+    results = evaluate(exported, args.count, seeds, args.against, args.blank, blank_seeds)
     report = {"environment": H.environment(exported=exported), "results": results}
     H.write_report(args.out, "shadowed", report, markdown(report))
     print(markdown(report))

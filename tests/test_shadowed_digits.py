@@ -56,12 +56,14 @@ def test_the_pen_draws_the_digits_skeleton_thin():
 
 def test_the_report_scores_every_served_model_per_light(exported_dir, tmp_path, monkeypatch):
     argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "12"]
-    monkeypatch.setattr(sys, "argv", [*argv, "--seed", "5", "--seed", "6", "--blank", "3"])
+    blank = ["--blank", "3", "--blank-seed", "5", "--blank-seed", "8"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--seed", "5", "--seed", "6", *blank])
     SD.main()
     results = json.loads((tmp_path / "shadowed.json").read_text())["results"]
     assert results["dataset"]["photos"] == 24 and results["dataset"]["seeds"] == [5, 6]
     assert sum(results["dataset"]["per_light"].values()) == 24
-    assert results["dataset"]["blank_pages"] == 3 and 0 <= results["versions"]["this tree"]["blank_refused"] <= 3
+    assert results["dataset"]["blank_pages"] == 6 and results["dataset"]["blank_seeds"] == [5, 8]
+    assert 0 <= results["versions"]["this tree"]["blank_refused"] <= 6
     manifest = json.loads((exported_dir / "manifest.json").read_text())
     models = results["versions"]["this tree"]["models"]
     assert models and set(models) <= set(manifest["models"])
