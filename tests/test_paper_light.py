@@ -346,3 +346,24 @@ def test_a_wedge_of_shade_along_a_side_is_shaded_paper_not_ink(name, angle, edge
     monkeypatch.setattr(paper, "_on_border", lambda mask: mask)
     assert paper._lattice_paper(small)[1] is not None
     assert similarity(even, frame(image)) < 0.5
+
+
+@pytest.mark.parametrize("name", list(DIGITS))
+def test_a_faint_digit_under_a_lamp_is_read_though_no_pixel_reaches_the_contrast_floor(name, monkeypatch):
+    """A light pen under a lamp's spot: no pixel reaches MIN_CONTRAST, in the light or the shade, but a stroke's worth
+    of them, as under the page's best light, reaches LIT_CONTRAST: the digit is framed as on an evenly lit page."""
+    strokes = DIGITS[name]
+    image = photo(strokes, lamp_spot(0.6, -0.5), contrast=14)
+    even = frame(photo(strokes, np.ones(coords()[0].shape, np.float32), contrast=24))
+    assert similarity(even, frame(image)) >= 0.95
+    monkeypatch.setattr(paper, "LIT_CONTRAST", paper.MIN_CONTRAST)  # the floor itself (111b958): refused
+    with pytest.raises(P.NoInk):
+        frame(image)
+
+
+@pytest.mark.parametrize("light", [lamp_spot(0.6, -0.5), hard_shadow(0.0, -0.6, 0.5), hard_shadow(90.0, 0.2, 0.4)])
+def test_a_blank_page_under_a_lamp_or_a_shadow_is_still_refused(light):
+    """The same pages with nothing written on them (the pen's contrast nought): their noise and a shadow's edge are
+    no stroke's worth of ink at LIT_CONTRAST."""
+    with pytest.raises(P.NoInk):
+        frame(photo(DIGITS["dashed 7"], light, contrast=0.0))

@@ -43,6 +43,11 @@ CHOICES: dict[str, str] = {
     "wedge of shade measured as going on beyond the border (serving/paper.py: SHADE_NOISE, STROKE_RUN, _blotted)": (
         "dev and MNIST validation digits photographed faintly under shadows (benchmarks.shadowed_digits)"
     ),
+    "a shaded page's faint stroke read from half the contrast floor as under the page's best light (serving/paper.py: "
+    "LIT_CONTRAST)": (
+        "dev and MNIST validation digits photographed faintly under shadows, a lamp or a gradient, and their blank "
+        "pages (benchmarks.shadowed_digits: seeds 7-17 and blank seed 5; no dev frame changed)"
+    ),
     "a hole's half-width as its Euclidean depth, and the band test's elongation bar (serving/regions.py: "
     "_half_widths, HOLLOW_ELONGATION; benchmarks.hollow_holes)": "dev",
     "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
