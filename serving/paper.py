@@ -112,6 +112,7 @@ class InkMap:
     ink: np.ndarray  # uint8 mask: strength above the threshold
     weak: np.ndarray  # uint8 mask: strength above the weak threshold (a superset of `ink`)
     shaded: bool  # the paper's level varies by SHADED grey levels or more: a photo's light, not a drawing's flat ground
+    pieces: int = 0  # `weak`'s 8-connected pieces and the paper, where they were counted (0: not)
 
 
 def box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
@@ -526,9 +527,10 @@ def ink_map(small: np.ndarray) -> InkMap:
         ink = _above(ink_strength, threshold)
     low = min(max(WEAK * threshold, WEAK_NOISE * sigma), threshold)
     weak = _above(ink_strength, low)
+    pieces = 0
     if shaded and SHADE_NOISE:
-        ink, weak = _above_shade_noise(small, contrast, ink, weak, grey_sigma)
-    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded)
+        ink, weak, pieces = _above_shade_noise(small, contrast, ink, weak, grey_sigma)
+    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded, pieces)
 
 
 def _lit_stroke(contrast: np.ndarray, level: np.ndarray, dark_ink: bool) -> float:
@@ -542,11 +544,12 @@ def _lit_stroke(contrast: np.ndarray, level: np.ndarray, dark_ink: bool) -> floa
 
 def _above_shade_noise(
     small: np.ndarray, contrast: np.ndarray, ink: np.ndarray, weak: np.ndarray, sigma: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, int]:
     """`ink` and `weak` less the pieces of weak ink (8-connected) none of whose pixels' contrast (grey levels) stands
     INK_NOISE deviations of the image's noise in grey levels above the paper (`SHADE_NOISE`): specks of the noise that
     strength magnifies in the shade. A stroke's piece is kept whole, its faint rim too; as they were where that would
-    leave no ink. `sigma`: `noise(small)` where already read."""
+    leave no ink. `sigma`: `noise(small)` where already read. Also the count of the weak ink's pieces and the paper
+    (`InkMap.pieces`): pieces are kept whole, so those kept are the pieces of what is left."""
     # `noise`'s median is nought where a JPEG leaves most neighbours alike
     sigma = (noise(small) if sigma is None else sigma) or grey_noise(small)
     count, labels = cv2.connectedComponents(weak, connectivity=8)
@@ -557,5 +560,5 @@ def _above_shade_noise(
     kept = weak if keep[1:].all() else keep[labels].view(np.uint8)
     inked = cv2.bitwise_and(ink, kept)
     if not cv2.countNonZero(inked):
-        return ink, weak
-    return inked, kept
+        return ink, weak, count
+    return inked, kept, int(np.count_nonzero(keep)) + 1

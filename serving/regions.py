@@ -243,17 +243,25 @@ def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None
     return (lines, widest) if widest else None
 
 
-def select_digit(weak: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The digit among the components of `weak` (uint8 masks; `ink` within it: a piece must hold some ink).
+def select_digit(weak: np.ndarray, ink: np.ndarray, pieces: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The digit among the components of `weak` (uint8 masks; `ink` within it: a piece must hold some ink);
+    `pieces`: their count and the paper's, where already counted (`serving.paper.InkMap.pieces`; 0: not).
 
     Returns the labels, their stats and which labels are the digit's (label 0, the paper, never)."""
-    count, labels = cv2.connectedComponentsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    stats = None
+    if pieces > 2:  # several, known: labelled once, with their statistics
+        count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    elif pieces == 2:  # one, known: the 0/1 mask is its own labels
+        count, labels = 2, weak
+    else:
+        count, labels = cv2.connectedComponentsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
     keep = np.zeros(count, bool)
     if count == 2:  # one piece: the digit, its box without the cost of OpenCV's statistics pass
         keep[1] = True
         x, y, w, h = cv2.boundingRect(weak)
         return labels, np.array([[0, 0, 0, 0, 0], [x, y, w, h, cv2.countNonZero(weak)]]), keep
-    stats = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)[2]
+    if stats is None:
+        stats = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)[2]
     p = Pieces.of(stats)
     inked = np.bincount(labels[ink > 0], minlength=count)[1:] > 0  # weak ink alone is noise, never a piece
     candidate = inked & ~_paper_edges(p, *weak.shape)
