@@ -205,8 +205,10 @@ def _coarse_lines(found: np.ndarray, h: int, w: int, near: int) -> list[tuple[in
 
 def _same_chord(one: tuple[int, int, int, int], other: tuple[int, int, int, int], near: int) -> bool:
     """Whether two chords end within `near` pixels of each other, in either direction."""
-    flipped = (*other[2:], *other[:2])
-    return any(max(abs(p - q) for p, q in zip(one, ends, strict=True)) <= near for ends in (other, flipped))
+    # Plain arithmetic on the eight numbers: generators over them cost most of the coarse search's Python.
+    (ax, ay, bx, by), (cx, cy, dx, dy) = one, other
+    same = max(abs(ax - cx), abs(ay - cy), abs(bx - dx), abs(by - dy)) <= near
+    return same or max(abs(ax - dx), abs(ay - dy), abs(bx - cx), abs(by - cy)) <= near
 
 
 def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None:
