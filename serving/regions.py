@@ -87,13 +87,13 @@ class Pieces:
 def _paper_edges(p: Pieces, h: int, w: int) -> np.ndarray:
     """Pieces that are paper, not ink: an edge or a shadow along the border, thin across; a line from border
     to border; or most of the image."""
-    along_rows = ((p.top == 0) | (p.bottom == h)) & (p.right - p.left >= 0.4 * w) & (p.bottom - p.top <= 0.2 * h)
-    along_cols = ((p.left == 0) | (p.right == w)) & (p.bottom - p.top >= 0.4 * h) & (p.right - p.left <= 0.2 * w)
-    across = ((p.top == 0) & (p.bottom == h) & (p.right - p.left <= THIN * w)) | (
-        (p.left == 0) & (p.right == w) & (p.bottom - p.top <= THIN * h)
-    )
-    touches = (p.top == 0) | (p.bottom == h) | (p.left == 0) | (p.right == w)
-    huge = touches & ((p.bottom - p.top) * (p.right - p.left) >= 0.6 * h * w) & (p.area >= 0.3 * h * w)
+    # Each side's contact and each extent once: numpy's per-call overhead is most of the cost on a few dozen pieces.
+    top, bottom, left, right = p.top == 0, p.bottom == h, p.left == 0, p.right == w
+    tall, wide = p.bottom - p.top, p.right - p.left
+    along_rows = (top | bottom) & (wide >= 0.4 * w) & (tall <= 0.2 * h)
+    along_cols = (left | right) & (tall >= 0.4 * h) & (wide <= 0.2 * w)
+    across = (top & bottom & (wide <= THIN * w)) | (left & right & (tall <= THIN * h))
+    huge = (top | bottom | left | right) & (tall * wide >= 0.6 * h * w) & (p.area >= 0.3 * h * w)
     return along_rows | along_cols | across | huge
 
 
