@@ -554,8 +554,12 @@ def _above_shade_noise(
     sigma = (noise(small) if sigma is None else sigma) or grey_noise(small)
     count, labels = cv2.connectedComponents(weak, connectivity=8)
     keep = np.zeros(count, bool)
-    keep[labels[(contrast > INK_NOISE * sigma) & (weak > 0)]] = True
-    keep[0] = False  # paper
+    stands = (contrast > INK_NOISE * sigma) & weak.view(bool)  # `weak` is 0/1: its bytes are numpy's bools
+    if count == 2:  # one piece: kept where any pixel stands, no lookup of its label
+        keep[1] = stands.any()
+    else:
+        keep[labels[stands]] = True
+        keep[0] = False  # paper
     # Every piece kept (a clean page): the pieces are the mask itself, no lookup of their labels.
     kept = weak if keep[1:].all() else keep[labels].view(np.uint8)
     inked = cv2.bitwise_and(ink, kept)
