@@ -200,7 +200,7 @@ def _digit_ink(grey: np.ndarray) -> np.ndarray:
         rest = cv2.subtract(strong, found[0])
         if cv2.countNonZero(rest) >= LINE_REST * cv2.countNonZero(strong):
             weak, strong, lines = cv2.subtract(weak, found[0]), rest, found[0]
-    labels, stats, keep = select_digit(weak, strong)
+    labels, stats, keep = select_digit(weak, strong, m.pieces if weak is m.weak else 0)  # lines taken out: uncounted
     sh, sw = small.shape
     # The chosen components' box, and a rim of one pixel around their ink.
     kept = stats[keep].tolist()  # [left, top, width, height, area] each: a few, faster in plain Python

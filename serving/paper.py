@@ -118,6 +118,7 @@ class InkMap:
     ink: np.ndarray  # uint8 mask: strength above the threshold
     weak: np.ndarray  # uint8 mask: strength above the weak threshold (a superset of `ink`)
     shaded: bool  # the paper's level varies by SHADED grey levels or more: a photo's light, not a drawing's flat ground
+    pieces: int = 0  # `weak`'s 8-connected pieces and the paper, where they were counted (0: not)
 
 
 def box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
@@ -207,10 +208,11 @@ def lattice(small: np.ndarray) -> tuple[np.ndarray, int]:
     return np.sort(cells.reshape(gh, CELLS, gw, CELLS).transpose(0, 2, 1, 3).reshape(gh, gw, -1), axis=2), side
 
 
-def _lattice_paper(small: np.ndarray) -> tuple[bool, float | None]:
-    """Which side is ink (True: dark ink on light paper), and the paper's one grey level if it is flat."""
+def _lattice_paper(small: np.ndarray) -> tuple[bool, float | None, float | None]:
+    """Which side is ink (True: dark ink on light paper), the paper's one grey level if it is flat, and the image's
+    `noise` (None for a digital drawing, which is read without it)."""
     if (drawn := _drawn_paper(small)) is not None:
-        return drawn
+        return (*drawn, None)
     blocks, _ = lattice(small)
     n = blocks.shape[2]
     typical = upper_median(blocks[..., n // 2])  # paper, unless ink covers half the image
@@ -237,13 +239,13 @@ def _lattice_paper(small: np.ndarray) -> tuple[bool, float | None]:
     else:
         level = _page_level(small, dark_ink, darkest, lightest, sigma)
         if level is None:
-            return dark_ink, None
+            return dark_ink, None, sigma
     if shaded_blocks >= SHADE_SHARE * paper.size and (
         _blotted(small, level, dark_ink)
         or _graded(paper.reshape(blocks.shape[:2]), base, abs(level - (darkest if dark_ink else lightest)))
     ):
-        return dark_ink, None
-    return dark_ink, level
+        return dark_ink, None, sigma
+    return dark_ink, level, sigma
 
 
 def _drawn_paper(small: np.ndarray) -> tuple[bool, float] | None:
@@ -507,7 +509,7 @@ def _above(image: np.ndarray, level: float) -> np.ndarray:
 
 def ink_map(small: np.ndarray) -> InkMap:
     """The analysis image (float32 grey levels) read as paper and ink; raises Blank when there is no ink."""
-    dark_ink, level = _lattice_paper(small)
+    dark_ink, level, grey_sigma = _lattice_paper(small)  # the noise in grey levels, read once for both its uses
     if level is None:
         level = _opened_paper(small, dark_ink, int(OPEN_SIDE * max(small.shape)) | 1)
     shaded = isinstance(level, np.ndarray) and float(level.max() - level.min()) >= SHADED
@@ -531,9 +533,10 @@ def ink_map(small: np.ndarray) -> InkMap:
         ink = _above(ink_strength, threshold)
     low = min(max(WEAK * threshold, WEAK_NOISE * sigma), threshold)
     weak = _above(ink_strength, low)
+    pieces = 0
     if shaded and SHADE_NOISE:
-        ink, weak = _above_shade_noise(small, contrast, ink, weak)
-    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded)
+        ink, weak, pieces = _above_shade_noise(small, contrast, ink, weak, grey_sigma)
+    return InkMap(dark_ink, level, ink_strength, threshold, ink, weak, shaded, pieces)
 
 
 def _lit_stroke(contrast: np.ndarray, level: np.ndarray, dark_ink: bool) -> float:
@@ -546,20 +549,26 @@ def _lit_stroke(contrast: np.ndarray, level: np.ndarray, dark_ink: bool) -> floa
 
 
 def _above_shade_noise(
-    small: np.ndarray, contrast: np.ndarray, ink: np.ndarray, weak: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    small: np.ndarray, contrast: np.ndarray, ink: np.ndarray, weak: np.ndarray, sigma: float | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
     """`ink` and `weak` less the pieces of weak ink (8-connected) none of whose pixels' contrast (grey levels) stands
     INK_NOISE deviations of the image's noise in grey levels above the paper (`SHADE_NOISE`): specks of the noise that
     strength magnifies in the shade. A stroke's piece is kept whole, its faint rim too; as they were where that would
-    leave no ink."""
-    sigma = noise(small) or grey_noise(small)  # `noise`'s median is nought where a JPEG leaves most neighbours alike
+    leave no ink. `sigma`: `noise(small)` where already read. Also the count of the weak ink's pieces and the paper
+    (`InkMap.pieces`): pieces are kept whole, so those kept are the pieces of what is left."""
+    # `noise`'s median is nought where a JPEG leaves most neighbours alike
+    sigma = (noise(small) if sigma is None else sigma) or grey_noise(small)
     count, labels = cv2.connectedComponents(weak, connectivity=8)
     keep = np.zeros(count, bool)
-    keep[labels[(contrast > INK_NOISE * sigma) & (weak > 0)]] = True
-    keep[0] = False  # paper
+    stands = (contrast > INK_NOISE * sigma) & weak.view(bool)  # `weak` is 0/1: its bytes are numpy's bools
+    if count == 2:  # one piece: kept where any pixel stands, no lookup of its label
+        keep[1] = stands.any()
+    else:
+        keep[labels[stands]] = True
+        keep[0] = False  # paper
     # Every piece kept (a clean page): the pieces are the mask itself, no lookup of their labels.
     kept = weak if keep[1:].all() else keep[labels].view(np.uint8)
     inked = cv2.bitwise_and(ink, kept)
     if not cv2.countNonZero(inked):
-        return ink, weak
-    return inked, kept
+        return ink, weak, count
+    return inked, kept, int(np.count_nonzero(keep)) + 1

@@ -87,13 +87,13 @@ class Pieces:
 def _paper_edges(p: Pieces, h: int, w: int) -> np.ndarray:
     """Pieces that are paper, not ink: an edge or a shadow along the border, thin across; a line from border
     to border; or most of the image."""
-    along_rows = ((p.top == 0) | (p.bottom == h)) & (p.right - p.left >= 0.4 * w) & (p.bottom - p.top <= 0.2 * h)
-    along_cols = ((p.left == 0) | (p.right == w)) & (p.bottom - p.top >= 0.4 * h) & (p.right - p.left <= 0.2 * w)
-    across = ((p.top == 0) & (p.bottom == h) & (p.right - p.left <= THIN * w)) | (
-        (p.left == 0) & (p.right == w) & (p.bottom - p.top <= THIN * h)
-    )
-    touches = (p.top == 0) | (p.bottom == h) | (p.left == 0) | (p.right == w)
-    huge = touches & ((p.bottom - p.top) * (p.right - p.left) >= 0.6 * h * w) & (p.area >= 0.3 * h * w)
+    # Each side's contact and each extent once: numpy's per-call overhead is most of the cost on a few dozen pieces.
+    top, bottom, left, right = p.top == 0, p.bottom == h, p.left == 0, p.right == w
+    tall, wide = p.bottom - p.top, p.right - p.left
+    along_rows = (top | bottom) & (wide >= 0.4 * w) & (tall <= 0.2 * h)
+    along_cols = (left | right) & (tall >= 0.4 * h) & (wide <= 0.2 * w)
+    across = (top & bottom & (wide <= THIN * w)) | (left & right & (tall <= THIN * h))
+    huge = (top | bottom | left | right) & (tall * wide >= 0.6 * h * w) & (p.area >= 0.3 * h * w)
     return along_rows | along_cols | across | huge
 
 
@@ -205,8 +205,10 @@ def _coarse_lines(found: np.ndarray, h: int, w: int, near: int) -> list[tuple[in
 
 def _same_chord(one: tuple[int, int, int, int], other: tuple[int, int, int, int], near: int) -> bool:
     """Whether two chords end within `near` pixels of each other, in either direction."""
-    flipped = (*other[2:], *other[:2])
-    return any(max(abs(p - q) for p, q in zip(one, ends, strict=True)) <= near for ends in (other, flipped))
+    # Plain arithmetic on the eight numbers: generators over them cost most of the coarse search's Python.
+    (ax, ay, bx, by), (cx, cy, dx, dy) = one, other
+    same = max(abs(ax - cx), abs(ay - cy), abs(bx - dx), abs(by - dy)) <= near
+    return same or max(abs(ax - dx), abs(ay - dy), abs(bx - cx), abs(by - cy)) <= near
 
 
 def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None:
@@ -243,17 +245,25 @@ def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None
     return (lines, widest) if widest else None
 
 
-def select_digit(weak: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The digit among the components of `weak` (uint8 masks; `ink` within it: a piece must hold some ink).
+def select_digit(weak: np.ndarray, ink: np.ndarray, pieces: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The digit among the components of `weak` (uint8 masks; `ink` within it: a piece must hold some ink);
+    `pieces`: their count and the paper's, where already counted (`serving.paper.InkMap.pieces`; 0: not).
 
     Returns the labels, their stats and which labels are the digit's (label 0, the paper, never)."""
-    count, labels = cv2.connectedComponentsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    stats = None
+    if pieces > 2:  # several, known: labelled once, with their statistics
+        count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    elif pieces == 2:  # one, known: the 0/1 mask is its own labels
+        count, labels = 2, weak
+    else:
+        count, labels = cv2.connectedComponentsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)
     keep = np.zeros(count, bool)
     if count == 2:  # one piece: the digit, its box without the cost of OpenCV's statistics pass
         keep[1] = True
         x, y, w, h = cv2.boundingRect(weak)
         return labels, np.array([[0, 0, 0, 0, 0], [x, y, w, h, cv2.countNonZero(weak)]]), keep
-    stats = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)[2]
+    if stats is None:
+        stats = cv2.connectedComponentsWithStatsWithAlgorithm(weak, 8, cv2.CV_32S, cv2.CCL_BBDT)[2]
     p = Pieces.of(stats)
     inked = np.bincount(labels[ink > 0], minlength=count)[1:] > 0  # weak ink alone is noise, never a piece
     candidate = inked & ~_paper_edges(p, *weak.shape)

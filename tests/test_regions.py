@@ -43,6 +43,20 @@ def test_ink_with_diagonal_contact_is_one_component():
     assert len(stats) == 3 and labels[0, 0] == labels[1, 1] != labels[5, 5]
 
 
+def test_pieces_counted_before_choose_the_same_digit():
+    """`select_digit` given the count of the pieces (`InkMap.pieces`, from the shade's noise test) labels them once: the
+    same labels, stats and choice as when it counts them itself."""
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        many = (cv2.blur(rng.random((int(rng.integers(8, 80)), int(rng.integers(8, 80)))), (3, 3)) > 0.6).view(np.uint8)
+        for weak in (many, (cv2.connectedComponents(many, connectivity=8)[1] == 1).view(np.uint8)):  # and one piece
+            strong = (weak * (rng.random(weak.shape) < 0.5)).astype(np.uint8)
+            count = cv2.connectedComponents(weak, connectivity=8)[0]
+            counted, itself = select_digit(weak, strong, count), select_digit(weak, strong)
+            assert np.array_equal(counted[1], itself[1]) and np.array_equal(counted[2], itself[2])
+            assert count == 2 or np.array_equal(counted[0], itself[0])  # one piece: the 0/1 mask is its labels
+
+
 def test_an_outlined_one_is_filled_and_reads_like_the_solid_one(monkeypatch):
     crop = _crop_of(_outlined("1"))
     fill = fill_hollow(crop, ink._stroke_width(crop))
