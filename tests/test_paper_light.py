@@ -367,3 +367,22 @@ def test_a_blank_page_under_a_lamp_or_a_shadow_is_still_refused(light):
     no stroke's worth of ink at LIT_CONTRAST."""
     with pytest.raises(P.NoInk):
         frame(photo(DIGITS["dashed 7"], light, contrast=0.0))
+
+
+def test_specks_a_grey_level_or_two_deep_on_a_flattened_page_are_not_ink(monkeypatch):
+    """A JPEG flattens the paper's noise, so `noise` and `grey_noise` read nought, but its ringing along a shadow's
+    edge leaves specks a few grey levels deep: measured against a noise of at least GREY_NOISE_FLOOR they are not ink;
+    the stroke beside them is kept whole, its faint rim too."""
+    small = np.full((64, 64), 200.0, np.float32)  # a page without noise, as the JPEG left it
+    small[10:50, 30:33] -= 20.0  # a faint stroke
+    small[10:50, 33] -= 3.0  # its rim, as faint as the specks
+    small[5:8, 50:53] -= 3.0  # specks of ringing
+    small[40:42, 5:8] -= 4.0
+    contrast = 200.0 - small
+    ink, weak = (contrast > 10).view(np.uint8), (contrast > 2).view(np.uint8)
+    assert paper.noise(small) == 0 and paper.grey_noise(small) == 0
+    inked, kept, pieces = paper._above_shade_noise(small, contrast, ink, weak)
+    assert np.array_equal(kept[:, 20:40], weak[:, 20:40]) and not kept[:, 40:].any() and not kept[:, :20].any()
+    assert np.array_equal(inked, ink) and pieces == 2  # the stroke and the paper
+    monkeypatch.setattr(paper, "GREY_NOISE_FLOOR", 0.0)  # the measured noise alone (9f4d014): the specks are ink
+    assert np.array_equal(paper._above_shade_noise(small, contrast, ink, weak)[1], weak)

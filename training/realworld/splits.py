@@ -48,6 +48,10 @@ CHOICES: dict[str, str] = {
         "dev and MNIST validation digits photographed faintly under shadows, a lamp or a gradient, and their blank "
         "pages (benchmarks.shadowed_digits: seeds 7-17 and blank seed 5; no dev frame changed)"
     ),
+    "a floor of one grey level under the shade's noise test (serving/paper.py: GREY_NOISE_FLOOR)": (
+        "dev and MNIST validation digits photographed faintly under shadows, a lamp or a gradient "
+        "(benchmarks.shadowed_digits: seeds 7-17)"
+    ),
     "a hole's half-width as its Euclidean depth, and the band test's elongation bar (serving/regions.py: "
     "_half_widths, HOLLOW_ELONGATION; benchmarks.hollow_holes)": "dev",
     "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
