@@ -225,7 +225,8 @@ def main() -> None:
     ap.add_argument("--blank-seed", type=int, action="append", help=f"blank pages a seed (default: {BLANK_SEED})")
     args = ap.parse_args()
     exported = H.require_manifest(args.exported)
-    seeds, blank_seeds = args.seed or [7, 11, 13, 17], tuple(args.blank_seed or [BLANK_SEED])
+    seeds = list(dict.fromkeys(args.seed or [7, 11, 13, 17]))  # a seed given twice would count its photos twice
+    blank_seeds = tuple(dict.fromkeys(args.blank_seed or [BLANK_SEED]))
     results = evaluate(exported, args.count, seeds, args.against, args.blank, blank_seeds)
     report = {"environment": H.environment(exported=exported), "results": results}
     H.write_report(args.out, "shadowed", report, markdown(report))

@@ -246,8 +246,9 @@ def paper_lines(weak: np.ndarray, width: float) -> tuple[np.ndarray, int] | None
 
 
 def select_digit(weak: np.ndarray, ink: np.ndarray, pieces: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The digit among the components of `weak` (uint8 masks; `ink` within it: a piece must hold some ink);
-    `pieces`: their count and the paper's, where already counted (`serving.paper.InkMap.pieces`; 0: not).
+    """The digit among the components of `weak` (0/1 uint8 masks; `ink` within it: a piece must hold some ink);
+    `pieces`: their count and the paper's, where already counted (`serving.paper.InkMap.pieces`; 0: not). For one
+    piece the labels are `weak` itself: callers read them, never write.
 
     Returns the labels, their stats and which labels are the digit's (label 0, the paper, never)."""
     stats = None

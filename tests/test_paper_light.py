@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from serving import ink as ink_module
 from serving import paper, regions
 from serving import preprocess as P
 from testkit.digits import encode
@@ -361,7 +362,7 @@ def test_a_faint_digit_under_a_lamp_is_read_though_no_pixel_reaches_the_contrast
         frame(image)
 
 
-@pytest.mark.parametrize("light", [lamp_spot(0.6, -0.5), hard_shadow(0.0, -0.6, 0.5), hard_shadow(90.0, 0.2, 0.4)])
+@pytest.mark.parametrize("light", [lamp_spot(0.6, -0.5), lamp_spot(-0.5, 0.4), hard_shadow(0.0, -0.6, 0.5)])
 def test_a_blank_page_under_a_lamp_or_a_shadow_is_still_refused(light):
     """The same pages with nothing written on them (the pen's contrast nought): their noise and a shadow's edge are
     no stroke's worth of ink at LIT_CONTRAST."""
@@ -386,3 +387,17 @@ def test_specks_a_grey_level_or_two_deep_on_a_flattened_page_are_not_ink(monkeyp
     assert np.array_equal(inked, ink) and pieces == 2  # the stroke and the paper
     monkeypatch.setattr(paper, "GREY_NOISE_FLOOR", 0.0)  # the measured noise alone (9f4d014): the specks are ink
     assert np.array_equal(paper._above_shade_noise(small, contrast, ink, weak)[1], weak)
+
+
+def test_the_pieces_counted_by_the_shades_noise_test_are_the_weak_inks_own(monkeypatch):
+    """`InkMap.pieces`, passed on so that `regions.select_digit` labels once, is the count of the weak ink's 8-connected
+    pieces and the paper: were it 2 for several pieces, every piece would be taken for the digit."""
+    maps = []
+    monkeypatch.setattr(ink_module, "ink_map", lambda small: maps.append(paper.ink_map(small)) or maps[-1])
+    for strokes in DIGITS.values():
+        for light in (hard_shadow(0.0, -0.6, 0.5), lamp_spot(0.6, -0.5), hard_shadow(200.0, 0.55, 0.4)):
+            for contrast in (14, 30, 70):
+                frame(photo(strokes, light, width=4, contrast=contrast))
+    shaded = [m for m in maps if m.shaded]
+    assert len(shaded) >= 20 and max(m.pieces for m in shaded) > 2  # several pieces, not only one
+    assert all(m.pieces == cv2.connectedComponents(m.weak, connectivity=8)[0] for m in shaded)

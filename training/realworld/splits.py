@@ -46,11 +46,11 @@ CHOICES: dict[str, str] = {
     "a shaded page's faint stroke read from half the contrast floor as under the page's best light (serving/paper.py: "
     "LIT_CONTRAST)": (
         "dev and MNIST validation digits photographed faintly under shadows, a lamp or a gradient, and their blank "
-        "pages (benchmarks.shadowed_digits: seeds 7-17 and blank seed 5; no dev frame changed)"
+        "pages (benchmarks.shadowed_digits: seeds 7, 11, 13, 17, blank pages 5, 6, 8; no dev frame changed)"
     ),
     "a floor of one grey level under the shade's noise test (serving/paper.py: GREY_NOISE_FLOOR)": (
         "dev and MNIST validation digits photographed faintly under shadows, a lamp or a gradient "
-        "(benchmarks.shadowed_digits: seeds 7-17)"
+        "(benchmarks.shadowed_digits: seeds 7, 11, 13, 17; one dev frame changed, read alike)"
     ),
     "a hole's half-width as its Euclidean depth, and the band test's elongation bar (serving/regions.py: "
     "_half_widths, HOLLOW_ELONGATION; benchmarks.hollow_holes)": "dev",
