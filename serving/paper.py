@@ -572,8 +572,7 @@ def _above_shade_noise(
     if count == 2:  # one piece: kept where any pixel stands, no lookup of its label
         keep[1] = stands.any()
     else:
-        keep[labels[stands]] = True
-        keep[0] = False  # paper
+        keep[labels[stands]] = True  # `stands` lies on the weak ink: never label 0, the paper
     # Every piece kept (a clean page): the pieces are the mask itself, no lookup of their labels.
     kept = weak if keep[1:].all() else keep[labels].view(np.uint8)
     inked = cv2.bitwise_and(ink, kept)

@@ -120,6 +120,15 @@ def test_stroke_width_counts_the_border_as_paper():
         assert ink._stroke_width(ink_levels) == 2.0 * np.count_nonzero(mask) / max(edges, 1)
 
 
+def _brute_half_widths(labels: np.ndarray, count: int) -> np.ndarray:
+    """Each label's deepest pixel's Euclidean distance to the nearest pixel of label 0, pair by pair."""
+    hole, other = np.argwhere(labels > 0), np.argwhere(labels == 0)
+    nearest = np.sqrt(((hole[:, None, :] - other[None, :, :]) ** 2).sum(-1)).min(1) if hole.size else []
+    expected = np.zeros(count)
+    np.maximum.at(expected, labels[labels > 0], nearest)
+    return expected
+
+
 def test_hole_half_width_is_its_deepest_pixels_euclidean_distance_to_the_ink():
     rng = np.random.default_rng(7)
     for _ in range(60):
@@ -133,11 +142,7 @@ def test_hole_half_width_is_its_deepest_pixels_euclidean_distance_to_the_ink():
         count, labels = regions._holes(glyph)
         assert not (labels[0].any() or labels[-1].any() or labels[:, 0].any() or labels[:, -1].any())  # outside
         assert not (labels[glyph] > 0).any()  # the ink is no hole
-        hole, other = np.argwhere(labels > 0), np.argwhere(labels == 0)
-        nearest = np.sqrt(((hole[:, None, :] - other[None, :, :]) ** 2).sum(-1)).min(1) if hole.size else []
-        expected = np.zeros(count)
-        np.maximum.at(expected, labels[labels > 0], nearest)
-        np.testing.assert_allclose(regions._half_widths(labels, count), expected, rtol=1e-5)
+        np.testing.assert_allclose(regions._half_widths(labels, count), _brute_half_widths(labels, count), rtol=1e-5)
 
 
 def test_half_widths_of_many_holes_take_the_same_depths():
@@ -149,11 +154,7 @@ def test_half_widths_of_many_holes_take_the_same_depths():
             cv2.line(glyph, (x + 2, y + 2), (x + 9, y + 9), 0, 1 + (i + j) % 6)
     count, labels = regions._holes(glyph > 0)
     assert count - 1 > 16
-    hole, other = np.argwhere(labels > 0), np.argwhere(labels == 0)
-    nearest = np.sqrt(((hole[:, None, :] - other[None, :, :]) ** 2).sum(-1)).min(1)
-    expected = np.zeros(count)
-    np.maximum.at(expected, labels[labels > 0], nearest)
-    np.testing.assert_allclose(regions._half_widths(labels, count), expected, rtol=1e-5)
+    np.testing.assert_allclose(regions._half_widths(labels, count), _brute_half_widths(labels, count), rtol=1e-5)
 
 
 def test_a_crossing_of_two_bands_is_as_deep_as_a_disc_fits_not_twice_the_band():
