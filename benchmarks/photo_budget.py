@@ -2,7 +2,8 @@
 
 Three measurements on one pinned core, this tree only (c729eef read with `git show`, as benchmarks/preprocess.py
 reads it, for the budget):
-- the stages of `from_bytes` (a JPEG) and `from_image` (the decoded RGB photo), each stage's own median share;
+- the stages of `from_bytes` (a JPEG) and `from_image` (the decoded RGB photo), each stage's median time (what runs
+  inside it included);
 - floors no preprocessing can go under: Pillow decoding the JPEG at 1/1 to 1/8 of its size (libjpeg-turbo's DCT
   scaling; Huffman decoding is paid in full at every scale), and reading a decoded RGB photo's pixels at all;
 - the working resolution as the lever: `preprocess.WORK_SIDE` (the grey image's long side) and `ink.ANALYSIS_SIDE`
@@ -25,6 +26,7 @@ import io  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -35,35 +37,27 @@ from serving import ink, paper  # noqa: E402
 from serving import preprocess as P  # noqa: E402
 from testkit.servers import REPO  # noqa: E402
 
-# The stages timed, by the module whose global the caller looks up (ink calls paper's ink_map by its own name).
-STAGES = {
-    P: ("_open", "_grey"),
-    ink: (
-        *("to_frame", "_margin", "_digit_ink", "box_reduce", "ink_map", "paper_lines", "select_digit"),
-        *("fill_hollow", "_thicken", "_thin", "_deskew", "_fit_box"),
-    ),
-    paper: ("_lattice_paper", "_fine_paper", "_strokes_dark", "_above_shade_noise"),
-}
-# Which stage each runs inside, for the table's order and indentation (a stage's time includes its children's).
-PARENT = {
-    "_open": None,
-    "_grey": None,
-    "to_frame": None,
-    "_margin": "to_frame",
-    "_digit_ink": "to_frame",
-    "fill_hollow": "to_frame",
-    "_thicken": "to_frame",
-    "_thin": "to_frame",
-    "_deskew": "to_frame",
-    "_fit_box": "to_frame",
-    "box_reduce": "_digit_ink",
-    "ink_map": "_digit_ink",
-    "paper_lines": "_digit_ink",
-    "select_digit": "_digit_ink",
-    "_lattice_paper": "ink_map",
-    "_fine_paper": "ink_map",
-    "_strokes_dark": "ink_map",
-    "_above_shade_noise": "ink_map",
+# Each stage timed: the module whose global its caller looks up (ink calls paper's ink_map by its own name), and
+# the stage it runs inside, for the table's order and indentation (a stage's time includes its children's).
+STAGES: dict[str, tuple[ModuleType, str | None]] = {
+    "_open": (P, None),
+    "_grey": (P, None),
+    "to_frame": (ink, None),
+    "_margin": (ink, "to_frame"),
+    "_digit_ink": (ink, "to_frame"),
+    "box_reduce": (ink, "_digit_ink"),
+    "ink_map": (ink, "_digit_ink"),
+    "_lattice_paper": (paper, "ink_map"),
+    "_fine_paper": (paper, "ink_map"),
+    "_strokes_dark": (paper, "ink_map"),
+    "_above_shade_noise": (paper, "ink_map"),
+    "paper_lines": (ink, "_digit_ink"),
+    "select_digit": (ink, "_digit_ink"),
+    "fill_hollow": (ink, "to_frame"),
+    "_thicken": (ink, "to_frame"),
+    "_thin": (ink, "to_frame"),
+    "_deskew": (ink, "to_frame"),
+    "_fit_box": (ink, "to_frame"),
 }
 SIDES = ((512, 256), (384, 256), (256, 256), (512, 128), (256, 128))  # (WORK_SIDE, ANALYSIS_SIDE); served first
 
@@ -72,19 +66,18 @@ SIDES = ((512, 256), (384, 256), (256, 256), (512, 128), (256, 128))  # (WORK_SI
 def timed_stages(spent: dict[str, list[float]]) -> Iterator[None]:
     """Every stage of STAGES wrapped to append its wall time (ms) to spent[name] while inside the block."""
     saved = []
-    for module, names in STAGES.items():
-        for name in names:
-            original = getattr(module, name)
+    for name, (module, _) in STAGES.items():
+        original = getattr(module, name)
 
-            def wrapper(*args, _f=original, _n=name, **kwargs):
-                t0 = time.perf_counter()
-                try:
-                    return _f(*args, **kwargs)
-                finally:
-                    spent.setdefault(_n, []).append((time.perf_counter() - t0) * 1000)
+        def wrapper(*args, _f=original, _n=name, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                spent.setdefault(_n, []).append((time.perf_counter() - t0) * 1000)
 
-            saved.append((module, name, original))
-            setattr(module, name, functools.wraps(original)(wrapper))
+        saved.append((module, name, original))
+        setattr(module, name, functools.wraps(original)(wrapper))
     try:
         yield
     finally:
@@ -173,7 +166,7 @@ def resolution(jpegs: list[bytes], photos: list[Image.Image], runs: int, per_con
 
 def _tree(parent: str | None = None, depth: int = 0) -> Iterator[tuple[str, int]]:
     """The stages depth first, each with its depth: a parent, then what runs inside it."""
-    for name, up in PARENT.items():
+    for name, (_, up) in STAGES.items():
         if up == parent:
             yield name, depth
             yield from _tree(name, depth + 1)
@@ -236,11 +229,10 @@ def main() -> None:
     old = B.old_preprocess(B.AGAINST)
     photos, jpegs = B.cases()[B.PHOTO], B.byte_cases()[B.PHOTO_BYTES]
     by_bytes = functools.partial(P.from_bytes, max_pixels=B.MAX_PIXELS)
-    cases = {B.PHOTO_BYTES: (by_bytes, old.from_bytes, jpegs), B.PHOTO: (P.from_image, old.from_image, photos)}
+    old_bytes = functools.partial(old.from_bytes, max_pixels=B.MAX_PIXELS)
+    cases = {B.PHOTO_BYTES: (by_bytes, old_bytes, jpegs), B.PHOTO: (P.from_image, old.from_image, photos)}
     results = {"runs": runs, "budget": {}, "stages": {}}
     for case, (new, old_call, inputs) in cases.items():
-        if old_call is old.from_bytes:
-            old_call = functools.partial(old_call, max_pixels=B.MAX_PIXELS)
         results["budget"][case] = {"old_ms": B.time_pair({"old": old_call}, inputs, runs)["old"]["median_ms"]}
         results["stages"][case] = stage_split(new, inputs, runs)
     results["floors"] = floors(jpegs, photos, runs)
