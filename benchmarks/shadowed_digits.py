@@ -1,4 +1,5 @@
-"""MNIST validation digits written faintly with a thin pen and photographed on unevenly lit paper, read as served.
+"""MNIST validation digits photographed on unevenly lit paper, read as served: written faintly with a thin pen, or
+drawn as bubble outlines (`--style hollow`).
 
 A validation set for the preprocessing's handling of light: each digit (MNIST's validation split, from digit 2000 on,
 which the low-resolution checks do not use) is thinned to its skeleton (scikit-image), drawn with a pen 1.2-3% of its
@@ -7,12 +8,16 @@ shadow with a sharp edge across the page (a phone's or a hand's, 25-50% darker),
 then sensor noise, a lens blur and JPEG. This code, not `training.realworld`, draws them, so a choice tuned here
 leaves the real-world set's sealed split as unseen as before. No model trains on them.
 
+`--style hollow`: a validation set for the hollow-digit fill (`serving.regions.fill_hollow`) from handwriting, not
+fonts: each digit (from digit 2300 on) is made bold by 4-9% of its height on each side and only the bold shape's rim
+is drawn, 1.2-3% of the height wide at 60-100% of full ink (a bubble letter), then photographed as above.
+
 `--against REV` adds the preprocessing of an earlier revision (read with `git show`), side by side. `--blank N`
 (150) photographs N pages with nothing written on them for each `--blank-seed` (5), which must be refused (NoInk): a
 preprocessing that reads fainter ink must not read these.
 
-Usage:  python -m benchmarks.shadowed_digits [--count 300] [--seed 7 ...] [--against REV] [--blank 150]
-        [--blank-seed 5 ...] [--out reports/shadowed]
+Usage:  python -m benchmarks.shadowed_digits [--style faint|hollow] [--count 300] [--seed 7 ...] [--against REV]
+        [--blank 150] [--blank-seed 5 ...] [--out reports/shadowed]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from serving import preprocess as P
 from testkit.servers import REPO
 
 FIRST = 2000  # MNIST validation digits from here: benchmarks.real_digits --digits mnist-val reads 0-1999
+HOLLOW_FIRST = 2300  # the bubble outlines' digits: after the faint ones'
 LIGHTS = ("shadow", "lamp", "gradient")
 TINTS = ((1.0, 1.0, 1.0), (1.0, 0.97, 0.9), (0.96, 0.98, 1.0))  # white, cream and bluish paper (RGB)
 INKS = ((30, 30, 40), (40, 60, 160), (90, 90, 95))  # black, blue, pencil grey (RGB)
@@ -80,6 +86,32 @@ def photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> bytes:
     # A light hand or a drying pen: the ink comes and goes along the stroke.
     fade = cv2.resize(rng.random((h // 50 + 2, w // 50 + 2)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     cover *= rng.uniform(0.2, 0.5) * np.clip(0.35 + fade, 0.35, 1.0)
+    return _photograph(rng, cover, kind)
+
+
+def hollow_photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> bytes:
+    """One 28x28 MNIST digit as a JPEG photo of its bubble outline (the rim of the digit made bold) under `kind`."""
+    h, w = int(rng.integers(600, 1000)), int(rng.integers(600, 1000))
+    tall = int(min(h, w) * rng.uniform(0.3, 0.6))
+    bold = int(tall * rng.uniform(0.04, 0.09))  # how far the bubble reaches beyond MNIST's stroke
+    big = cv2.resize(digit.astype(np.float32), (tall, tall), interpolation=cv2.INTER_CUBIC) > 100
+    big = np.pad(big, bold + 4)  # room for the bubble beyond the digit's frame
+    tall = big.shape[0]
+    solid = cv2.dilate(big.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * bold + 1,) * 2))
+    rim = max(2, int(tall * rng.uniform(0.012, 0.03)))
+    inner = cv2.erode(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1,) * 2))
+    pad = bold + 2
+    y = int(np.clip(h / 2 - tall / 2 + rng.normal(0, 0.05 * h), pad, h - tall - pad))
+    x = int(np.clip(w / 2 - tall / 2 + rng.normal(0, 0.05 * w), pad, w - tall - pad))
+    cover = np.zeros((h, w), np.float32)
+    cover[y : y + tall, x : x + tall] = cv2.GaussianBlur((solid - inner).astype(np.float32), (0, 0), 0.7)
+    cover *= rng.uniform(0.6, 1.0)
+    return _photograph(rng, cover, kind)
+
+
+def _photograph(rng: np.random.Generator, cover: np.ndarray, kind: str) -> bytes:
+    """Ink `cover` (0-1) on tinted paper under the light `kind`, with sensor noise, a lens blur and JPEG."""
+    h, w = cover.shape
     paper = rng.uniform(160, 235) * np.asarray(TINTS[rng.integers(len(TINTS))], np.float32)
     ink = np.asarray(INKS[rng.integers(len(INKS))], np.float32)
     rgb = (paper * (1 - cover[..., None]) + ink * cover[..., None]) * _light(rng, kind, h, w)[..., None]
@@ -91,15 +123,20 @@ def photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> bytes:
     return buffer.getvalue()
 
 
-def build(count: int, seed: int) -> tuple[list[bytes], np.ndarray, np.ndarray]:
-    """`count` photos from MNIST validation digits FIRST.., their labels, and each one's light (index into LIGHTS)."""
+STYLES = {"faint": (FIRST, photo), "hollow": (HOLLOW_FIRST, hollow_photo)}  # first digit, how it is drawn
+
+
+def build(count: int, seed: int, style: str = "faint") -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """`count` photos from MNIST validation digits (from the style's first), their labels, and each one's light
+    (index into LIGHTS)."""
     from training.data import load_mnist
 
+    first, draw = STYLES[style]
     val = load_mnist(allow_download=False).val
-    digits, labels = val.images[FIRST : FIRST + count].numpy(), val.labels[FIRST : FIRST + count].numpy()
+    digits, labels = val.images[first : first + count].numpy(), val.labels[first : first + count].numpy()
     rng = np.random.default_rng(seed)
     lights = rng.integers(len(LIGHTS), size=len(labels))
-    return [photo(rng, d, LIGHTS[k]) for d, k in zip(digits, lights, strict=True)], labels.astype(np.int64), lights
+    return [draw(rng, d, LIGHTS[k]) for d, k in zip(digits, lights, strict=True)], labels.astype(np.int64), lights
 
 
 def blank_pages(count: int, seed: int) -> list[bytes]:
@@ -128,6 +165,7 @@ def evaluate(
     against: str | None = None,
     blanks: int = 0,
     blank_seeds: tuple[int, ...] = (BLANK_SEED,),
+    style: str = "faint",
 ) -> dict:
     """Every served model on each seed's photos, through this tree's preprocessing and (given `against`) that
     revision's: accuracy overall and per light, the photos refused, and how many of `blanks` blank pages a blank seed
@@ -138,7 +176,7 @@ def evaluate(
     if against is not None:  # "at <rev>": a bare hash after a model's name would read as its checksum
         versions[f"at {resolve_revision(against)[:12]}"] = load_revision(against)["serving.preprocess"].from_bytes
     models = ModelStore(exported).models
-    made = [build(count, seed) for seed in seeds]
+    made = [build(count, seed, style) for seed in seeds]
     labels = np.concatenate([m[1] for m in made])
     lights = np.concatenate([m[2] for m in made])
     digest = hashlib.sha256(b"".join(b for m in made for b in m[0])).hexdigest()
@@ -157,14 +195,15 @@ def evaluate(
                 "lights": {light: float(right[lights == i].mean()) for i, light in enumerate(LIGHTS)},
             }
         results[version] = {
-            "blank_refused": int(frames(empty, from_bytes)[1].sum()),
+            "blank_refused": int(frames(empty, from_bytes)[1].sum()) if empty else 0,
             "refused": int(refused.sum()),
             "refused_by_light": {light: int(refused[lights == i].sum()) for i, light in enumerate(LIGHTS)},
             "models": per_model,
         }
     return {
         "dataset": {
-            "digits": f"MNIST validation digits {FIRST}-{FIRST + count - 1}, once per seed",
+            "style": style,
+            "digits": f"MNIST validation digits {STYLES[style][0]}-{STYLES[style][0] + count - 1}, once per seed",
             "seeds": seeds,
             "photos": len(labels),
             "per_light": {light: int((lights == i).sum()) for i, light in enumerate(LIGHTS)},
@@ -184,12 +223,12 @@ def markdown(report: dict) -> str:
     """Accuracy per model, preprocessing and light."""
     env, data = report["environment"], report["results"]
     ds = data["dataset"]
-    lines = H.markdown_head(env, "Faint thin-pen digits photographed under shadows, a lamp or a gradient, as served")
+    drawn = {"faint": "Faint thin-pen digits", "hollow": "Bubble-outline digits"}[ds.get("style", "faint")]
+    lines = H.markdown_head(env, f"{drawn} photographed under shadows, a lamp or a gradient, as served")
     lines += [
         f"- photos: {ds['photos']} ({ds['digits']}; seeds {', '.join(map(str, ds['seeds']))}), sha256 "
         f"{ds['sha256'][:16]}; by light: " + ", ".join(f"{k} {v}" for k, v in ds["per_light"].items()),
-        "- a validation set: preprocessing choices for uneven light may read it (drawn here, not by "
-        "training.realworld)",
+        "- a validation set: preprocessing choices may read it (drawn here, not by training.realworld)",
         "- preprocessing refused (NoInk, counted wrong): "
         + "; ".join(
             f"{v}: {r['refused']} (" + ", ".join(f"{k} {n}" for k, n in r["refused_by_light"].items()) + ")"
@@ -218,6 +257,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exported", type=Path, default=REPO / "exported")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "shadowed")
+    ap.add_argument("--style", choices=tuple(STYLES), default="faint", help="a faint thin pen, or bubble outlines")
     ap.add_argument("--count", type=int, default=300, help="digits a seed (each photographed once)")
     ap.add_argument("--seed", type=int, action="append", help="one set of photos a seed (default: 7, 11, 13, 17)")
     ap.add_argument("--against", default=None, help="also an earlier revision's preprocessing, side by side")
@@ -227,7 +267,7 @@ def main() -> None:
     exported = H.require_manifest(args.exported)
     seeds = list(dict.fromkeys(args.seed or [7, 11, 13, 17]))  # a seed given twice would count its photos twice
     blank_seeds = tuple(dict.fromkeys(args.blank_seed or [BLANK_SEED]))
-    results = evaluate(exported, args.count, seeds, args.against, args.blank, blank_seeds)
+    results = evaluate(exported, args.count, seeds, args.against, args.blank, blank_seeds, args.style)
     report = {"environment": H.environment(exported=exported), "results": results}
     H.write_report(args.out, "shadowed", report, markdown(report))
     print(markdown(report))

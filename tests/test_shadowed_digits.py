@@ -6,6 +6,7 @@ import io
 import json
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -82,3 +83,27 @@ def test_blank_pages_under_each_light_are_refused_as_blank():
     pages = SD.blank_pages(6, SD.BLANK_SEED)
     assert len(pages) == 6 and len(set(pages)) == 6
     assert SD.frames(pages, P.from_bytes)[1].all()
+
+
+def test_a_hollow_photo_draws_the_bold_digits_rim_round_paper(monkeypatch):
+    monkeypatch.setattr(SD, "_light", lambda rng, kind, h, w: np.ones((h, w), np.float32))
+    grey = np.asarray(
+        Image.open(io.BytesIO(SD.hollow_photo(np.random.default_rng(3), _digit(), "gradient"))).convert("L")
+    )
+    ink = (grey < 0.75 * np.percentile(grey, 99)).astype(np.uint8)
+    ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # the JPEG's speckle along the rim
+    # The paper inside the rim (the bubble's band) is apart from the paper outside it: three or more labels with ink.
+    assert cv2.connectedComponents(1 - ink, connectivity=4)[0] >= 3
+    # A rim, not a solid digit: the bold 7's own area holds more paper than ink.
+    x, y, w, h = cv2.boundingRect(ink)
+    assert ink[y : y + h, x : x + w].mean() < 0.35
+
+
+def test_the_hollow_report_names_its_style_and_its_own_digits(exported_dir, tmp_path, monkeypatch):
+    argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "6"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--style", "hollow", "--seed", "7", "--blank", "0"])
+    SD.main()
+    results = json.loads((tmp_path / "shadowed.json").read_text())["results"]
+    assert results["dataset"]["style"] == "hollow" and results["dataset"]["blank_pages"] == 0
+    assert results["dataset"]["digits"].startswith(f"MNIST validation digits {SD.HOLLOW_FIRST}-")
+    assert (tmp_path / "shadowed.md").read_text().startswith("# Bubble-outline digits")
