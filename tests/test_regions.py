@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from serving import ink
+from serving import ink, regions
 from serving.preprocess import from_image
 from serving.regions import fill_hollow, select_digit
 
@@ -106,3 +106,44 @@ def test_upscaled_mnist_digits_are_never_filled(mnist):
         big = np.asarray(Image.fromarray(image).resize((280, 280), Image.BILINEAR), dtype=np.float32) / 255
         crop = ink._crop(big)
         assert fill_hollow(crop, ink._stroke_width(crop)) is None
+
+
+def _bubble(points: list[tuple[int, int]], bold: int = 32, rim: int = 4, size: int = 280) -> np.ndarray:
+    """The crop of a bubble letter: a stroke through `points` made `bold` px thick on each side, its rim drawn."""
+    stroke = np.zeros((size, size), np.uint8)
+    cv2.polylines(stroke, [np.array(points, np.int32)], False, 1, 8)
+    solid = cv2.dilate(stroke, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * bold + 1,) * 2))
+    inner = cv2.erode(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1,) * 2))
+    return _crop_of(Image.fromarray(255 - 255 * (solid - inner)))
+
+
+# A fat bubble 7: its band is short (under the elongation bar) but bent round the corner, far from convex.
+FAT_SEVEN = [(60, 60), (200, 60), (120, 230)]
+
+
+def test_a_fat_bubble_seven_is_filled_by_its_bend():
+    crop = _bubble(FAT_SEVEN)
+    mask, _ = regions.hole_mask(crop)
+    count, labels = regions._holes(mask)
+    band = max(range(1, count), key=lambda k: (labels == k).sum())
+    half = regions._half_widths(labels, count)[band]
+    assert (labels == band).sum() < regions.HOLLOW_ELONGATION * half**2  # short: the elongation bar alone misses it
+    assert regions.solidity((labels == band).view(np.uint8)) < regions.HOLLOW_SOLIDITY
+    fill = fill_hollow(crop, ink._stroke_width(crop))
+    assert fill is not None and fill.sum() > 0.3 * (crop >= 0.5).sum()
+
+
+def test_without_the_bend_test_the_fat_seven_stays_hollow(monkeypatch):
+    monkeypatch.setattr(regions, "HOLLOW_SOLIDITY", 0.0)
+    crop = _bubble(FAT_SEVEN)
+    assert fill_hollow(crop, ink._stroke_width(crop)) is None
+
+
+def test_round_and_bean_shaped_counters_stay_open():
+    for axes, bulge in (((60, 100), 0), ((70, 100), 25), ((50, 90), 35)):
+        image = np.full((280, 280), 255, np.uint8)
+        cv2.ellipse(image, (140, 140), axes, 0, 0, 360, 0, 14, cv2.LINE_AA)
+        if bulge:  # a kink in the ring: a hand's 0 or a loop of 8, dented
+            cv2.line(image, (140 - axes[0], 140), (140 - axes[0] + bulge, 140), 0, 14)
+        crop = _crop_of(Image.fromarray(image))
+        assert fill_hollow(crop, ink._stroke_width(crop)) is None, (axes, bulge)

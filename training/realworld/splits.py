@@ -54,6 +54,11 @@ CHOICES: dict[str, str] = {
     ),
     "a hole's half-width as its Euclidean depth, and the band test's elongation bar (serving/regions.py: "
     "_half_widths, HOLLOW_ELONGATION; benchmarks.hollow_holes)": "dev",
+    "a hole short of the elongation bar read as a band when it is bent far from convex (serving/regions.py: "
+    "HOLLOW_SOLIDITY)": (
+        "dev and MNIST validation digits drawn as bubble outlines and photographed (benchmarks.shadowed_digits --style "
+        "hollow: seed 7 chose it, seed 11 reported with it; dev's solid counters: benchmarks.hollow_holes)"
+    ),
     "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
     "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
     "the headline real-world figure (comparison, manifest, /models, report, web page, README)": "sealed",
