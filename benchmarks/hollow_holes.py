@@ -5,7 +5,9 @@ that reaches `fill_hollow` is measured as the band test measures it: its area, i
 distance to the ink), the glyph's long side and the rims' width. Holes of solid digits (every condition but `outline`
 and `hollow_photo`) are counters, which must stay open; outlined digits' holes are bands (to fill) and counters.
 The report gives the elongation (area / half-width^2) of both, under city-block and Euclidean distance, and how many
-holes pass the band test at each elongation bar. A choice is made here: only the dev split is read, never sealed.
+holes pass the band test at each elongation bar; and of the holes short of the served bar, their solidity (pixels over
+the convex hull's area: `regions.HOLLOW_SOLIDITY` fills the bent ones). A choice is made here: only the dev split is
+read, never sealed.
 
 Usage:  python -m benchmarks.hollow_holes [--per-condition 200] [--out reports/hollow]
 """
@@ -26,6 +28,7 @@ from testkit.servers import REPO
 
 HOLLOW = ("outline", "hollow_photo")  # the conditions whose digits are outlines
 BARS = (11.0, 12.0, 13.0, 14.0, 15.0, 16.0)
+SOLIDITY_BARS = (0.75, 0.8, 0.85, 0.9)
 DISTANCES = {"city-block": (cv2.DIST_L1, 3), "Euclidean": (cv2.DIST_L2, cv2.DIST_MASK_PRECISE)}
 
 
@@ -49,6 +52,7 @@ def holes_of(crop: np.ndarray, rim_width: float) -> list[dict]:
                     "rim": rim_width / factor,
                     "half_width": half,
                     "served": served[k],
+                    "solidity": regions.solidity(hole),
                 }
             )
     return found
@@ -104,6 +108,25 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+def short_holes(rows: list[dict]) -> dict:
+    """The holes that pass the band test's width bars but not its served elongation bar (Euclidean, as served): their
+    solidity's lowest values, and how many of each kind each solidity bar would fill."""
+    short: dict[str, list[tuple[float, str]]] = {"solid": [], "outlined": []}
+    for hole in rows:
+        half = hole["served"]
+        if half > 0 and regions.band_width(np.float64(half), hole["long"], hole["rim"]):
+            if hole["area"] < regions.HOLLOW_ELONGATION * half**2:
+                kind = "outlined" if hole["condition"] in HOLLOW else "solid"
+                short[kind].append((hole["solidity"], f"{hole['condition']}, a {hole['label']}"))
+    return {
+        "holes": {kind: len(v) for kind, v in short.items()},
+        "solid_lowest": [f"{s:.3f} ({what})" for s, what in sorted(short["solid"])[:6]],
+        "filled_below": {
+            f"{bar:g}": {kind: sum(s < bar for s, _ in v) for kind, v in short.items()} for bar in SOLIDITY_BARS
+        },
+    }
+
+
 def markdown(report: dict) -> str:
     """The elongation tables."""
     env, data = report["environment"], report["results"]
@@ -129,6 +152,18 @@ def markdown(report: dict) -> str:
         lines.append(f"- {name}: solid counters' highest elongations: {', '.join(s['solid_highest'])}")
         spread = ", ".join(f"{k}{'+' if k == 30 else ''}: {v}" for k, v in s["outlined_spread"].items())
         lines.append(f"- {name}: outlined holes by elongation (whole part): {spread}")
+    short = data["short"]
+    lines += [
+        "",
+        f"Holes short of the served elongation bar ({regions.HOLLOW_ELONGATION:g}), their width bars passed: "
+        f"{short['holes']['solid']} solid digits' counters and {short['holes']['outlined']} outlined digits' holes. "
+        f"`HOLLOW_SOLIDITY` ({data['served']['solidity_bar']:g} served) fills those under a solidity bar; the solid "
+        f"counters' lowest solidities: {', '.join(short['solid_lowest'])}.",
+        "",
+        "| solidity bar | solid counters filled (must be 0) | outlined holes filled |",
+        "|---|---|---|",
+        *(f"| {bar} | {n['solid']} | {n['outlined']} |" for bar, n in short["filled_below"].items()),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -142,10 +177,12 @@ def main() -> None:
         "per_condition": args.per_condition,
         "served": {
             "elongation_bar": regions.HOLLOW_ELONGATION,
+            "solidity_bar": regions.HOLLOW_SOLIDITY,
             # which distance the served half-widths are: the one that equals them for every hole
             "distance": [n for n in DISTANCES if all(abs(h["half_width"][n] - h["served"]) < 1e-4 for h in rows)],
         },
         "distances": summarise(rows),
+        "short": short_holes(rows),
     }
     report = {"environment": H.environment(), "results": results}
     H.write_report(args.out, "holes", report, markdown(report))
