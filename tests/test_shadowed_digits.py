@@ -100,7 +100,7 @@ def test_a_hollow_photo_draws_the_bold_digits_rim_round_paper(monkeypatch):
 
 
 def test_the_hollow_report_names_its_style_and_its_own_digits(exported_dir, tmp_path, monkeypatch):
-    argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "6"]
+    argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "12"]
     monkeypatch.setattr(sys, "argv", [*argv, "--style", "hollow", "--seed", "7", "--blank", "0"])
     SD.main()
     results = json.loads((tmp_path / "shadowed.json").read_text())["results"]
