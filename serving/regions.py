@@ -361,19 +361,19 @@ def fill_hollow(ink: np.ndarray, rim_width: float) -> np.ndarray | None:
     area = np.bincount(labels.ravel(), minlength=count)
     area[outside] = 0  # no hole (the ink's count, label 0's, is no hole's either)
     rim = rim_width / factor
-    # A band is at least HOLLOW_RIM rims wide, so at least a disc that wide (HOLLOW_ELONGATION half-widths squared
-    # when it is not bent): a hole smaller cannot be one, whatever its half-width (the counters of small digits; no
-    # distance needed).
-    least = HOLLOW_ELONGATION if not HOLLOW_SOLIDITY else math.pi
-    if not (area[1:] >= least * (HOLLOW_RIM * rim / 2) ** 2).any():
+    # A band is at least HOLLOW_RIM rims wide and HOLLOW_ELONGATION half-widths squared large: a hole smaller
+    # than that cannot be one, whatever its half-width (the counters of small digits; no distance needed). A bent
+    # band, shorter, is still many rims wide: a bubble letter's band holds hundreds of those squares.
+    if not (area[1:] >= HOLLOW_ELONGATION * (HOLLOW_RIM * rim / 2) ** 2).any():
         return None
     labels[labels == outside] = 0
     half_width = _half_widths(labels, count)
     wide = band_width(half_width, max(mask.shape), rim) & (half_width > 0)
     wide[0] = False  # the ink (and the outside, whose labels are now 0)
     band = wide & (area >= HOLLOW_ELONGATION * half_width**2)
-    for k in np.flatnonzero(wide & ~band) if HOLLOW_SOLIDITY else ():  # short: a bent band, or a counter
-        band[k] = solidity((labels == k).view(np.uint8)) < HOLLOW_SOLIDITY
+    if HOLLOW_SOLIDITY:  # a short hole is a bent band or a counter
+        for k in np.flatnonzero(wide & ~band):
+            band[k] = solidity((labels == k).view(np.uint8)) < HOLLOW_SOLIDITY
     if not band.any():
         return None
     fill = band[labels]
