@@ -74,15 +74,26 @@ def _light(rng: np.random.Generator, kind: str, h: int, w: int) -> np.ndarray:
     return light
 
 
+def _page(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A page's height and width (600-999 px) and the digit's height on it (30-60% of its shorter side)."""
+    h, w = int(rng.integers(600, 1000)), int(rng.integers(600, 1000))
+    return h, w, int(min(h, w) * rng.uniform(0.3, 0.6))
+
+
+def _placed(rng: np.random.Generator, drawing: np.ndarray, h: int, w: int, margin: int = 0) -> np.ndarray:
+    """The square `drawing` on an (h, w) page of nothing, near its middle and `margin` px or more from its edges."""
+    tall = drawing.shape[0]
+    y = int(np.clip(h / 2 - tall / 2 + rng.normal(0, 0.05 * h), margin, h - tall - margin))
+    x = int(np.clip(w / 2 - tall / 2 + rng.normal(0, 0.05 * w), margin, w - tall - margin))
+    cover = np.zeros((h, w), np.float32)
+    cover[y : y + tall, x : x + tall] = drawing
+    return cover
+
+
 def photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> bytes:
     """One 28x28 MNIST digit as a JPEG photo of a faint thin-pen drawing under the light `kind`."""
-    h, w = int(rng.integers(600, 1000)), int(rng.integers(600, 1000))
-    tall = int(min(h, w) * rng.uniform(0.3, 0.6))
-    stroke = _thin_digit(digit, tall, max(1.5, tall * rng.uniform(0.012, 0.03)))
-    y = int(np.clip(h / 2 - tall / 2 + rng.normal(0, 0.05 * h), 0, h - tall))
-    x = int(np.clip(w / 2 - tall / 2 + rng.normal(0, 0.05 * w), 0, w - tall))
-    cover = np.zeros((h, w), np.float32)
-    cover[y : y + tall, x : x + tall] = stroke
+    h, w, tall = _page(rng)
+    cover = _placed(rng, _thin_digit(digit, tall, max(1.5, tall * rng.uniform(0.012, 0.03))), h, w)
     # A light hand or a drying pen: the ink comes and goes along the stroke.
     fade = cv2.resize(rng.random((h // 50 + 2, w // 50 + 2)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     cover *= rng.uniform(0.2, 0.5) * np.clip(0.35 + fade, 0.35, 1.0)
@@ -91,20 +102,15 @@ def photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> bytes:
 
 def hollow_photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> bytes:
     """One 28x28 MNIST digit as a JPEG photo of its bubble outline (the rim of the digit made bold) under `kind`."""
-    h, w = int(rng.integers(600, 1000)), int(rng.integers(600, 1000))
-    tall = int(min(h, w) * rng.uniform(0.3, 0.6))
+    h, w, tall = _page(rng)
     bold = int(tall * rng.uniform(0.04, 0.09))  # how far the bubble reaches beyond MNIST's stroke
     big = cv2.resize(digit.astype(np.float32), (tall, tall), interpolation=cv2.INTER_CUBIC) > 100
     big = np.pad(big, bold + 4)  # room for the bubble beyond the digit's frame
-    tall = big.shape[0]
     solid = cv2.dilate(big.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * bold + 1,) * 2))
-    rim = max(2, int(tall * rng.uniform(0.012, 0.03)))
+    rim = max(2, int(big.shape[0] * rng.uniform(0.012, 0.03)))
     inner = cv2.erode(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1,) * 2))
-    pad = bold + 2
-    y = int(np.clip(h / 2 - tall / 2 + rng.normal(0, 0.05 * h), pad, h - tall - pad))
-    x = int(np.clip(w / 2 - tall / 2 + rng.normal(0, 0.05 * w), pad, w - tall - pad))
-    cover = np.zeros((h, w), np.float32)
-    cover[y : y + tall, x : x + tall] = cv2.GaussianBlur((solid - inner).astype(np.float32), (0, 0), 0.7)
+    outline = cv2.GaussianBlur((solid - inner).astype(np.float32), (0, 0), 0.7)
+    cover = _placed(rng, outline, h, w, margin=bold + 2)
     cover *= rng.uniform(0.6, 1.0)
     return _photograph(rng, cover, kind)
 
