@@ -59,6 +59,11 @@ CHOICES: dict[str, str] = {
         "dev and MNIST validation digits drawn as bubble outlines and photographed (benchmarks.shadowed_digits --style "
         "hollow: seed 7 chose it, seed 11 reported with it; dev's solid counters: benchmarks.hollow_holes)"
     ),
+    "the CNN's cpu profile mixing in captures of light photos and bubble outlines (training/models/cnn.py: "
+    "captures, capture_kinds)": (
+        "dev and MNIST validation digits photographed faintly or drawn as bubble outlines (benchmarks.generalisation "
+        "--photos: shadowed_digits' seeds 7 and 11; training seeds 0 and 1)"
+    ),
     "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
     "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
     "the headline real-world figure (comparison, manifest, /models, report, web page, README)": "sealed",
