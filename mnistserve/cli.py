@@ -61,9 +61,11 @@ class RichReporter:
         self.progress, self.task = progress, None
 
     def model_started(self, cfg, total_batches: int) -> None:
+        from training.report import training_data
+
         console.print(
             f"[bold]{cfg.model}[/]: {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr}, "
-            f"train images {cfg.train_subset or 50000}, build {cfg.build}",
+            f"{training_data(cfg.to_dict())}, build {cfg.build}",
             highlight=False,
         )
         self.task = self.progress.add_task(cfg.model, total=total_batches)

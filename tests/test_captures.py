@@ -73,3 +73,11 @@ def test_the_cnn_cpu_profile_mixes_light_and_outline_captures_into_its_training_
     assert (mixed.images[:40] == train.images).all() and (mixed.labels[:40] == train.labels).all()
     plain = make_config("vit", "cpu", "cpu")  # the other models were not measured with captures: none
     assert with_captures(train, plain, tmp_path) is train
+
+
+def test_logs_and_reports_say_what_a_model_trained_on() -> None:
+    from training.report import training_data
+
+    cnn = make_config("cnn", "cpu", "cpu").to_dict()
+    assert training_data(cnn) == "train images 50000 + 15% captures (light, hollow)"
+    assert training_data({**cnn, "captures": 0.0, "train_subset": 30000}) == "train images 30000"

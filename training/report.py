@@ -14,6 +14,14 @@ from mnistserve.contracts import atomic_write_bytes, comparison_markdown
 from mnistserve.realworld import REALWORLD_SPLITS, SPLIT_TITLES, realworld_splits
 
 
+def training_data(hp: dict) -> str:
+    """'train images 50000 + 15% captures (light, hollow)': what a config trains on, for logs and reports."""
+    text = f"train images {hp['train_subset'] or 50000}"
+    if hp.get("captures", 0) > 0:  # training.captures mixed in on top of the MNIST images
+        text += f" + {hp['captures']:.0%} captures ({', '.join(hp['capture_kinds'].split(','))})"
+    return text
+
+
 def _ok(comparison: dict) -> list[dict]:
     return [e for e in comparison["models"] if e.get("status") == "ok"]
 
@@ -151,7 +159,7 @@ def write_report(comparison: dict, run_dir: Path, command: str = "") -> Path:
         hp = e["hyperparameters"]
         lines.append(
             f"\n- `{e['model']}`: epochs {hp['epochs']}, batch {hp['batch_size']}, lr {hp['lr']}, "
-            f"train images {hp['train_subset'] or 50000}, build {hp['build']}, weights {e.get('weights', '-')}"
+            f"{training_data(hp)}, build {hp['build']}, weights {e.get('weights', '-')}"
         )
     path = run_dir / "report.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
