@@ -42,10 +42,10 @@ ALLOWED = {
 }
 # Figures worked out from a report's numbers: figure -> (reports, one expression per number of the figure).
 DERIVED = {
-    "2.7x": (("reports/serving/serving.md",), ("531.4 / 198.6",)),
-    "0.80-1.57x": (
+    "3.1x": (("reports/serving/serving.md",), ("683.6 / 222.4",)),
+    "1.49-1.58x": (
         ("reports/serving/serving-workers-1.md", "reports/serving/serving-workers-2.md"),
-        ("338.8 / 421.6", "502.5 / 320.2"),
+        ("605.1 / 405.0", "725.6 / 460.6"),
     ),
 }
 # Reports that measure no model, so they need no model checksums to be current.
@@ -226,7 +226,7 @@ def test_every_figure_has_a_report_line_behind_it(doc):
 
 def test_a_planted_figure_fails_and_a_quoted_one_passes():
     readme = REPO / "README.md"
-    quoted = "A direct /predict answered 531.4 req/s ([serving](reports/serving/serving.md)).\n"
+    quoted = "A direct /predict answered 683.6 req/s ([serving](reports/serving/serving.md)).\n"
     assert unsourced(readme, quoted) == []
     planted = "A direct /predict answered 131.7 req/s ([serving](reports/serving/serving.md)).\n"
     assert unsourced(readme, planted) == ["README.md:1: '131.7 req/s' not in reports/serving/serving.md"]
@@ -244,8 +244,8 @@ def test_readme_figures_come_from_current_reports_only():
 
 def test_table_rows_take_their_sources_from_the_caption():
     caption = "From [the manifest](exported/manifest.json):\n\n| model | accuracy | temperature |\n|---|---|---|\n"
-    assert unsourced(REPO / "README.md", caption + "| cnn | 99.57% | 1.023 |\n") == []
-    assert unsourced(REPO / "README.md", caption + "| cnn | 99.70% | 1.023 |\n") == [
+    assert unsourced(REPO / "README.md", caption + "| cnn | 99.54% | 0.944 |\n") == []
+    assert unsourced(REPO / "README.md", caption + "| cnn | 99.70% | 0.944 |\n") == [
         "README.md:5: '99.70%' not in exported/manifest.json"
     ]
 
@@ -254,12 +254,12 @@ def test_allowed_figures_only_where_they_say_what_they_are(monkeypatch):
     readme = REPO / "README.md"
     assert unsourced(readme, "Answers under 70% are marked uncertain.\n") == []
     assert unsourced(readme, "Batching made it 70% faster.\n") == ["README.md:1: '70%' not in no report named"]
-    row = "| `MNISTSERVE_WORKERS` | 2 | 2 measured 0.80-1.57x the requests/s (reports/serving/serving-workers-1.md) |\n"
+    row = "| `MNISTSERVE_WORKERS` | 2 | 2 measured 1.49-1.58x the requests/s (reports/serving/serving-workers-1.md) |\n"
     settings = f"<!-- settings:begin -->\n{row}<!-- settings:end -->\n"
     assert unsourced(readme, settings) == []
-    monkeypatch.setitem(DERIVED, "0.80-1.57x", (DERIVED["0.80-1.57x"][0], ("338.8 / 300.1", "502.5 / 320.2")))
+    monkeypatch.setitem(DERIVED, "1.49-1.58x", (DERIVED["1.49-1.58x"][0], ("605.1 / 300.1", "725.6 / 460.6")))
     assert unsourced(readme, settings) == [
-        "README.md:2: '0.80-1.57x' not in reports/serving/serving-workers-1.md"
+        "README.md:2: '1.49-1.58x' not in reports/serving/serving-workers-1.md"
     ]  # 300.1 is in neither report
 
 
