@@ -22,6 +22,7 @@ from benchmarks import harness as H
 from serving import ink
 from serving import preprocess as P
 from testkit.servers import REPO
+from training.export import UNSURE_BUDGET, UNSURE_CATCH
 from training.metrics import flag_stats, flag_threshold
 
 # Test-time views of a 28x28 frame: (dx, dy) pixels, degrees, scale, and a 2x2 dilation (+1) or erosion (-1).
@@ -77,7 +78,7 @@ def summary(probabilities: np.ndarray, labels: np.ndarray, conditions: np.ndarra
     right = probabilities.argmax(1) == labels
     per = {c: float(right[conditions == c].mean()) for c in dict.fromkeys(conditions.tolist())}
     worst = min(per, key=per.get)
-    threshold = flag_threshold(probabilities, labels)
+    threshold = flag_threshold(probabilities, labels, catch=UNSURE_CATCH, budget=UNSURE_BUDGET)
     return {
         "accuracy": float(right.mean()),
         "worst": [worst, per[worst]],
@@ -143,9 +144,9 @@ def markdown(report: dict) -> str:
         *H.markdown_head(env, "Ensembles and test-time augmentation on the real-world development split"),
         f"- set: the development split, {res['images']} images, through this tree's preprocessing; the sealed split is"
         " not read (a choice is made here)",
-        "- each row's flag threshold is chosen on these images as the export chooses it (catch 80% of the wrong"
-        " answers, or flag at most 10% of the right ones), so rows compare at their best; inference time: batched,"
-        " one process, both cores",
+        "- each row's flag threshold is chosen on these images as the export chooses it (catch"
+        f" {UNSURE_CATCH:.0%} of the wrong answers, or flag at most {UNSURE_BUDGET:.0%} of the right ones), so rows"
+        " compare at their best; inference time: batched, one process, both cores",
         "",
         "## Models and their ensembles (calibrated probabilities averaged)",
         "",

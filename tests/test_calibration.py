@@ -73,3 +73,12 @@ def test_flag_threshold_catches_the_share_asked_within_the_budget() -> None:
     assert flag_stats(p, labels, t)["caught"] >= 0.8
     tight = flag_threshold(p, labels, catch=0.8, budget=0.02)  # catching 80% would flag more than 2% of right ones
     assert flag_stats(p, labels, tight)["flagged_right"] <= 0.02 < flag_stats(p, labels, t)["flagged_right"]
+
+
+def test_flag_threshold_with_the_whole_budget_catches_every_wrong_answer() -> None:
+    p = np.array([[0.99, 0.01], [0.6, 0.4], [0.97, 0.03]])  # rows 0 and 1 right (digit 0), row 2 wrong
+    labels = np.array([0, 0, 1])
+    t = flag_threshold(p, labels, catch=1.0, budget=1.0)
+    assert flag_stats(p, labels, t)["caught"] == 1.0
+    assert flag_threshold(p, labels, catch=1.0, budget=0.0) == pytest.approx(0.6)  # flags none of the right ones
+    assert flag_stats(p, labels, flag_threshold(p, labels, catch=1.0, budget=0.0))["flagged_right"] == 0.0

@@ -168,7 +168,8 @@ def test_parity_check_limits():
 
 def test_the_unsure_threshold_keeps_to_its_budget_of_right_answers():
     """Right answers' top probabilities 3e-6 apart and confidently wrong ones: the threshold is the budget's line
-    (10% of the right answers) and flags no more of them than that; rounded to 4 decimals it flagged 11.1%."""
+    (UNSURE_BUDGET of the right answers) and flags no more of them than that; rounded up to 4 decimals it flagged
+    11.2%, and drawn exactly at the 81st right answer it flagged that one too (float noise)."""
     right = 0.990066 + 3e-6 * np.arange(1000)
     wrong = np.full(50, 0.9999)
     top = np.concatenate([right, wrong])
@@ -179,4 +180,4 @@ def test_the_unsure_threshold_keeps_to_its_budget_of_right_answers():
     dev = type("Dev", (), {"labels": labels})()
     threshold = E.unsure_threshold(np.log(probabilities), dev, temperature=1.0)["uncertain_below"]
     flagged_right = float((right < threshold).mean())
-    assert 0.095 <= flagged_right <= 0.1, (threshold, flagged_right)
+    assert E.UNSURE_BUDGET - 0.005 <= flagged_right <= E.UNSURE_BUDGET, (threshold, flagged_right)
