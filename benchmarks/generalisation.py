@@ -51,12 +51,15 @@ def photo_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return sets
 
 
-def photo_accuracy(model, cfg, sets: dict) -> dict[str, float]:
-    """Accuracy on each photo set; a photo the preprocessing refused counts as wrong."""
+def photo_accuracy(model, cfg, sets: dict, temperature: float = 1.0) -> dict[str, dict[str, float]]:
+    """Accuracy on each photo set (a photo the preprocessing refused counts as wrong), and the share of its photos
+    answered wrongly with calibrated probability >= 0.9."""
     out = {}
     for style, (images, labels, refused) in sets.items():
         scores = predict_scores(model, torch.from_numpy(images).to(cfg.device), cfg)
-        out[style] = float(((scores.argmax(1) == labels) & ~refused).mean())
+        right = (scores.argmax(1) == labels) & ~refused
+        sure = softmax(scores, temperature).max(1) >= 0.9
+        out[style] = {"accuracy": float(right.mean()), "confident_wrong": float((~right & sure & ~refused).mean())}
     return out
 
 
@@ -102,7 +105,7 @@ def run_variant(model_name: str, overrides: dict, profile: str, device: str, dat
         "flag": flag_stats(softmax(scores, temperature), rw.labels, FLAG_BELOW),
         "flag_for_80": flag_for_80(softmax(scores, temperature), rw.labels),
         "dev_fitted": dev_fitted(scores, rw.labels),
-        **({"photos": photo_accuracy(model, cfg, photos)} if photos else {}),
+        **({"photos": photo_accuracy(model, cfg, photos, temperature)} if photos else {}),
     }
 
 
@@ -124,6 +127,14 @@ def flag_for_80(probabilities, labels) -> dict:
     return {"threshold": threshold, **flag_stats(probabilities, labels, threshold)}
 
 
+def _photo(row: dict, style: str, figure: str, digits: int) -> str:
+    """One photo-set cell in %; "-" where the variant was not scored on it (or, before the figure existed, lacks it)."""
+    value = row.get("photos", {}).get(style)
+    if isinstance(value, float):  # reports before confident-wrong kept the accuracy alone
+        value = {"accuracy": value}
+    return "-" if value is None or figure not in value else f"{100 * value[figure]:.{digits}f}"
+
+
 def markdown(payload: dict) -> str:
     """One row per variant: validation, test, dev overall and per condition, flag figures."""
     rows = payload["variants"]
@@ -142,8 +153,9 @@ def markdown(payload: dict) -> str:
         "| variant | overrides | train s | val | test | dev | "
         + " | ".join(conditions)
         + " | ECE | caught | flagged right | confident wrong | threshold for 80% | its flagged right |"
-        + "".join(f" {s} photos |" for s in styles),
-        "|" + "---|" * (len(conditions) + 12 + len(styles)),
+        + "".join(f" {s} photos |" for s in styles)
+        + "".join(f" {s} photos wrong at >= 0.9 |" for s in styles),
+        "|" + "---|" * (len(conditions) + 12 + 2 * len(styles)),
     ]
     for name, r in rows.items():
         f = r["flag"]
@@ -154,7 +166,8 @@ def markdown(payload: dict) -> str:
             + f" | {100 * r['dev']['ece']:.2f} | {100 * f['caught']:.0f}% | {100 * f['flagged_right']:.1f}% | "
             f"{100 * f['confident_wrong']:.2f}% | {r['flag_for_80']['threshold']:.3f} | "
             f"{100 * r['flag_for_80']['flagged_right']:.1f}% |"
-            + "".join(f" {100 * r['photos'][s]:.1f} |" if s in r.get("photos", {}) else " - |" for s in styles)
+            + "".join(f" {_photo(r, s, 'accuracy', 1)} |" for s in styles)
+            + "".join(f" {_photo(r, s, 'confident_wrong', 2)} |" for s in styles)
         )
     return "\n".join(lines) + "\n"
 
