@@ -22,8 +22,7 @@ from benchmarks import harness as H
 from serving import ink
 from serving import preprocess as P
 from testkit.servers import REPO
-from training.export import UNSURE_BUDGET, UNSURE_CATCH
-from training.metrics import flag_stats, flag_threshold
+from training.metrics import UNSURE_BUDGET, UNSURE_CATCH, flag_stats, flag_threshold
 
 # Test-time views of a 28x28 frame: (dx, dy) pixels, degrees, scale, and a 2x2 dilation (+1) or erosion (-1).
 VIEWS = {
@@ -78,7 +77,7 @@ def summary(probabilities: np.ndarray, labels: np.ndarray, conditions: np.ndarra
     right = probabilities.argmax(1) == labels
     per = {c: float(right[conditions == c].mean()) for c in dict.fromkeys(conditions.tolist())}
     worst = min(per, key=per.get)
-    threshold = flag_threshold(probabilities, labels, catch=UNSURE_CATCH, budget=UNSURE_BUDGET)
+    threshold = flag_threshold(probabilities, labels)
     return {
         "accuracy": float(right.mean()),
         "worst": [worst, per[worst]],

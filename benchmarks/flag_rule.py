@@ -19,13 +19,11 @@ from benchmarks import harness as H
 from mnistserve import settings
 from testkit.servers import REPO
 from training import robustness
-from training.export import UNSURE_BUDGET, UNSURE_CATCH
-from training.metrics import flag_stats, flag_threshold
+from training.metrics import UNSURE_BUDGET, UNSURE_CATCH, flag_stats, flag_threshold
 
 # (share of dev's wrong answers to catch, most of dev's right answers to flag): the rule before this report first.
 RULES = [(0.8, 0.10), (0.9, 0.10), (0.9, 0.08), (0.95, 0.08), (1.0, 0.08), (1.0, 0.06)]
 POOLS = ["dev", "faint", "hollow", "lowres"]
-CHUNK = 256
 
 
 def pools() -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -33,7 +31,7 @@ def pools() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from benchmarks import real_digits as R
     from benchmarks.generalisation import photo_sets
 
-    dev = robustness.load(200, settings.cache_dir(), "dev")
+    dev = robustness.load(robustness.PER_CONDITION["cpu"], settings.cache_dir(), "dev")
     made = {"dev": (dev.images, dev.labels)}
     made.update({style: (images, labels) for style, (images, labels, _) in photo_sets().items()})
     digits, labels, _ = R.load_mnist_val()
@@ -49,12 +47,7 @@ def score(exported: Path) -> dict:
     data = pools()
     results = {}
     for name, served in ModelStore(exported).models.items():
-        probabilities = {
-            pool: served.probabilities(
-                np.concatenate([served.run(x[i : i + CHUNK])[0] for i in range(0, len(x), CHUNK)])
-            )
-            for pool, (x, _) in data.items()
-        }
+        probabilities = {pool: served.probabilities(H.run_chunked(served, x)) for pool, (x, _) in data.items()}
         rules = {}
         for catch, budget in RULES:
             threshold = flag_threshold(probabilities["dev"], data["dev"][1], catch=catch, budget=budget)

@@ -175,6 +175,12 @@ def write_report(out_dir: Path, stem: str, data: dict, markdown: str) -> None:
     print(f"wrote {out_dir / stem}.json and .md")
 
 
+def run_chunked(served, x: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """A served model's logits for many frames, `chunk` at a time: the large models' activations for thousands of
+    images at once would be GBs."""
+    return np.concatenate([served.run(x[i : i + chunk])[0] for i in range(0, len(x), chunk)])
+
+
 def require_manifest(exported: Path) -> Path:
     exported = exported.resolve()
     if not (exported / "manifest.json").is_file():

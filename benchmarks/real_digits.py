@@ -46,7 +46,6 @@ RENDERINGS = {
     "smooth 64 px, printed": (64, Image.Resampling.BICUBIC, True),
     "smooth 224 px, printed": (224, Image.Resampling.BICUBIC, True),
 }
-CHUNK = 512  # images per inference call: the large models' activations for all 14,376 at once would be GBs
 CONDITION = "lowres"  # the real-world set's condition that stands for these digits
 
 
@@ -135,7 +134,7 @@ def _models(exported: Path, labels: np.ndarray, made: dict[str, tuple[np.ndarray
     manifest = read_json(exported / "manifest.json")
     models = {}
     for name, served in ModelStore(exported).models.items():
-        scores = np.concatenate([served.run(every[i : i + CHUNK])[0] for i in range(0, len(every), CHUNK)])
+        scores = H.run_chunked(served, every)
         probabilities = softmax(scores, served.temperature)
         per = {}
         for i, rendering in enumerate(RENDERINGS):

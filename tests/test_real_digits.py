@@ -70,3 +70,20 @@ def test_the_report_scores_every_served_model_on_every_rendering(source, exporte
 def test_to_grid_names_a_digit_with_no_ink_rather_than_crashing():
     with pytest.raises(ValueError, match="no pixel at half level"):
         RD.to_grid(np.full((28, 28), 100, np.uint8))
+
+
+def test_run_chunked_keeps_every_row_in_order_across_chunks():
+    from benchmarks.harness import run_chunked
+
+    class Served:  # a model whose logits are its input's first pixel, so rows can be followed
+        calls: list[int] = []
+
+        def run(self, x):
+            self.calls.append(len(x))
+            return np.repeat(x[:, 0, 0, :1], 10, axis=1), 0.0
+
+    x = np.arange(7, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 28, 28), np.float32)
+    served = Served()
+    out = run_chunked(served, x, chunk=3)
+    assert served.calls == [3, 3, 1]
+    assert np.array_equal(out[:, 0], np.arange(7, dtype=np.float32))

@@ -31,7 +31,7 @@ from training import robustness
 from training.data import MnistData
 from training.environment import git_revision
 from training.loop import to_input
-from training.metrics import flag_threshold
+from training.metrics import UNSURE_BUDGET, UNSURE_CATCH, flag_threshold
 from training.models import build_model, get_spec
 from training.publish import ExportError, commit, publishing, versioned
 
@@ -40,11 +40,6 @@ PARITY_IMAGES = 1000
 DETECTOR_PROB_LIMIT = 1e-3  # max |probability difference| between runtimes for Faster R-CNN
 SHIP_LIMIT_BYTES = 20 * 1024 * 1024  # larger files stay out of git and are marked "not shipped"
 MNIST_MARGIN = 0.005  # a default may trail the best shipped MNIST test accuracy by at most this much
-# The "unsure" rule, on dev (training.realworld.CHOICES). The goal is 80% of wrong answers caught for <= 10% of right
-# ones flagged on inputs never seen; fitted at exactly 80% on dev's few dozen wrong answers, the flag caught less on
-# the validation pools, so it aims higher and keeps 2 points of the budget spare (reports/flag/rule.md).
-UNSURE_CATCH = 0.9
-UNSURE_BUDGET = 0.08
 DEFAULT_RULE = (
     "the shipped model with the highest real-world accuracy on the dev split (never the sealed one) among those "
     f"whose MNIST test accuracy is within {100 * MNIST_MARGIN:.1f} pt of the best shipped one; ties go to the "
@@ -167,7 +162,7 @@ def pick_default(entries: dict[str, dict]) -> str:
 def unsure_threshold(scores: np.ndarray, dev: robustness.RealWorldSet, temperature: float) -> dict:
     """The model's "unsure" threshold: the lowest calibrated probability under which UNSURE_CATCH of its wrong answers
     on the development split fall, unless that would flag over UNSURE_BUDGET of its right ones (then that line)."""
-    threshold = flag_threshold(softmax(scores, temperature), dev.labels, catch=UNSURE_CATCH, budget=UNSURE_BUDGET)
+    threshold = flag_threshold(softmax(scores, temperature), dev.labels)
     return {
         # Unrounded: rounded up to 4 decimals, a threshold at the budget's line flags the right answers just above it
         # (AlexNet of run 20261206T025519Z: 0.9913 flagged 10.03% of them on dev).

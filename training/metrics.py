@@ -70,7 +70,17 @@ def flag_stats(probabilities: np.ndarray, labels: np.ndarray, flag_below: float,
     }
 
 
-def flag_threshold(probabilities: np.ndarray, labels: np.ndarray, catch: float = 0.8, budget: float = 0.1) -> float:
+# The "unsure" rule the export applies (a choice on dev: training.realworld.CHOICES). The goal is 80% of wrong answers
+# caught for <= 10% of right ones flagged on inputs never seen; fitted at exactly 80% on dev's few dozen wrong answers,
+# the flag caught less on the validation pools, so it aims higher and keeps 2 points of the budget spare
+# (reports/flag/rule.md).
+UNSURE_CATCH = 0.9
+UNSURE_BUDGET = 0.08
+
+
+def flag_threshold(
+    probabilities: np.ndarray, labels: np.ndarray, catch: float = UNSURE_CATCH, budget: float = UNSURE_BUDGET
+) -> float:
     """The lowest "unsure" threshold whose flag catches `catch` of the wrong answers; if that flags more than `budget`
     of the right ones, the highest threshold that stays within `budget` instead."""
     top = probabilities.max(1)

@@ -24,7 +24,7 @@ CHOICES: dict[str, str] = {
     "augmentation parts and their ranges (training/augment.py, benchmarks/augment_ablation.py)": "dev",
     "default-model rule (training/export.py: pick_default reads the dev accuracy)": "dev",
     "the 'unsure' threshold on calibrated probability (training/export.py: unsure_threshold)": "dev",
-    "the rule that sets it: catch 90% of dev's wrong answers within 8% of its right ones (training/export.py: "
+    "the rule that sets it: catch 90% of dev's wrong answers within 8% of its right ones (training/metrics.py: "
     "UNSURE_CATCH, UNSURE_BUDGET)": (
         "dev and MNIST validation digits photographed faintly and as bubble outlines (seeds 7, 11) and reduced to "
         "UCI's 8x8 grid (benchmarks.flag_rule)"
