@@ -20,8 +20,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks import harness as H
+from benchmarks import variants
 from benchmarks.preprocess_parity import load_revision, resolve_revision
-from serving import ink, paper, regions
+from serving import ink
 from serving import preprocess as P
 from serving.errors import ServingError
 from testkit.servers import REPO
@@ -55,14 +56,7 @@ def frames(per_condition: int, old: types.ModuleType, split: str = "dev") -> dic
 def after(made: dict, name: str, settings: list[str]) -> None:
     """This tree's frames (with `settings`, MODULE.CONSTANT=VALUE of serving.paper, .regions or .ink, patched
     for the run) into made[name]; unread images counted as before."""
-    patched = []
-    for setting in settings:
-        target, _, value = setting.partition("=")
-        module, _, constant = target.partition(".")
-        owner = {"paper": paper, "regions": regions, "ink": ink}[module]
-        patched.append((owner, constant, getattr(owner, constant)))
-        setattr(owner, constant, type(getattr(owner, constant))(float(value)))
-    try:
+    with variants.patched(settings):
         out, unread = [], 0
         for grey in made["greys"]:
             try:
@@ -70,14 +64,11 @@ def after(made: dict, name: str, settings: list[str]) -> None:
             except ink.Blank:
                 out.append(np.zeros((28, 28), np.float32))
                 unread += 1
-        made[name], made["unread"][name] = np.asarray(out), unread
-    finally:
-        for owner, constant, value in reversed(patched):
-            setattr(owner, constant, value)
+    made[name], made["unread"][name] = np.asarray(out), unread
 
 
-def score(made: dict, exported: Path, variants: list[str], models: list[str] | None) -> dict:
-    """Each model's accuracy overall and per condition, before and after; the variants by the default model."""
+def score(made: dict, exported: Path, labels: list[str], models: list[str] | None) -> dict:
+    """Each model's accuracy overall and per condition, before and after, and with each variant."""
     from serving.store import ModelStore
 
     store = ModelStore(exported)
@@ -87,7 +78,7 @@ def score(made: dict, exported: Path, variants: list[str], models: list[str] | N
         if models and name not in models:
             continue
         result = {"sha256": served.entry["sha256"]}
-        for version in ["before", "after", *(variants if name == store.default else [])]:
+        for version in ["before", "after", *labels]:
             right = served.run(made[version][:, None])[0].argmax(1) == made["labels"]
             result[version] = {
                 "all": float(right.mean()),
@@ -149,18 +140,20 @@ def markdown(report: dict, results: dict) -> str:
     if report["variants"]:
         lines += [
             "",
-            "## What each part buys: this tree with one part changed (the default model's accuracy %)",
+            "## Variants: this tree with some constants changed (accuracy %; answers gained and lost against after)",
             "",
-            "| variant | settings | model | all | " + " | ".join(conditions) + " |",
-            "|---|---|---|---|" + "---|" * len(conditions),
+            "| variant | settings | model | all | gained | lost | " + " | ".join(conditions) + " |",
+            "|---|---|---|---|---|---|" + "---|" * len(conditions),
         ]
         for label, settings in [("after", []), *report["variants"].items()]:
             for name, r in results.items():
-                if label not in r:  # variants: the default model only
-                    continue
-                v = r[label]
-                cells = " | ".join(f"{100 * v['per_condition'][c]:.1f}" for c in conditions)
-                lines.append(f"| {label} | {' '.join(settings) or '-'} | {name} | {100 * v['all']:.2f} | {cells} |")
+                v, base = r[label]["right"], r["after"]["right"]
+                gained, lost = int((v & ~base).sum()), int((~v & base).sum())
+                cells = " | ".join(f"{100 * r[label]['per_condition'][c]:.1f}" for c in conditions)
+                lines.append(
+                    f"| {label} | {' '.join(settings) or '-'} | {name} | {100 * r[label]['all']:.2f} | {gained} | "
+                    f"{lost} | {cells} |"
+                )
     if report.get("gallery"):
         lines += ["", f"The default model's remaining mistakes, as the frames it received: ![]({report['gallery']})"]
     return "\n".join(lines) + "\n"
@@ -188,12 +181,15 @@ def main() -> None:
     exported = H.require_manifest(args.exported)
     from training.realworld import get_split
 
-    variants = {label.strip(): settings.split() for label, _, settings in (v.partition(":") for v in args.variant)}
+    try:
+        chosen = variants.parse(args.variant)
+    except ValueError as error:
+        ap.error(str(error))
     made = frames(args.per_condition, load_revision(args.against)["serving.preprocess"], args.split)
     after(made, "after", [])
-    for label, settings in variants.items():
+    for label, settings in chosen.items():
         after(made, label, settings)
-    results = score(made, exported, list(variants), [m for m in args.models.split(",") if m])
+    results = score(made, exported, list(chosen), [m for m in args.models.split(",") if m])
     report = {
         "environment": H.environment(exported=exported),
         "opencv": __import__("cv2").__version__,
@@ -204,7 +200,7 @@ def main() -> None:
             "per_condition": args.per_condition,
             "images": len(made["labels"]),
         },
-        "variants": variants,
+        "variants": chosen,
     }
     report["set"]["unread"] = made["unread"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -214,7 +210,7 @@ def main() -> None:
         report["gallery"] = "accuracy-mistakes.png"
     text = markdown(report, results)
     for r in results.values():
-        for version in ("before", "after", *variants):
+        for version in ("before", "after", *chosen):
             if version in r:
                 r[version].pop("right")
     H.write_report(

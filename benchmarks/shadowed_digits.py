@@ -12,12 +12,18 @@ leaves the real-world set's sealed split as unseen as before. No model trains on
 fonts: each digit (from digit 2300 on) is made bold by 4-9% of its height on each side and only the bold shape's rim
 is drawn, 1.2-3% of the height wide at 60-100% of full ink (a bubble letter), then photographed as above.
 
-`--against REV` adds the preprocessing of an earlier revision (read with `git show`), side by side. `--blank N`
-(150) photographs N pages with nothing written on them for each `--blank-seed` (5), which must be refused (NoInk): a
-preprocessing that reads fainter ink must not read these.
+`--style solid`: what the fill must leave alone: each digit (from digit 2600 on) drawn with MNIST's own strokes
+(a felt pen about a tenth of the digit's height) at 60-100% of full ink, its counters open, photographed as above.
 
-Usage:  python -m benchmarks.shadowed_digits [--style faint|hollow] [--count 300] [--seed 7 ...] [--against REV]
-        [--blank 150] [--blank-seed 5 ...] [--out reports/shadowed]
+`--variant "label: module.CONSTANT=value ..."` adds this tree with some constants of serving.paper, .regions or .ink
+changed, each variant's answers gained and lost against this tree's. `--against REV` adds the preprocessing of an
+earlier revision (read with `git show`), side by side. `--blank N` (150) photographs N pages with nothing written on
+them for each `--blank-seed` (5), which must be refused (NoInk): a preprocessing that reads fainter ink must not read
+these.
+
+Usage:  python -m benchmarks.shadowed_digits [--style faint|hollow|solid] [--count 300] [--seed 7 ...]
+        [--variant "label: regions.HOLLOW_RIM=3" ...] [--against REV] [--blank 150] [--blank-seed 5 ...]
+        [--out reports/shadowed]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import harness as H
+from benchmarks import variants
 from benchmarks.preprocess_parity import load_revision, resolve_revision
 from mnistserve.contracts import softmax
 from serving import preprocess as P
@@ -115,6 +122,14 @@ def hollow_photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> byte
     return _photograph(rng, cover, kind)
 
 
+def solid_photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> bytes:
+    """One 28x28 MNIST digit as a JPEG photo of its own strokes (a felt pen as wide as MNIST's) under `kind`."""
+    h, w, tall = _page(rng)
+    big = cv2.resize(digit.astype(np.float32) / 255, (tall, tall), interpolation=cv2.INTER_CUBIC)
+    cover = _placed(rng, np.clip(big, 0, 1), h, w) * rng.uniform(0.6, 1.0)
+    return _photograph(rng, cover, kind)
+
+
 def _photograph(rng: np.random.Generator, cover: np.ndarray, kind: str) -> bytes:
     """Ink `cover` (0-1) on tinted paper under the light `kind`, with sensor noise, a lens blur and JPEG."""
     h, w = cover.shape
@@ -129,7 +144,10 @@ def _photograph(rng: np.random.Generator, cover: np.ndarray, kind: str) -> bytes
     return buffer.getvalue()
 
 
-STYLES = {"faint": (FIRST, photo), "hollow": (HOLLOW_FIRST, hollow_photo)}  # first digit, how it is drawn
+DRAWN = {"faint": "Faint thin-pen digits", "hollow": "Bubble-outline digits", "solid": "Digits in MNIST's own strokes"}
+SOLID_FIRST = 2600  # the solid digits': after the bubble outlines'
+# first digit, how it is drawn
+STYLES = {"faint": (FIRST, photo), "hollow": (HOLLOW_FIRST, hollow_photo), "solid": (SOLID_FIRST, solid_photo)}
 
 
 def build(count: int, seed: int, style: str = "faint") -> tuple[list[bytes], np.ndarray, np.ndarray]:
@@ -172,36 +190,45 @@ def evaluate(
     blanks: int = 0,
     blank_seeds: tuple[int, ...] = (BLANK_SEED,),
     style: str = "faint",
+    changed: dict[str, list[str]] | None = None,
 ) -> dict:
-    """Every served model on each seed's photos, through this tree's preprocessing and (given `against`) that
-    revision's: accuracy overall and per light, the photos refused, and how many of `blanks` blank pages a blank seed
-    are refused (the rest give a frame: a digit read where none is)."""
+    """Every served model on each seed's photos, through this tree's preprocessing, each of `changed`'s variants
+    (label -> module.CONSTANT=value settings) and (given `against`) that revision's: accuracy overall and per light,
+    the photos refused, and how many of `blanks` blank pages a blank seed are refused (the rest give a frame: a digit
+    read where none is)."""
     from serving.store import ModelStore
 
-    versions: dict[str, Callable[..., np.ndarray]] = {"this tree": P.from_bytes}
+    versions: dict[str, tuple[Callable[..., np.ndarray], list[str]]] = {"this tree": (P.from_bytes, [])}
+    versions |= {label: (P.from_bytes, settings) for label, settings in (changed or {}).items()}
     if against is not None:  # "at <rev>": a bare hash after a model's name would read as its checksum
-        versions[f"at {resolve_revision(against)[:12]}"] = load_revision(against)["serving.preprocess"].from_bytes
+        versions[f"at {resolve_revision(against)[:12]}"] = (load_revision(against)["serving.preprocess"].from_bytes, [])
     models = ModelStore(exported).models
     made = [build(count, seed, style) for seed in seeds]
     labels = np.concatenate([m[1] for m in made])
     lights = np.concatenate([m[2] for m in made])
     digest = hashlib.sha256(b"".join(b for m in made for b in m[0])).hexdigest()
     empty = [page for seed in blank_seeds for page in blank_pages(blanks, seed)]
-    results = {}
-    for version, from_bytes in versions.items():
-        images, refused = frames([b for m in made for b in m[0]], from_bytes)
+    results, first = {}, {}  # first: each model's right answers through this tree, which the others gain or lose on
+    for version, (from_bytes, settings) in versions.items():
+        with variants.patched(settings):
+            images, refused = frames([b for m in made for b in m[0]], from_bytes)
+            blank_refused = int(frames(empty, from_bytes)[1].sum()) if empty else 0
         per_model = {}
         for name, served in models.items():
             scores = np.concatenate([served.run(images[i : i + 256])[0] for i in range(0, len(images), 256)])
             right = softmax(scores, served.temperature).argmax(1) == labels
             right &= ~refused
+            base = first.setdefault(name, right)
             per_model[name] = {
                 "sha256": served.entry["sha256"],
                 "accuracy": float(right.mean()),
                 "lights": {light: float(right[lights == i].mean()) for i, light in enumerate(LIGHTS)},
+                "gained": int((right & ~base).sum()),
+                "lost": int((base & ~right).sum()),
             }
         results[version] = {
-            "blank_refused": int(frames(empty, from_bytes)[1].sum()) if empty else 0,
+            "blank_refused": blank_refused,
+            "settings": settings,
             "refused": int(refused.sum()),
             "refused_by_light": {light: int(refused[lights == i].sum()) for i, light in enumerate(LIGHTS)},
             "models": per_model,
@@ -229,7 +256,7 @@ def markdown(report: dict) -> str:
     """Accuracy per model, preprocessing and light."""
     env, data = report["environment"], report["results"]
     ds = data["dataset"]
-    drawn = {"faint": "Faint thin-pen digits", "hollow": "Bubble-outline digits"}[ds.get("style", "faint")]
+    drawn = DRAWN[ds.get("style", "faint")]
     lines = H.markdown_head(env, f"{drawn} photographed under shadows, a lamp or a gradient, as served")
     lines += [
         f"- photos: {ds['photos']} ({ds['digits']}; seeds {', '.join(map(str, ds['seeds']))}), sha256 "
@@ -243,16 +270,23 @@ def markdown(report: dict) -> str:
         f"- blank pages (the same paper and lights, nothing written; seeds "
         f"{', '.join(map(str, ds.get('blank_seeds', [BLANK_SEED])))}) refused, of {ds['blank_pages']}: "
         + "; ".join(f"{v}: {r['blank_refused']}" for v, r in data["versions"].items()),
+        *(
+            f"- variant `{v}`: this tree with `{' '.join(r['settings'])}`"
+            for v, r in data["versions"].items()
+            if r.get("settings")
+        ),
+        "- gained, lost: photos read rightly here and wrongly through this tree, and the other way round",
         "",
-        "| model | sha256 | preprocessing | all | " + " | ".join(LIGHTS) + " |",
-        "|---|---|---|---|" + "---|" * len(LIGHTS),
+        "| model | sha256 | preprocessing | all | gained | lost | " + " | ".join(LIGHTS) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(LIGHTS),
     ]
     versions = data["versions"]
     for name in next(iter(versions.values()))["models"]:
         for version, result in versions.items():
             m = result["models"][name]
+            moved = "- | -" if version == "this tree" else f"{m.get('gained', '-')} | {m.get('lost', '-')}"
             lines.append(
-                f"| {name} | {m['sha256'][:12]} | {version} | {_pct(m['accuracy'])}% | "
+                f"| {name} | {m['sha256'][:12]} | {version} | {_pct(m['accuracy'])}% | {moved} | "
                 + " | ".join(_pct(m["lights"][light]) for light in LIGHTS)
                 + " |"
             )
@@ -263,17 +297,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exported", type=Path, default=REPO / "exported")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "shadowed")
-    ap.add_argument("--style", choices=tuple(STYLES), default="faint", help="a faint thin pen, or bubble outlines")
+    ap.add_argument("--style", choices=tuple(STYLES), default="faint", help="faint pen, outlines or MNIST's strokes")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help='"label: module.CONSTANT=value ..." this tree with constants of serving.paper/.regions/.ink changed',
+    )
     ap.add_argument("--count", type=int, default=300, help="digits a seed (each photographed once)")
     ap.add_argument("--seed", type=int, action="append", help="one set of photos a seed (default: 7, 11, 13, 17)")
     ap.add_argument("--against", default=None, help="also an earlier revision's preprocessing, side by side")
     ap.add_argument("--blank", type=int, default=150, help="blank pages a blank seed, which must be refused")
     ap.add_argument("--blank-seed", type=int, action="append", help=f"blank pages a seed (default: {BLANK_SEED})")
     args = ap.parse_args()
+    try:
+        changed = variants.parse(args.variant)
+    except ValueError as error:
+        ap.error(str(error))
     exported = H.require_manifest(args.exported)
     seeds = list(dict.fromkeys(args.seed or [7, 11, 13, 17]))  # a seed given twice would count its photos twice
     blank_seeds = tuple(dict.fromkeys(args.blank_seed or [BLANK_SEED]))
-    results = evaluate(exported, args.count, seeds, args.against, args.blank, blank_seeds, args.style)
+    results = evaluate(exported, args.count, seeds, args.against, args.blank, blank_seeds, args.style, changed)
     report = {"environment": H.environment(exported=exported), "results": results}
     H.write_report(args.out, "shadowed", report, markdown(report))
     print(markdown(report))

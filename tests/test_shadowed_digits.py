@@ -107,3 +107,54 @@ def test_the_hollow_report_names_its_style_and_its_own_digits(exported_dir, tmp_
     assert results["dataset"]["style"] == "hollow" and results["dataset"]["blank_pages"] == 0
     assert results["dataset"]["digits"].startswith(f"MNIST validation digits {SD.HOLLOW_FIRST}-")
     assert (tmp_path / "shadowed.md").read_text().startswith("# Bubble-outline digits")
+
+
+def test_a_solid_photo_draws_the_digit_with_its_own_strokes(monkeypatch):
+    """The solid style keeps MNIST's stroke: about as much ink as the digit enlarged, far more than the thin pen's."""
+    monkeypatch.setattr(SD, "_light", lambda rng, kind, h, w: np.ones((h, w), np.float32))
+    inks = []
+    for draw in (SD.solid_photo, SD.photo):
+        grey = np.asarray(Image.open(io.BytesIO(draw(np.random.default_rng(3), _digit(), "gradient"))).convert("L"))
+        inks.append((grey < 0.8 * np.percentile(grey, 99)).sum())
+    side = int(np.sqrt(inks[0] / (_digit() > 100).mean()))  # the enlarged digit's side, from its ink share
+    assert 60 <= side <= 700 and inks[0] > 3 * inks[1]
+
+
+def test_a_variant_is_this_tree_with_its_constants_set_then_restored(exported_dir, tmp_path, monkeypatch):
+    """--variant runs this tree with constants changed: one that sets a constant to its own value reads every photo
+    as this tree does (nothing gained or lost), and the constants are as they were afterwards."""
+    from serving import regions
+
+    rim = regions.HOLLOW_RIM
+    argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "12", "--seed", "7"]
+    same = f"same: regions.HOLLOW_RIM={rim}"
+    monkeypatch.setattr(sys, "argv", [*argv, "--style", "solid", "--blank", "0", "--variant", same])
+    SD.main()
+    results = json.loads((tmp_path / "shadowed.json").read_text())["results"]
+    assert results["dataset"]["digits"].startswith(f"MNIST validation digits {SD.SOLID_FIRST}-")
+    assert results["versions"]["same"]["settings"] == [f"regions.HOLLOW_RIM={rim}"]
+    for name, m in results["versions"]["same"]["models"].items():
+        assert (m["gained"], m["lost"]) == (0, 0)
+        assert m["accuracy"] == results["versions"]["this tree"]["models"][name]["accuracy"]
+    assert regions.HOLLOW_RIM == rim
+    text = (tmp_path / "shadowed.md").read_text()
+    assert text.startswith("# Digits in MNIST's own strokes") and "- variant `same`" in text
+
+
+@pytest.mark.parametrize("variant", ["no colon", "bad: regions.NO_SUCH=1", "bad: torch.X=1", "bad: regions.HOLLOW_RIM"])
+def test_a_malformed_variant_is_refused_before_anything_runs(variant, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["shadowed_digits", "--variant", variant])
+    with pytest.raises(SystemExit) as exit_info:
+        SD.main()
+    assert exit_info.value.code == 2 and (variant.partition(":")[2].strip() or variant) in capsys.readouterr().err
+
+
+def test_patched_constants_are_restored_when_the_block_fails():
+    from benchmarks import variants
+    from serving import ink, regions
+
+    rim, deskew = regions.HOLLOW_RIM, ink.DESKEW
+    with pytest.raises(RuntimeError), variants.patched(["regions.HOLLOW_RIM=7", "ink.DESKEW=0"]):
+        assert (regions.HOLLOW_RIM, ink.DESKEW) == (7.0, False)  # each as its constant's own type
+        raise RuntimeError
+    assert (regions.HOLLOW_RIM, ink.DESKEW) == (rim, deskew)
