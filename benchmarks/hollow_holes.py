@@ -27,8 +27,8 @@ from serving.preprocess import ServingError, from_image
 from testkit.servers import REPO
 
 HOLLOW = ("outline", "hollow_photo")  # the conditions whose digits are outlines
-BARS = (11.0, 12.0, 13.0, 14.0, 15.0, 16.0)
-SOLIDITY_BARS = (0.75, 0.8, 0.85, 0.9)
+BARS = (9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0)
+SOLIDITY_BARS = (0.8, 0.85, 0.9, 0.92, 0.95)
 DISTANCES = {"city-block": (cv2.DIST_L1, 3), "Euclidean": (cv2.DIST_L2, cv2.DIST_MASK_PRECISE)}
 
 
