@@ -64,10 +64,11 @@ CHOICES: dict[str, str] = {
         "dev and MNIST validation digits drawn as bubble outlines and photographed (benchmarks.shadowed_digits --style "
         "hollow: seed 7 chose it, seed 11 reported with it; dev's solid counters: benchmarks.hollow_holes)"
     ),
-    "the band test's bars for handwriting's bubble outlines (serving/regions.py: HOLLOW_BAND, HOLLOW_ELONGATION, "
-    "HOLLOW_RIM, HOLLOW_SOLIDITY, stop 42)": (
-        "dev and MNIST validation digits photographed as bubble outlines, in their own solid strokes and faintly "
-        "(benchmarks.shadowed_digits --style hollow|solid|faint --variant: seeds 7 and 11; reports/hollow/fill)"
+    "stop 42's band-test bars for handwriting's bubble outlines, tried and not taken (serving/regions.py)": (
+        "chosen on dev and MNIST validation digits photographed as bubble outlines, in their own solid strokes and "
+        "faintly (benchmarks.shadowed_digits --style hollow|solid|faint --variant: seeds 7 and 11; "
+        "reports/hollow/fill); "
+        "turned down by the sealed split's one reading after they were frozen (keep or undo, nothing re-chosen)"
     ),
     "the CNN's cpu profile mixing in captures of light photos and bubble outlines (training/models/cnn.py: "
     "captures, capture_kinds)": (
