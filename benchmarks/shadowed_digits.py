@@ -222,7 +222,11 @@ def evaluate(
             per_model[name] = {
                 "sha256": served.entry["sha256"],
                 "accuracy": float(right.mean()),
-                "lights": {light: float(right[lights == i].mean()) for i, light in enumerate(LIGHTS)},
+                # None for a light no photo drew (a small --count): no mean, and JSON has no NaN
+                "lights": {
+                    light: float(right[lights == i].mean()) if (lights == i).any() else None
+                    for i, light in enumerate(LIGHTS)
+                },
                 "gained": int((right & ~base).sum()),
                 "lost": int((base & ~right).sum()),
             }
@@ -248,8 +252,8 @@ def evaluate(
     }
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}"
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
 
 
 def markdown(report: dict) -> str:

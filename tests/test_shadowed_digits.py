@@ -73,6 +73,7 @@ def test_the_report_scores_every_served_model_per_light(exported_dir, tmp_path, 
         assert m["sha256"] == manifest["models"][name]["sha256"]
         # The overall figure is the lights' figures weighed by their photos.
         weighed = sum(m["lights"][k] * n for k, n in per_light.items() if n) / 24
+        assert all((m["lights"][k] is None) == (n == 0) for k, n in per_light.items())
         assert m["accuracy"] == pytest.approx(weighed)
     assert all(f"| {name} |" in (tmp_path / "shadowed.md").read_text() for name in models)
 
@@ -158,3 +159,20 @@ def test_patched_constants_are_restored_when_the_block_fails():
         assert (regions.HOLLOW_RIM, ink.DESKEW) == (7.0, False)  # each as its constant's own type
         raise RuntimeError
     assert (regions.HOLLOW_RIM, ink.DESKEW) == (rim, deskew)
+
+
+def test_a_light_no_photo_drew_has_no_figure_rather_than_nan(exported_dir, tmp_path, monkeypatch):
+    """Two photos cannot cover three lights: the missing one's figure is null in the JSON and '-' in the table."""
+    argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "2", "--seed", "7"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--blank", "0"])
+    SD.main()
+    text = (tmp_path / "shadowed.json").read_text()
+    assert "NaN" not in text
+    results = json.loads(text)["results"]
+    missing = [k for k, n in results["dataset"]["per_light"].items() if n == 0]
+    assert missing and all(
+        m["lights"][k] is None for m in results["versions"]["this tree"]["models"].values() for k in missing
+    )
+    table = [line.split("|")[1:-1] for line in (tmp_path / "shadowed.md").read_text().splitlines() if line[:2] == "| "]
+    header, rows = [c.strip() for c in table[0]], [[c.strip() for c in r] for r in table[1:] if "this tree" in r[2]]
+    assert rows and all(row[header.index(k)] == "-" for row in rows for k in missing)
