@@ -27,6 +27,7 @@ from serving import preprocess as P
 from serving.errors import ServingError
 from testkit.servers import REPO
 
+RESERVED = ("before", "after", "labels", "conditions", "greys", "unread")  # frames()' keys: no variant's label
 AGAINST = "c729eef"  # the last revision with the hand-written numpy preprocessing
 SPLIT_NAMES = {
     "dev": "development split",
@@ -177,14 +178,14 @@ def main() -> None:
     args = ap.parse_args()
     if args.split != "dev" and (args.variant or args.gallery):
         ap.error("--split sealed scores before and after only: --variant and --gallery would tune on it")
+    try:
+        chosen = variants.parse(args.variant, reserved=RESERVED)
+    except ValueError as error:
+        ap.error(str(error))
     commit = resolve_revision(args.against)
     exported = H.require_manifest(args.exported)
     from training.realworld import get_split
 
-    try:
-        chosen = variants.parse(args.variant)
-    except ValueError as error:
-        ap.error(str(error))
     made = frames(args.per_condition, load_revision(args.against)["serving.preprocess"], args.split)
     after(made, "after", [])
     for label, settings in chosen.items():

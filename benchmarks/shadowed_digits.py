@@ -144,8 +144,8 @@ def _photograph(rng: np.random.Generator, cover: np.ndarray, kind: str) -> bytes
     return buffer.getvalue()
 
 
+SOLID_FIRST = 2600  # the solid digits': after the bubble outlines' (at the default --count)
 DRAWN = {"faint": "Faint thin-pen digits", "hollow": "Bubble-outline digits", "solid": "Digits in MNIST's own strokes"}
-SOLID_FIRST = 2600  # the solid digits': after the bubble outlines'
 # first digit, how it is drawn
 STYLES = {"faint": (FIRST, photo), "hollow": (HOLLOW_FIRST, hollow_photo), "solid": (SOLID_FIRST, solid_photo)}
 
@@ -279,7 +279,11 @@ def markdown(report: dict) -> str:
             for v, r in data["versions"].items()
             if r.get("settings")
         ),
-        "- gained, lost: photos read rightly here and wrongly through this tree, and the other way round",
+        *(
+            ["- gained, lost: photos read rightly here and wrongly through this tree, and the other way round"]
+            if len(data["versions"]) > 1
+            else []
+        ),
         "",
         "| model | sha256 | preprocessing | all | gained | lost | " + " | ".join(LIGHTS) + " |",
         "|---|---|---|---|---|---|" + "---|" * len(LIGHTS),
@@ -315,7 +319,7 @@ def main() -> None:
     ap.add_argument("--blank-seed", type=int, action="append", help=f"blank pages a seed (default: {BLANK_SEED})")
     args = ap.parse_args()
     try:
-        changed = variants.parse(args.variant)
+        changed = variants.parse(args.variant, reserved=("this tree",))
     except ValueError as error:
         ap.error(str(error))
     exported = H.require_manifest(args.exported)

@@ -22,11 +22,11 @@ import numpy as np
 
 # Stop 42 tried the four bars below at (0.6, 11, 4, 0.95), chosen on MNIST validation digits drawn as bubble outlines
 # and photographed: the CNN read 80.5% -> 95.0% of them (93.8% of fresh seeds); on dev the CNN's answers stayed put,
-# AlexNet, ViT and VGG16 gained 3-4, Faster R-CNN 3 for 1 lost; solid and faint photos stayed put
-# (reports/hollow/fill/). The sealed split, read once, fell for every model (`outline` 1.5-3 points, `hollow_photo`
-# 1-2.5, three solid digits lost and one gained: reports/robustness/fill-bars-757fca0/): not taken. Unexamined (the
-# sealed images are not looked at); at 0.95 the bars filled 7 of dev's solid counters, where no answer moved
-# (reports/hollow/fill/holes.md).
+# AlexNet, ViT and VGG16 gained 3-4, Faster R-CNN 3 for 1 lost (a `lowres` digit); solid photos and 600 faint ones
+# stayed put, of 1,500 faint ones the CNN's too, the other models lost 1-2 each (reports/hollow/fill/). The sealed
+# split, read once, fell for every model (`outline` 1.5-3 points, `hollow_photo` 1-2.5, three solid digits lost and one
+# gained: reports/robustness/fill-bars-757fca0/): not taken. Unexamined (the sealed images are not looked at); at 0.95
+# the bars filled 7 of dev's solid counters (reports/hollow/fill/holes.md).
 #
 # A band hole is at most this wide, as a fraction of the glyph's long side (bold fonts reached 0.34 by city-block
 # distance, which measures no band narrower than Euclidean distance does).

@@ -105,6 +105,10 @@ def test_every_choice_names_its_split_and_only_the_headline_reads_sealed():
     named = ("dev", "sealed", "none: evaluation only")
     assert all(v in named or v.startswith("dev and MNIST validation") or "never scores" in v for v in CHOICES.values())
     assert [k for k, v in CHOICES.items() if v == "sealed"] == [next(k for k in CHOICES if "headline" in k)]
+    # Beyond the headline the sealed split may only have kept or undone a change chosen on the others, once frozen:
+    # never choose among settings.
+    gated = [v for v in CHOICES.values() if v != "sealed" and "sealed" in v and "galleries" not in v]
+    assert all("keep or undo, nothing re-chosen" in v for v in gated)
 
 
 def test_every_condition_balanced_over_digits(samples):

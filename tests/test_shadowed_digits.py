@@ -111,54 +111,79 @@ def test_the_hollow_report_names_its_style_and_its_own_digits(exported_dir, tmp_
 
 
 def test_a_solid_photo_draws_the_digit_with_its_own_strokes(monkeypatch):
-    """The solid style keeps MNIST's stroke: about as much ink as the digit enlarged, far more than the thin pen's."""
+    """The solid style keeps MNIST's stroke: over twice as wide as the thin pen's, each photo's ink taken midway
+    between its paper and its darkest ink (the thin pen is also fainter)."""
+    from serving.paper import stroke_width
+
     monkeypatch.setattr(SD, "_light", lambda rng, kind, h, w: np.ones((h, w), np.float32))
-    inks = []
+    widths = []
     for draw in (SD.solid_photo, SD.photo):
         grey = np.asarray(Image.open(io.BytesIO(draw(np.random.default_rng(3), _digit(), "gradient"))).convert("L"))
-        inks.append((grey < 0.8 * np.percentile(grey, 99)).sum())
-    side = int(np.sqrt(inks[0] / (_digit() > 100).mean()))  # the enlarged digit's side, from its ink share
-    assert 60 <= side <= 700 and inks[0] > 3 * inks[1]
+        paper, darkest = np.percentile(grey, 50), np.percentile(grey, 0.05)
+        widths.append(stroke_width((grey < (paper + darkest) / 2).astype(np.uint8)))
+    assert widths[0] > 2 * widths[1], widths  # 2.5x here; a thin pen at full ink would measure alike
 
 
 def test_a_variant_is_this_tree_with_its_constants_set_then_restored(exported_dir, tmp_path, monkeypatch):
     """--variant runs this tree with constants changed: one that sets a constant to its own value reads every photo
-    as this tree does (nothing gained or lost), and the constants are as they were afterwards."""
-    from serving import regions
+    as this tree does; one that calls every contrast blank refuses every photo, losing each one this tree read right;
+    the constants are as they were afterwards."""
+    from serving import paper, regions
 
-    rim = regions.HOLLOW_RIM
+    rim, contrast = regions.HOLLOW_RIM, paper.MIN_CONTRAST
     argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "12", "--seed", "7"]
-    same = f"same: regions.HOLLOW_RIM={rim}"
-    monkeypatch.setattr(sys, "argv", [*argv, "--style", "solid", "--blank", "0", "--variant", same])
+    same, blind = f"same: regions.HOLLOW_RIM={rim}", "blind: paper.MIN_CONTRAST=1000 paper.LIT_CONTRAST=1000"
+    monkeypatch.setattr(sys, "argv", [*argv, "--style", "solid", "--blank", "0", "--variant", same, "--variant", blind])
     SD.main()
     results = json.loads((tmp_path / "shadowed.json").read_text())["results"]
     assert results["dataset"]["digits"].startswith(f"MNIST validation digits {SD.SOLID_FIRST}-")
-    assert results["versions"]["same"]["settings"] == [f"regions.HOLLOW_RIM={rim}"]
-    for name, m in results["versions"]["same"]["models"].items():
-        assert (m["gained"], m["lost"]) == (0, 0)
-        assert m["accuracy"] == results["versions"]["this tree"]["models"][name]["accuracy"]
-    assert regions.HOLLOW_RIM == rim
+    versions = results["versions"]
+    assert versions["same"]["settings"] == [f"regions.HOLLOW_RIM={rim}"]
+    assert versions["this tree"]["refused"] == 0 and versions["blind"]["refused"] == 12
+    for name, m in versions["same"]["models"].items():
+        tree = versions["this tree"]["models"][name]
+        assert (m["gained"], m["lost"]) == (0, 0) and m["accuracy"] == tree["accuracy"]
+        blind_model = versions["blind"]["models"][name]
+        assert (blind_model["gained"], blind_model["lost"]) == (0, round(12 * tree["accuracy"]))
+    assert (regions.HOLLOW_RIM, paper.MIN_CONTRAST) == (rim, contrast)
     text = (tmp_path / "shadowed.md").read_text()
-    assert text.startswith("# Digits in MNIST's own strokes") and "- variant `same`" in text
+    assert text.startswith("# Digits in MNIST's own strokes") and "- variant `blind`" in text
 
 
-@pytest.mark.parametrize("variant", ["no colon", "bad: regions.NO_SUCH=1", "bad: torch.X=1", "bad: regions.HOLLOW_RIM"])
-def test_a_malformed_variant_is_refused_before_anything_runs(variant, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "variant,named",
+    [
+        ("no colon", "'no colon'"),
+        ("bad: regions.NO_SUCH=1", "regions.NO_SUCH=1"),
+        ("bad: torch.X=1", "torch.X=1"),
+        ("bad: regions.HOLLOW_RIM", "regions.HOLLOW_RIM"),
+        ("bad: regions.cv2=1", "regions.cv2=1"),  # a module, not a constant
+        ("bad: ink.DESKEW=maybe", "0/1/true/false"),  # a switch
+        ("bad: ink.NATIVE_MIN=4.5", "takes int"),  # a whole number
+        ("this tree: regions.HOLLOW_RIM=3", "'this tree' is taken"),  # the baseline's own label
+    ],
+)
+def test_a_malformed_variant_is_refused_before_anything_runs(variant, named, monkeypatch, capsys):
+    """A variant that could not run (or would replace the baseline) is a usage error naming the fault, before any
+    photo is drawn."""
     monkeypatch.setattr(sys, "argv", ["shadowed_digits", "--variant", variant])
     with pytest.raises(SystemExit) as exit_info:
         SD.main()
-    assert exit_info.value.code == 2 and (variant.partition(":")[2].strip() or variant) in capsys.readouterr().err
+    assert exit_info.value.code == 2 and named in capsys.readouterr().err
 
 
-def test_patched_constants_are_restored_when_the_block_fails():
+def test_patched_constants_take_their_own_types_and_are_restored_when_the_block_fails():
+    """A variant's values are set as the constants' types (a float, a switch, an int), and put back on an error."""
     from benchmarks import variants
     from serving import ink, regions
 
-    rim, deskew = regions.HOLLOW_RIM, ink.DESKEW
-    with pytest.raises(RuntimeError), variants.patched(["regions.HOLLOW_RIM=7", "ink.DESKEW=0"]):
-        assert (regions.HOLLOW_RIM, ink.DESKEW) == (7.0, False)  # each as its constant's own type
+    rim, deskew, native = regions.HOLLOW_RIM, ink.DESKEW, ink.NATIVE_MIN
+    settings = ["regions.HOLLOW_RIM=7", "ink.DESKEW=false", "ink.NATIVE_MIN=6"]
+    with pytest.raises(RuntimeError), variants.patched(settings):
+        assert isinstance(regions.HOLLOW_RIM, float) and regions.HOLLOW_RIM == 7.0
+        assert ink.DESKEW is False and isinstance(ink.NATIVE_MIN, int) and ink.NATIVE_MIN == 6
         raise RuntimeError
-    assert (regions.HOLLOW_RIM, ink.DESKEW) == (rim, deskew)
+    assert (regions.HOLLOW_RIM, ink.DESKEW, ink.NATIVE_MIN) == (rim, deskew, native)
 
 
 def test_a_light_no_photo_drew_has_no_figure_rather_than_nan(exported_dir, tmp_path, monkeypatch):

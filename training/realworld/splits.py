@@ -2,7 +2,8 @@
 
 `dev` is the set every choice of the project is tuned on; `sealed` is drawn from glyph sources and render
 settings dev never uses, so it measures what the project has not seen. The sealed split decides nothing:
-no augmentation, threshold, rule or preprocessing change may be chosen by its figures.
+no augmentation, threshold, rule or preprocessing change may be chosen by its figures. Once (stop 42) its one
+reading after a change was frozen undid that change: keep or undo, never a choice among settings (`CHOICES` names it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from training.realworld.skeletons import skeleton_hand
 Rng = np.random.Generator
 Colour = tuple[int, int, int]
 
-# Which split each choice looks at. A new choice goes here, and on dev; only the headline reads sealed.
+# Which split each choice looks at. A new choice goes here, and on dev; only the headline reads sealed (and one undo).
 CHOICES: dict[str, str] = {
     "augmentation parts and their ranges (training/augment.py, benchmarks/augment_ablation.py)": "dev",
     "default-model rule (training/export.py: pick_default reads the dev accuracy)": "dev",
@@ -65,15 +66,10 @@ CHOICES: dict[str, str] = {
         "hollow: seed 7 chose it, seed 11 reported with it; dev's solid counters: benchmarks.hollow_holes)"
     ),
     "stop 42's band-test bars for handwriting's bubble outlines, tried and not taken (serving/regions.py)": (
-        "chosen on dev and MNIST validation digits photographed as bubble outlines, in their own solid strokes and "
-        "faintly (benchmarks.shadowed_digits --style hollow|solid|faint --variant: seeds 7 and 11; "
-        "reports/hollow/fill); "
-        "turned down by the sealed split's one reading after they were frozen (keep or undo, nothing re-chosen)"
-    ),
-    "the CNN's cpu profile mixing in captures of light photos and bubble outlines (training/models/cnn.py: "
-    "captures, capture_kinds)": (
-        "dev and MNIST validation digits photographed faintly or drawn as bubble outlines (benchmarks.generalisation "
-        "--photos: shadowed_digits' seeds 7 and 11; training seeds 0 and 1)"
+        "dev and MNIST validation digits photographed as bubble outlines, in their own solid strokes and faintly "
+        "chose them (benchmarks.shadowed_digits --style hollow|solid|faint --variant: seeds 7 and 11; "
+        "reports/hollow/fill); the sealed split, read once after they were frozen, undid them (keep or undo, nothing "
+        "re-chosen)"
     ),
     "UCI's 8x8 handwriting by 13 writers (benchmarks.real_digits, reports/real-digits)": "none: evaluation only",
     "the real-world set's own design (conditions, sources, legibility)": "dev and sealed galleries, never scores",
