@@ -211,9 +211,11 @@ def main() -> None:
         report["gallery"] = "accuracy-mistakes.png"
     text = markdown(report, results)
     for r in results.values():
+        for version in chosen:  # the JSON keeps what the table shows: answers gained and lost against after
+            right, base = r[version]["right"], r["after"]["right"]
+            r[version] |= {"gained": int((right & ~base).sum()), "lost": int((~right & base).sum())}
         for version in ("before", "after", *chosen):
-            if version in r:
-                r[version].pop("right")
+            r[version].pop("right")
     H.write_report(
         args.out, "accuracy" if args.split == "dev" else f"accuracy-{args.split}", {**report, "models": results}, text
     )

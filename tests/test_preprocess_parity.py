@@ -108,3 +108,26 @@ def test_an_earlier_revision_runs_on_its_own_paper_module():
     assert old["serving.ink"].ink_map.__module__ == "serving.paper@6f985d0"
     assert not hasattr(old["serving.paper"], "SHADED")  # round two's paper is not what ran then
     assert "serving.paper" not in load_revision("c729eef")  # before paper.py existed: none is borrowed
+
+
+def test_the_ablation_scores_each_variant_on_every_model_with_answers_gained_and_lost(exported_dir, tmp_path):
+    """preprocess_accuracy's variants: every scored model gets each variant; a variant that refuses every image loses
+    exactly the answers this tree had right and gains none; a variant equal to this tree moves nothing."""
+    import json
+    import sys
+
+    from benchmarks import preprocess_accuracy
+
+    blind = "blind: paper.MIN_CONTRAST=1000 paper.LIT_CONTRAST=1000"
+    argv = ["preprocess_accuracy", "--per-condition", "1", "--exported", str(exported_dir), "--out", str(tmp_path)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", [*argv, "--variant", "same: regions.HOLLOW_RIM=2", "--variant", blind])
+        preprocess_accuracy.main()
+    report = json.loads((tmp_path / "accuracy.json").read_text())
+    images = report["set"]["images"]
+    assert report["set"]["unread"]["blind"] == images and report["models"]
+    for name, r in report["models"].items():
+        assert (r["same"]["gained"], r["same"]["lost"], r["same"]["all"]) == (0, 0, r["after"]["all"]), name
+        assert (r["blind"]["gained"], r["blind"]["lost"]) == (0, round(r["after"]["all"] * images)), name
+    text = (tmp_path / "accuracy.md").read_text()
+    assert all(f"| blind | {blind[7:]} | {name} |" in text for name in report["models"])
