@@ -15,13 +15,18 @@ is drawn, 1.2-3% of the height wide at 60-100% of full ink (a bubble letter), th
 `--style solid`: what the fill must leave alone: each digit (from digit 2600 on) drawn with MNIST's own strokes
 (a felt pen about a tenth of the digit's height) at 60-100% of full ink, its counters open, photographed as above.
 
+`--style font`: typeset outlines, which handwriting's bubbles do not stand for: the digits 0-9 in turn, each in one
+of Debian's Liberation and GNU FreeFont sans and serif faces (`apt-get install fonts-liberation fonts-freefont-ttf`;
+neither real-world split draws from them), drawn as the glyph's outline only, a rim 1.2-3% of its height, and
+photographed as above.
+
 `--variant "label: module.CONSTANT=value ..."` adds this tree with some constants of serving.paper, .regions or .ink
 changed, each variant's answers gained and lost against this tree's. `--against REV` adds the preprocessing of an
 earlier revision (read with `git show`), side by side. `--blank N` (150) photographs N pages with nothing written on
 them for each `--blank-seed` (5), which must be refused (NoInk): a preprocessing that reads fainter ink must not read
 these.
 
-Usage:  python -m benchmarks.shadowed_digits [--style faint|hollow|solid] [--count 300] [--seed 7 ...]
+Usage:  python -m benchmarks.shadowed_digits [--style faint|hollow|solid|font] [--count 300] [--seed 7 ...]
         [--variant "label: regions.HOLLOW_RIM=3" ...] [--against REV] [--blank 150] [--blank-seed 5 ...]
         [--out reports/shadowed]
 """
@@ -130,6 +135,37 @@ def solid_photo(rng: np.random.Generator, digit: np.ndarray, kind: str) -> bytes
     return _photograph(rng, cover, kind)
 
 
+def font_faces() -> list[Path]:
+    """The typefaces of `--style font`: Debian's Liberation and GNU FreeFont sans and serif faces (no monospace: its
+    zeros may carry a dot or a slash), which neither real-world split draws from; an error says how to install them."""
+    faces = sorted(p for d in FONT_DIRS for p in Path(d).glob("*.ttf") if "Mono" not in p.name)
+    if not faces:
+        raise SystemExit(f"--style font needs fonts in {' or '.join(FONT_DIRS)}: apt-get install {FONT_PACKAGES}")
+    return faces
+
+
+def font_photo(rng: np.random.Generator, label: int, kind: str, faces: list[Path]) -> bytes:
+    """The digit `label` typeset in one of `faces` and drawn as its outline only (a rim 1.2-3% of its height round
+    paper), photographed under `kind` as the other styles are."""
+    from PIL import ImageDraw, ImageFont
+
+    h, w, tall = _page(rng)
+    rim = max(2, int(tall * rng.uniform(0.012, 0.03)))
+    font = ImageFont.truetype(str(faces[rng.integers(len(faces))]), tall)
+    canvas = Image.new("L", (2 * tall, 2 * tall), 0)
+    # The stroke is drawn first and the glyph over it in paper: only the rim outside the glyph's edge stays ink.
+    draw = ImageDraw.Draw(canvas)
+    draw.text((tall // 2, tall // 4), str(label), font=font, fill=0, stroke_width=rim, stroke_fill=255)
+    x0, y0, x1, y1 = canvas.getbbox()
+    glyph = np.asarray(canvas, np.float32)[y0:y1, x0:x1] / 255
+    side = max(glyph.shape)
+    square = np.zeros((side, side), np.float32)
+    top, left = (side - glyph.shape[0]) // 2, (side - glyph.shape[1]) // 2
+    square[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
+    cover = _placed(rng, cv2.GaussianBlur(square, (0, 0), 0.7), h, w, margin=2) * rng.uniform(0.6, 1.0)
+    return _photograph(rng, cover, kind)
+
+
 def _photograph(rng: np.random.Generator, cover: np.ndarray, kind: str) -> bytes:
     """Ink `cover` (0-1) on tinted paper under the light `kind`, with sensor noise, a lens blur and JPEG."""
     h, w = cover.shape
@@ -148,19 +184,33 @@ SOLID_FIRST = 2600  # the solid digits': after the bubble outlines' (at the defa
 DRAWN = {"faint": "Faint thin-pen digits", "hollow": "Bubble-outline digits", "solid": "Digits in MNIST's own strokes"}
 # first digit, how it is drawn
 STYLES = {"faint": (FIRST, photo), "hollow": (HOLLOW_FIRST, hollow_photo), "solid": (SOLID_FIRST, solid_photo)}
+DRAWN["font"] = "Typeset digits drawn as outlines"  # no MNIST digit: the labels 0-9 in turn, in a face of FONT_DIRS
+FONT_DIRS = ("/usr/share/fonts/truetype/liberation", "/usr/share/fonts/truetype/freefont")
+FONT_PACKAGES = "fonts-liberation fonts-freefont-ttf"
 
 
 def build(count: int, seed: int, style: str = "faint") -> tuple[list[bytes], np.ndarray, np.ndarray]:
-    """`count` photos from MNIST validation digits (from the style's first), their labels, and each one's light
-    (index into LIGHTS)."""
+    """`count` photos from MNIST validation digits (from the style's first; for "font", the digits 0-9 in turn
+    typeset), their labels, and each one's light (index into LIGHTS)."""
     from training.data import load_mnist
 
+    rng = np.random.default_rng(seed)
+    if style == "font":
+        faces, labels = font_faces(), np.arange(count) % 10
+        lights = rng.integers(len(LIGHTS), size=count)
+        return [font_photo(rng, int(d), LIGHTS[k], faces) for d, k in zip(labels, lights, strict=True)], labels, lights
     first, draw = STYLES[style]
     val = load_mnist(allow_download=False).val
     digits, labels = val.images[first : first + count].numpy(), val.labels[first : first + count].numpy()
-    rng = np.random.default_rng(seed)
     lights = rng.integers(len(LIGHTS), size=len(labels))
     return [draw(rng, d, LIGHTS[k]) for d, k in zip(digits, lights, strict=True)], labels.astype(np.int64), lights
+
+
+def _described(style: str, count: int) -> str:
+    """Which digits a style's photos show."""
+    if style == "font":
+        return f"the digits 0-9 in turn, {count} a seed, in {len(font_faces())} faces of {', '.join(FONT_DIRS)}"
+    return f"MNIST validation digits {STYLES[style][0]}-{STYLES[style][0] + count - 1}, once per seed"
 
 
 def blank_pages(count: int, seed: int) -> list[bytes]:
@@ -240,7 +290,7 @@ def evaluate(
     return {
         "dataset": {
             "style": style,
-            "digits": f"MNIST validation digits {STYLES[style][0]}-{STYLES[style][0] + count - 1}, once per seed",
+            "digits": _described(style, count),
             "seeds": seeds,
             "photos": len(labels),
             "per_light": {light: int((lights == i).sum()) for i, light in enumerate(LIGHTS)},
@@ -305,7 +355,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exported", type=Path, default=REPO / "exported")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "shadowed")
-    ap.add_argument("--style", choices=tuple(STYLES), default="faint", help="faint pen, outlines or MNIST's strokes")
+    ap.add_argument("--style", choices=(*STYLES, "font"), default="faint", help="what the photos show (see above)")
     ap.add_argument(
         "--variant",
         action="append",

@@ -201,3 +201,24 @@ def test_a_light_no_photo_drew_has_no_figure_rather_than_nan(exported_dir, tmp_p
     table = [line.split("|")[1:-1] for line in (tmp_path / "shadowed.md").read_text().splitlines() if line[:2] == "| "]
     header, rows = [c.strip() for c in table[0]], [[c.strip() for c in r] for r in table[1:] if "this tree" in r[2]]
     assert rows and all(row[header.index(k)] == "-" for row in rows for k in missing)
+
+
+def test_a_font_photo_draws_a_typeset_digits_outline(monkeypatch, tmp_path):
+    """--style font: a typeset 0 drawn as its outline keeps paper inside both rims (the band and the counter apart
+    from the outside) and holds far more paper than ink; faces come from FONT_DIRS without monospace ones, and with
+    none installed the error names the packages."""
+    import matplotlib
+
+    monkeypatch.setattr(SD, "FONT_DIRS", (f"{matplotlib.get_data_path()}/fonts/ttf",))
+    faces = SD.font_faces()
+    assert faces and not any("Mono" in f.name for f in faces)
+    monkeypatch.setattr(SD, "_light", lambda rng, kind, h, w: np.ones((h, w), np.float32))
+    photo = SD.font_photo(np.random.default_rng(3), 0, "gradient", faces)
+    grey = np.asarray(Image.open(io.BytesIO(photo)).convert("L"))
+    ink = (grey < (np.percentile(grey, 50) + np.percentile(grey, 0.05)) / 2).astype(np.uint8)
+    assert cv2.connectedComponents(1 - ink, connectivity=4)[0] >= 4  # ink, outside, the band, the counter
+    x, y, w, h = cv2.boundingRect(ink)
+    assert ink[y : y + h, x : x + w].mean() < 0.3
+    monkeypatch.setattr(SD, "FONT_DIRS", (str(tmp_path),))
+    with pytest.raises(SystemExit, match=SD.FONT_PACKAGES):
+        SD.font_faces()
