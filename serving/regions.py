@@ -26,7 +26,9 @@ import numpy as np
 # stayed put, of 1,500 faint ones the CNN's too, the other models lost 1-2 each (reports/hollow/fill/). The sealed
 # split, read once, fell for every model (`outline` 1.5-3 points, `hollow_photo` 1-2.5, three solid digits lost and one
 # gained: reports/robustness/fill-bars-757fca0/): not taken. Unexamined (the sealed images are not looked at); at 0.95
-# the bars filled 7 of dev's solid counters (reports/hollow/fill/holes.md).
+# the bars filled 7 of dev's solid counters (reports/hollow/fill/holes.md). A pool of typeset outlines drawn afterwards
+# (shadowed_digits --style font: reports/hollow/fill/font/) shows the trial losing 2-6 answers of every model but the
+# CNN: weigh a change to these bars on it as well as on the bubble, solid and faint pools.
 #
 # A band hole is at most this wide, as a fraction of the glyph's long side (bold fonts reached 0.34 by city-block
 # distance, which measures no band narrower than Euclidean distance does).
