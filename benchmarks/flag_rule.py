@@ -10,7 +10,6 @@ Usage:  python -m benchmarks.flag_rule [--exported exported] [--out reports/flag
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -104,14 +103,7 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--exported", type=Path, default=REPO / "exported")
-    ap.add_argument("--out", type=Path, default=REPO / "reports" / "flag")
-    args = ap.parse_args()
-    exported = H.require_manifest(args.exported)
-    report = {"environment": H.environment(exported=exported), "results": score(exported)}
-    H.write_report(args.out, "rule", report, markdown(report))
-    print(markdown(report))
+    H.exported_report(__doc__, "rule", REPO / "reports" / "flag", score, markdown)
 
 
 if __name__ == "__main__":

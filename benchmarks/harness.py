@@ -8,6 +8,7 @@ Every request loop here is bounded twice: by a request count and by a deadline.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -173,6 +175,21 @@ def write_report(out_dir: Path, stem: str, data: dict, markdown: str) -> None:
     atomic_write_json(out_dir / f"{stem}.json", data)
     atomic_write_bytes(out_dir / f"{stem}.md", markdown.encode())
     print(f"wrote {out_dir / stem}.json and .md")
+
+
+def exported_report(
+    doc: str, stem: str, out: Path, score: Callable[[Path], dict], markdown: Callable[[dict], str]
+) -> None:
+    """A benchmark's command line that scores an export: --exported and --out, then `score`'s results with the
+    environment as out/stem.json, and `markdown` of them as out/stem.md (printed too)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--exported", type=Path, default=REPO / "exported")
+    ap.add_argument("--out", type=Path, default=out)
+    args = ap.parse_args()
+    exported = require_manifest(args.exported)
+    report = {"environment": environment(exported=exported), "results": score(exported)}
+    write_report(args.out, stem, report, markdown(report))
+    print(markdown(report))
 
 
 def run_chunked(served, x: np.ndarray, chunk: int = 512) -> np.ndarray:

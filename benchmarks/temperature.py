@@ -13,7 +13,6 @@ Usage:  python -m benchmarks.temperature [--exported exported] [--out reports/fl
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -98,14 +97,7 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--exported", type=Path, default=REPO / "exported")
-    ap.add_argument("--out", type=Path, default=REPO / "reports" / "flag")
-    args = ap.parse_args()
-    exported = H.require_manifest(args.exported)
-    report = {"environment": H.environment(exported=exported), "results": score(exported)}
-    H.write_report(args.out, "temperature", report, markdown(report))
-    print(markdown(report))
+    H.exported_report(__doc__, "temperature", REPO / "reports" / "flag", score, markdown)
 
 
 if __name__ == "__main__":
