@@ -20,6 +20,9 @@ of Debian's Liberation and GNU FreeFont sans and serif faces (`apt-get install f
 neither real-world split draws from them), drawn as the glyph's outline only, a rim 1.2-3% of its height, and
 photographed as above.
 
+`--gallery` saves the default model's mistakes through this tree (each photo beside the frame it received) as
+mistakes.png: these pools are for looking at, unlike the sealed split.
+
 `--variant "label: module.CONSTANT=value ..."` adds this tree with some constants of serving.paper, .regions or .ink
 changed, each variant's answers gained and lost against this tree's. `--against REV` adds the preprocessing of an
 earlier revision (read with `git show`), side by side. `--blank N` (150) photographs N pages with nothing written on
@@ -241,11 +244,12 @@ def evaluate(
     blank_seeds: tuple[int, ...] = (BLANK_SEED,),
     style: str = "faint",
     changed: dict[str, list[str]] | None = None,
+    gallery: Path | None = None,
 ) -> dict:
     """Every served model on each seed's photos, through this tree's preprocessing, each of `changed`'s variants
     (label -> module.CONSTANT=value settings) and (given `against`) that revision's: accuracy overall and per light,
     the photos refused, and how many of `blanks` blank pages a blank seed are refused (the rest give a frame: a digit
-    read where none is)."""
+    read where none is). `gallery`: the default model's mistakes through this tree, saved there as a PNG."""
     from serving.store import ModelStore
 
     versions: dict[str, tuple[Callable[..., np.ndarray], list[str]]] = {"this tree": (P.from_bytes, [])}
@@ -266,8 +270,10 @@ def evaluate(
         per_model = {}
         for name, served in models.items():
             scores = np.concatenate([served.run(images[i : i + 256])[0] for i in range(0, len(images), 256)])
-            right = softmax(scores, served.temperature).argmax(1) == labels
-            right &= ~refused
+            answers = softmax(scores, served.temperature).argmax(1)
+            right = (answers == labels) & ~refused
+            if gallery is not None and version == "this tree" and name == H.default_model(exported):
+                mistakes_sheet([b for m in made for b in m[0]], images, labels, answers, ~right, gallery)
             base = first.setdefault(name, right)
             per_model[name] = {
                 "sha256": served.entry["sha256"],
@@ -300,6 +306,28 @@ def evaluate(
         },
         "versions": results,
     }
+
+
+def mistakes_sheet(
+    blobs: list[bytes], images: np.ndarray, labels: np.ndarray, answers: np.ndarray, wrong: np.ndarray, path: Path
+) -> None:
+    """The photos read wrongly (at most 60), each beside the frame the model received, with its label and answer."""
+    from PIL import ImageDraw
+
+    cell, shown = 96, np.flatnonzero(wrong)[:60]
+    sheet = Image.new("L", (cell * 2 * 6, (cell + 14) * max(1, -(-len(shown) // 6))), 96)
+    draw = ImageDraw.Draw(sheet)
+    for k, i in enumerate(shown):
+        x, y = k % 6 * 2 * cell, k // 6 * (cell + 14)
+        photo = Image.open(io.BytesIO(blobs[i])).convert("L")
+        photo.thumbnail((cell, cell))
+        sheet.paste(photo, (x, y))
+        sheet.paste(
+            Image.fromarray((images[i, 0] * 255).astype(np.uint8)).resize((cell, cell), Image.NEAREST), (x + cell, y)
+        )
+        draw.text((x + 2, y + cell + 1), f"{labels[i]} read as {answers[i]}", fill=255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
 
 
 def _pct(value: float | None) -> str:
@@ -365,6 +393,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=300, help="digits a seed (each photographed once)")
     ap.add_argument("--seed", type=int, action="append", help="one set of photos a seed (default: 7, 11, 13, 17)")
     ap.add_argument("--against", default=None, help="also an earlier revision's preprocessing, side by side")
+    ap.add_argument("--gallery", action="store_true", help="save the default model's mistakes as --out/mistakes.png")
     ap.add_argument("--blank", type=int, default=150, help="blank pages a blank seed, which must be refused")
     ap.add_argument("--blank-seed", type=int, action="append", help=f"blank pages a seed (default: {BLANK_SEED})")
     args = ap.parse_args()
@@ -375,7 +404,8 @@ def main() -> None:
     exported = H.require_manifest(args.exported)
     seeds = list(dict.fromkeys(args.seed or [7, 11, 13, 17]))  # a seed given twice would count its photos twice
     blank_seeds = tuple(dict.fromkeys(args.blank_seed or [BLANK_SEED]))
-    results = evaluate(exported, args.count, seeds, args.against, args.blank, blank_seeds, args.style, changed)
+    sheet = args.out / "mistakes.png" if args.gallery else None
+    results = evaluate(exported, args.count, seeds, args.against, args.blank, blank_seeds, args.style, changed, sheet)
     report = {"environment": H.environment(exported=exported), "results": results}
     H.write_report(args.out, "shadowed", report, markdown(report))
     print(markdown(report))

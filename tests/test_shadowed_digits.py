@@ -222,3 +222,17 @@ def test_a_font_photo_draws_a_typeset_digits_outline(monkeypatch, tmp_path):
     monkeypatch.setattr(SD, "FONT_DIRS", (str(tmp_path),))
     with pytest.raises(SystemExit, match=SD.FONT_PACKAGES):
         SD.font_faces()
+
+
+def test_the_gallery_shows_each_mistake_of_the_default_model(exported_dir, tmp_path, monkeypatch):
+    """--gallery: one tile (photo and frame) per photo the default model read wrongly through this tree, six a row."""
+    from benchmarks import harness as H
+
+    argv = ["shadowed_digits", "--exported", str(exported_dir), "--out", str(tmp_path), "--count", "12", "--seed", "7"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--style", "hollow", "--blank", "0", "--gallery"])
+    SD.main()
+    results = json.loads((tmp_path / "shadowed.json").read_text())["results"]
+    default = results["versions"]["this tree"]["models"][H.default_model(exported_dir)]
+    wrong = round((1 - default["accuracy"]) * results["dataset"]["photos"])
+    sheet = Image.open(tmp_path / "mistakes.png")
+    assert wrong and sheet.size == (96 * 12, 110 * -(-min(wrong, 60) // 6))
