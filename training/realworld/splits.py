@@ -65,6 +65,11 @@ CHOICES: dict[str, str] = {
         "dev and MNIST validation digits drawn as bubble outlines and photographed (benchmarks.shadowed_digits --style "
         "hollow: seed 7 chose it, seed 11 reported with it; dev's solid counters: benchmarks.hollow_holes)"
     ),
+    "the CNN's cpu profile mixing in captures of light photos and bubble outlines (training/models/cnn.py: "
+    "captures, capture_kinds)": (
+        "dev and MNIST validation digits photographed faintly or drawn as bubble outlines (benchmarks.generalisation "
+        "--photos: shadowed_digits' seeds 7 and 11; training seeds 0 and 1)"
+    ),
     "stop 42's band-test bars for handwriting's bubble outlines, tried and not taken (serving/regions.py)": (
         "dev and MNIST validation digits photographed as bubble outlines, in their own solid strokes and faintly "
         "chose them (benchmarks.shadowed_digits --style hollow|solid|faint --variant: seeds 7 and 11; "
