@@ -86,6 +86,9 @@ def score(made: dict, exported: Path, labels: list[str], models: list[str] | Non
                 "per_condition": {c: float(right[made["conditions"] == c].mean()) for c in conditions},
                 "right": right,
             }
+            if version in labels:  # a variant: the answers it gains and loses against this tree's
+                base = result["after"]["right"]
+                result[version] |= {"gained": int((right & ~base).sum()), "lost": int((~right & base).sum())}
         results[name] = result
     return results
 
@@ -148,8 +151,7 @@ def markdown(report: dict, results: dict) -> str:
         ]
         for label, settings in [("after", []), *report["variants"].items()]:
             for name, r in results.items():
-                v, base = r[label]["right"], r["after"]["right"]
-                gained, lost = int((v & ~base).sum()), int((~v & base).sum())
+                gained, lost = r[label].get("gained", 0), r[label].get("lost", 0)  # after: none against itself
                 cells = " | ".join(f"{100 * r[label]['per_condition'][c]:.1f}" for c in conditions)
                 lines.append(
                     f"| {label} | {' '.join(settings) or '-'} | {name} | {100 * r[label]['all']:.2f} | {gained} | "
@@ -211,9 +213,6 @@ def main() -> None:
         report["gallery"] = "accuracy-mistakes.png"
     text = markdown(report, results)
     for r in results.values():
-        for version in chosen:  # the JSON keeps what the table shows: answers gained and lost against after
-            right, base = r[version]["right"], r["after"]["right"]
-            r[version] |= {"gained": int((right & ~base).sum()), "lost": int((~right & base).sum())}
         for version in ("before", "after", *chosen):
             r[version].pop("right")
     H.write_report(

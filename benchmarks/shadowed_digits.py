@@ -184,10 +184,14 @@ def _photograph(rng: np.random.Generator, cover: np.ndarray, kind: str) -> bytes
 
 
 SOLID_FIRST = 2600  # the solid digits': after the bubble outlines' (at the default --count)
-DRAWN = {"faint": "Faint thin-pen digits", "hollow": "Bubble-outline digits", "solid": "Digits in MNIST's own strokes"}
-# first digit, how it is drawn
+# first digit, how it is drawn; "font" draws no MNIST digit: the labels 0-9 in turn, in a face of FONT_DIRS
 STYLES = {"faint": (FIRST, photo), "hollow": (HOLLOW_FIRST, hollow_photo), "solid": (SOLID_FIRST, solid_photo)}
-DRAWN["font"] = "Typeset digits drawn as outlines"  # no MNIST digit: the labels 0-9 in turn, in a face of FONT_DIRS
+DRAWN = {
+    "faint": "Faint thin-pen digits",
+    "hollow": "Bubble-outline digits",
+    "solid": "Digits in MNIST's own strokes",
+    "font": "Typeset digits drawn as outlines",
+}
 FONT_DIRS = ("/usr/share/fonts/truetype/liberation", "/usr/share/fonts/truetype/freefont")
 FONT_PACKAGES = "fonts-liberation fonts-freefont-ttf"
 
@@ -258,22 +262,23 @@ def evaluate(
         versions[f"at {resolve_revision(against)[:12]}"] = (load_revision(against)["serving.preprocess"].from_bytes, [])
     models = ModelStore(exported).models
     made = [build(count, seed, style) for seed in seeds]
+    blobs = [b for m in made for b in m[0]]
     labels = np.concatenate([m[1] for m in made])
     lights = np.concatenate([m[2] for m in made])
-    digest = hashlib.sha256(b"".join(b for m in made for b in m[0])).hexdigest()
+    digest = hashlib.sha256(b"".join(blobs)).hexdigest()
+    default = H.default_model(exported) if gallery is not None else None
     empty = [page for seed in blank_seeds for page in blank_pages(blanks, seed)]
     results, first = {}, {}  # first: each model's right answers through this tree, which the others gain or lose on
     for version, (from_bytes, settings) in versions.items():
         with variants.patched(settings):
-            images, refused = frames([b for m in made for b in m[0]], from_bytes)
+            images, refused = frames(blobs, from_bytes)
             blank_refused = int(frames(empty, from_bytes)[1].sum()) if empty else 0
         per_model = {}
         for name, served in models.items():
-            scores = np.concatenate([served.run(images[i : i + 256])[0] for i in range(0, len(images), 256)])
-            answers = softmax(scores, served.temperature).argmax(1)
+            answers = softmax(H.run_chunked(served, images), served.temperature).argmax(1)
             right = (answers == labels) & ~refused
-            if gallery is not None and version == "this tree" and name == H.default_model(exported):
-                mistakes_sheet([b for m in made for b in m[0]], images, labels, answers, ~right, gallery)
+            if version == "this tree" and name == default:
+                mistakes_sheet(blobs, images, labels, answers, ~right, gallery)
             base = first.setdefault(name, right)
             per_model[name] = {
                 "sha256": served.entry["sha256"],
