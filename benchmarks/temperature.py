@@ -1,13 +1,14 @@
 """Would another temperature meet issue 20's goal for confident mistakes (wrong with probability >= 0.9 on <= 1% of
 inputs) without spoiling calibration? Each served model's scores on the flag benchmark's pools (`benchmarks.flag_rule`:
 the real-world dev split; MNIST validation digits photographed faintly and as bubble outlines, seeds 7 and 11; and
-reduced to UCI's 8x8 grid), read at the manifest's temperature (fitted on MNIST's validation split), at the one that
-minimises dev's NLL, and at one fitted on all pools together. For each: accuracy is unchanged (a temperature does not
-move the top digit); the share of inputs wrong at >= 0.9, the ECE, and the "unsure" flag refitted on dev by the
-export's rule (caught / right flagged).
+reduced to UCI's 8x8 grid), read at the manifest's temperature (the one served: fitted on dev since stop 43, on
+MNIST's validation split before), at the training run's MNIST-validation fit, at the one that minimises dev's NLL,
+and at one fitted on all pools together. For each: accuracy is unchanged (a temperature does not move the top
+digit); the share of inputs wrong at >= 0.9, the ECE, and the "unsure" flag refitted on dev by the export's rule
+(caught / right flagged).
 
-A temperature fitted on dev would be a choice on dev; the pooled one reads validation pools too. Dev and validation
-digits only: the sealed split is never read. Nothing here changes the export.
+A temperature fitted on dev is a choice on dev (the export makes it); the pooled one reads validation pools too.
+Dev and validation digits only: the sealed split is never read. Nothing here changes the export.
 Usage:  python -m benchmarks.temperature [--exported exported] [--out reports/flag]
 """
 
@@ -51,8 +52,11 @@ def score(exported: Path, made: dict[str, tuple[np.ndarray, np.ndarray]] | None 
     for name, served in ModelStore(exported).models.items():
         scores = {pool: H.run_chunked(served, x).astype(np.float64) for pool, (x, _) in made.items()}
         every = np.concatenate(list(scores.values()))
+        calibration = served.entry.get("calibration", {})
         fitted = {
-            "manifest (MNIST validation)": served.temperature,
+            "manifest (served)": served.temperature,
+            # The training run's fit, kept beside a dev-fitted one since stop 43 (training/export.py: dev_temperature)
+            "MNIST validation": calibration.get("validation", calibration).get("temperature", served.temperature),
             "dev": fit_temperature(scores["dev"], labels["dev"]),
             "every pool": fit_temperature(every, np.concatenate(list(labels.values()))),
         }

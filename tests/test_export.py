@@ -45,7 +45,8 @@ def test_manifest_carries_calibration_real_world_and_the_default_rule(exported):
     out, manifest = exported
     entry = manifest["models"]["cnn"]
     comparison_entry = read_json(out / manifest["comparison"]["file"])["models"][0]
-    assert entry["calibration"]["temperature"] == comparison_entry["calibration"]["temperature"] > 0
+    cal = entry["calibration"]
+    assert cal["validation"] == comparison_entry["calibration"]  # the training run's fit, kept beside the served one
     assert list(entry["realworld"]) == ["sealed", "dev"] and manifest["realworld"]["headline"] == "sealed"
     for name, real in entry["realworld"].items():
         assert set(real["per_condition"]) == set(manifest["realworld"]["conditions"])
@@ -58,6 +59,54 @@ def test_manifest_carries_calibration_real_world_and_the_default_rule(exported):
     assert "real-world accuracy on the dev split" in manifest["default_rule"]
     props = {p.key: p.value for p in onnx.load(str(out / entry["file"])).metadata_props}
     assert '"temperature"' in props["mnistserve"]  # the file carries its own temperature
+
+
+def test_the_served_temperature_is_fitted_on_dev_as_served(exported, mnist):
+    """The temperature minimises NLL on dev's ONNX scores; MNIST test's ECE in the manifest is at that temperature."""
+    from training import robustness
+    from training.metrics import expected_calibration_error, nll
+
+    out, manifest = exported
+    entry = manifest["models"]["cnn"]
+    cal = entry["calibration"]
+    dev = robustness.load_splits(robustness.PER_CONDITION["smoke"], mnist.cache_dir, ("dev",))["dev"]
+    session = ort.InferenceSession(str(out / entry["file"]), providers=["CPUExecutionProvider"])
+    scores = session.run(["scores"], {"input": dev.images})[0].astype(np.float64)
+    assert cal["dev_wrong"] == int((scores.argmax(1) != dev.labels).sum()) >= E.DEV_FIT_MIN_WRONG  # a smoke model
+    assert "development split" in cal["fitted_on"] and cal["images"] == len(dev)
+    t = cal["temperature"]
+    assert cal["temperature"] != cal["validation"]["temperature"]
+    assert nll(scores, dev.labels, t) <= min(
+        nll(scores, dev.labels, t * f) for f in (0.9, 1.1, cal["validation"]["temperature"] / t)
+    )
+    assert (
+        cal["dev_nll_after"] == pytest.approx(nll(scores, dev.labels, t))
+        and cal["dev_nll_after"] <= cal["dev_nll_before"]
+    )
+    test = mnist.test.subset(entry["metrics"]["test_images"])
+    test_scores = session.run(["scores"], {"input": test.images.numpy()[:, None].astype(np.float32) / 255})[0]
+    probabilities = np.exp(test_scores / t - (test_scores / t).max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    ece = expected_calibration_error(probabilities, test.labels.numpy())
+    assert entry["metrics"]["ece_test"] == cal["ece_test"]["after"] == pytest.approx(ece, abs=1e-6)
+
+
+def test_too_few_wrong_answers_on_dev_keep_the_validation_temperature():
+    """A model right on nearly all of dev has no NLL minimum worth serving: the run's own fit stays, and says so."""
+    from types import SimpleNamespace
+
+    labels = np.arange(200) % 10
+    scores = np.eye(10)[labels] * 8.0
+    scores[: E.DEV_FIT_MIN_WRONG - 1] = np.roll(scores[: E.DEV_FIT_MIN_WRONG - 1], 1, axis=1)  # one short of the bar
+    trained = {"temperature": 1.3, "fitted_on": "validation split"}
+    kept = E.dev_temperature(scores, SimpleNamespace(labels=labels), trained)
+    assert kept["temperature"] == 1.3 and kept["fitted_on"] == "validation split" and kept["validation"] == trained
+    assert kept["dev_wrong"] == E.DEV_FIT_MIN_WRONG - 1
+    scores[E.DEV_FIT_MIN_WRONG - 1] = np.roll(scores[E.DEV_FIT_MIN_WRONG - 1], 1)  # at the bar: fitted on dev
+    fitted = E.dev_temperature(scores, SimpleNamespace(labels=labels), trained)
+    assert (
+        fitted["temperature"] != 1.3 and "development split" in fitted["fitted_on"] and fitted["validation"] == trained
+    )
 
 
 def _entry(name: str, test: float, real: float, shipped: bool = True) -> dict:

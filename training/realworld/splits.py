@@ -31,6 +31,10 @@ CHOICES: dict[str, str] = {
         "UCI's 8x8 grid (benchmarks.flag_rule)"
     ),
     "calibration checks (ECE on the real-world set)": "dev",
+    "the served temperature fitted on dev as served, not on MNIST validation (training/export.py: dev_temperature)": (
+        "dev and MNIST validation digits photographed faintly and as bubble outlines (seeds 7, 11) and reduced to "
+        "UCI's 8x8 grid (benchmarks.temperature, reports/flag/temperature.md)"
+    ),
     "preprocessing changes (serving/preprocess.py, ink.py, paper.py, regions.py)": "dev",
     "a blocky enlargement read at its own grid, a margin round a digit filling its frame (serving/ink.py)": (
         "dev and MNIST validation digits reduced to UCI's 8x8 grid (benchmarks.real_digits --digits mnist-val)"
