@@ -52,7 +52,7 @@ def score(exported: Path, made: dict[str, tuple[np.ndarray, np.ndarray]] | None 
     for name, served in ModelStore(exported).models.items():
         scores = {pool: H.run_chunked(served, x).astype(np.float64) for pool, (x, _) in made.items()}
         every = np.concatenate(list(scores.values()))
-        calibration = served.entry.get("calibration", {})
+        calibration = served.entry.get("calibration") or {}
         fitted = {
             "manifest (served)": served.temperature,
             # The training run's fit, kept beside a dev-fitted one since stop 43 (training/export.py: dev_temperature)

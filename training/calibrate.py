@@ -1,9 +1,10 @@
-"""Temperature scaling (Guo et al. 2017): one scalar per model so that served probabilities mean what they say.
+"""Temperature scaling (Guo et al. 2017): training's fit of one scalar per model, on MNIST's validation split.
 
-Fitted on the validation split, never on test or the real-world set. MNIST's validation images are easier than
-what users send, so a temperature fitted on them alone leaves the model over-confident on real inputs; the
-validation images are therefore also passed through the training augmentation (fixed seed) and the
-temperature is fitted on both halves together (the choice and its effect: reports/augment/).
+The export serves another, fitted on the real-world development split as served (training.export.dev_temperature),
+and keeps this one beside it under `calibration.validation`; neither is fitted on test or the sealed split. MNIST's
+validation images are easier than what users send, so a temperature fitted on them alone leaves the model over-
+confident on real inputs; the validation images are therefore also passed through the training augmentation (fixed
+seed) and the temperature is fitted on both halves together (the choice and its effect: reports/augment/).
 """
 
 from __future__ import annotations
