@@ -74,6 +74,10 @@ CHOICES: dict[str, str] = {
         "dev and MNIST validation digits photographed faintly or drawn as bubble outlines (benchmarks.generalisation "
         "--photos: shadowed_digits' seeds 7 and 11; training seeds 0 and 1)"
     ),
+    "the ViT's cpu profile training 18 epochs, not 10 (training/models/vit.py)": (
+        "dev and MNIST validation digits photographed faintly or drawn as bubble outlines (benchmarks.generalisation "
+        "--photos: shadowed_digits' seeds 7 and 11; training seeds 0 and 1; reports/generalisation/cpu-vit-epochs)"
+    ),
     "stop 42's band-test bars for handwriting's bubble outlines, tried and not taken (serving/regions.py)": (
         "dev and MNIST validation digits photographed as bubble outlines, in their own solid strokes and faintly "
         "chose them (benchmarks.shadowed_digits --style hollow|solid|faint --variant: seeds 7 and 11; "
