@@ -136,7 +136,7 @@ class Settings(_Group):
     timeout_s: PositiveInt = Field(30, description="request timeout, seconds")
     workers: PositiveInt = Field(
         2,
-        description="BentoML worker processes, each with every model loaded; 2 measured 0.90-1.29x the requests/s "
+        description="BentoML worker processes, each with every model loaded; 2 measured 0.99-1.18x the requests/s "
         "of 1 on 2 cores at concurrency 8 and 64, unpinned, three rounds "
         "(reports/serving/serving-workers-1.md and -2.md); set 1 per CPU you give it",
     )
