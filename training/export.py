@@ -183,10 +183,11 @@ def dev_temperature(scores: np.ndarray, dev: robustness.RealWorldSet, trained: d
     `fitted_on` says so.
     """
     wrong = int((scores.argmax(1) != dev.labels).sum())
+    served = trained or UNCALIBRATED
     kept = {"validation": trained} if trained else {}
     if wrong < DEV_FIT_MIN_WRONG:
-        return {**(trained or UNCALIBRATED), **kept, "dev_wrong": wrong}
-    before = float((trained or UNCALIBRATED)["temperature"])
+        return {**served, **kept, "dev_wrong": wrong}
+    before = float(served["temperature"])
     temperature = fit_temperature(scores.astype(np.float64), dev.labels)
     return {
         "temperature": temperature,
@@ -244,12 +245,13 @@ def export_one(
     latency = measure_latency(session, spec.export_batch)
     # A run trained before calibration existed has no temperature of its own: without a dev fit it is served
     # uncalibrated, and says so.
-    calibration = entry.get("calibration") or UNCALIBRATED
+    trained = entry.get("calibration")
+    calibration = trained or UNCALIBRATED
     real = None
     if realworld:  # measured on the ONNX file itself, as the service will run it
         scores_of = {split: run_onnx(session, rw.images, spec.export_batch) for split, rw in realworld.items()}
         if "dev" in realworld:  # the temperature and the "unsure" threshold are choices: dev's alone (CHOICES)
-            calibration = dev_temperature(scores_of["dev"], realworld["dev"], entry.get("calibration"))
+            calibration = dev_temperature(scores_of["dev"], realworld["dev"], trained)
             calibration.update(unsure_threshold(scores_of["dev"], realworld["dev"], calibration["temperature"]))
             # MNIST test's ECE on the ONNX file's scores at 1 and at the temperature served (training's own figures,
             # on PyTorch's scores at its temperature, stay under "validation").

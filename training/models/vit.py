@@ -109,8 +109,8 @@ class ViT(nn.Module):
             build={"dim": 32, "depth": 2, "heads": 2, "patch": 7},
         ),
         # 7x7 patches (16 tokens) and a wider model learn faster per CPU second than 4x4 patches with dim 64.
-        # 18 epochs, not 10: +2.2 and +3.0 points of dev at training seeds 0 and 1 for ~4 more minutes
-        # (reports/generalisation/cpu-vit-epochs; the photo pools flat, the outlines lower).
+        # 18 epochs, not 10: +2.2 and +3.0 points of dev at training seeds 0 and 1 for 4-5 more minutes
+        # (reports/generalisation/cpu-vit-epochs; the faint photos flat, the bubble outlines lower).
         "cpu": Hparams(
             epochs=18,
             batch_size=128,
