@@ -78,6 +78,10 @@ CHOICES: dict[str, str] = {
         "dev and MNIST validation digits photographed faintly or drawn as bubble outlines (benchmarks.generalisation "
         "--photos: shadowed_digits' seeds 7 and 11; training seeds 0 and 1; reports/generalisation/cpu-vit-epochs)"
     ),
+    "AlexNet's cpu profile training 10 epochs, not 6 (training/models/alexnet.py)": (
+        "dev and MNIST validation digits photographed faintly or drawn as bubble outlines (benchmarks.generalisation "
+        "--photos: shadowed_digits' seeds 7 and 11; training seeds 0 and 1; reports/generalisation/cpu-alexnet-epochs)"
+    ),
     "stop 42's band-test bars for handwriting's bubble outlines, tried and not taken (serving/regions.py)": (
         "dev and MNIST validation digits photographed as bubble outlines, in their own solid strokes and faintly "
         "chose them (benchmarks.shadowed_digits --style hollow|solid|faint --variant: seeds 7 and 11; "
