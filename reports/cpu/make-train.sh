@@ -1,5 +1,5 @@
 #!/bin/bash
-cd /work/train44
+cd /work/train45
 echo "== start $(date -u +%H:%M:%S)"
-MNISTSERVE_CACHE=/work/train44-cache make train
+MNISTSERVE_CACHE=/work/train45-cache make train
 echo "== rc $? end $(date -u +%H:%M:%S)"
