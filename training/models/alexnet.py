@@ -27,10 +27,9 @@ MIN_SIZE = 63  # the 11x11/4 stem and three 3x3/2 max-pools leave nothing of a s
             eval_subset=256,
             build={"image_size": 64, "head": "small"},
         ),
-        # The small head: a sixth of torchvision's step on the CPU, so six epochs over all the data fit where two
-        # over 30,000 did, and read the development split better (reports/generalisation/README.md).
-        # 10 epochs, not 6: +1.35 and +0.93 points of dev at training seeds 0 and 1 (light and hollow photos +1.5-2),
-        # fewer confident mistakes, for ~2.3 more minutes (reports/generalisation/cpu-alexnet-epochs; photo pools flat).
+        # The small head: a sixth of torchvision's step on the CPU, so epochs over all the data fit where two over
+        # 30,000 did (reports/generalisation/README.md). 10, not 6: +1.35 and +0.93 points of dev at training seeds
+        # 0 and 1 for ~2.3 more minutes (reports/generalisation/cpu-alexnet-epochs); sealed moved +0.04.
         "cpu": Hparams(epochs=10, batch_size=128, lr=3e-4, build={"image_size": 64, "head": "small"}),
         "gpu": Hparams(
             epochs=6, batch_size=256, lr=1e-4, freeze_epochs=1, label_smoothing=0.05, build={"image_size": 224}
