@@ -4,8 +4,9 @@ the "unsure" flag's figures. Choices are made here, on dev; the sealed split is 
 
 `--photos` also scores each variant on photos of MNIST validation digits read through the service's preprocessing:
 `benchmarks.shadowed_digits`' faint thin-pen photos and bubble outlines (PHOTO_SEEDS), validation sets like dev
-(dev's CNN is near its ceiling, so these say more about the CNN). Their digits are MNIST validation digits, which no
-variant trains on.
+(dev's CNN is near its ceiling, so these say more about the CNN), and the same validation digits reduced to UCI's 8x8
+grid and enlarged in every rendering of `benchmarks.real_digits` (`lowres`, as `benchmarks.flag_rule` reads them).
+Their digits are MNIST validation digits, which no variant trains on.
 
 Usage:  python -m benchmarks.generalisation --model cnn --variant base: --variant more:captures=0.3;epochs=6
 """
@@ -39,7 +40,8 @@ PHOTO_COUNT = 300  # digits a seed, as benchmarks.shadowed_digits' default
 
 
 def photo_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Each style's photos as the service makes its frames: (frames, labels, refused)."""
+    """Each style's photos, and the 8x8 digits, as the service makes their frames: (frames, labels, refused)."""
+    from benchmarks import real_digits as R
     from benchmarks import shadowed_digits as S
     from serving.preprocess import from_bytes
 
@@ -48,6 +50,12 @@ def photo_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         made = [S.build(PHOTO_COUNT, seed, style) for seed in seeds]
         images, refused = S.frames([b for m in made for b in m[0]], from_bytes)
         sets[style] = (images, np.concatenate([m[1] for m in made]), refused)
+    digits, labels, _ = R.load_mnist_val()
+    rendered = [R.frames(digits, rendering) for rendering in R.RENDERINGS]
+    frames = np.concatenate([f for f, _ in rendered])
+    # A refused image comes back as a zero frame (R.frames): counted wrong, as the photos' refusals are.
+    refused = ~frames.reshape(len(frames), -1).any(1)
+    sets["lowres"] = (frames, np.tile(labels, len(rendered)), refused)
     return sets
 
 
