@@ -64,12 +64,12 @@ def test_load_caches_a_pool_per_kinds_and_seed(few, tmp_path, monkeypatch) -> No
         captures.load(images, labels, 6, ("light",), 0, tmp_path)
 
 
-def test_the_cnn_cpu_profile_mixes_light_and_outline_captures_into_its_training_split(mnist, tmp_path) -> None:
+def test_the_cnn_cpu_profile_mixes_light_outline_and_lowres_captures_into_its_training_split(mnist, tmp_path) -> None:
     cfg = make_config("cnn", "cpu", "cpu")
-    assert captures.parse(cfg.capture_kinds) == ("light", "hollow") and cfg.captures == 0.15
+    assert captures.parse(cfg.capture_kinds) == ("light", "hollow", "lowres") and cfg.captures == 0.225
     train = Split(mnist.train.images[:40], mnist.train.labels[:40])
     mixed = with_captures(train, cfg, tmp_path)
-    assert 40 < len(mixed) <= 40 + 6  # 15% of 40, less any the preprocessing would refuse
+    assert 40 < len(mixed) <= 40 + 9  # 22.5% of 40, less any the preprocessing would refuse
     assert (mixed.images[:40] == train.images).all() and (mixed.labels[:40] == train.labels).all()
     plain = make_config("vit", "cpu", "cpu")  # the other models were not measured with captures: none
     assert with_captures(train, plain, tmp_path) is train
@@ -79,5 +79,6 @@ def test_logs_and_reports_say_what_a_model_trained_on() -> None:
     from training.report import training_data
 
     cnn = make_config("cnn", "cpu", "cpu").to_dict()
-    assert training_data(cnn) == "train images 50000 + 15% captures (light, hollow)"
+    assert training_data(cnn) == "train images 50000 + 22.5% captures (light, hollow, lowres)"
+    assert training_data({**cnn, "captures": 0.15}) == "train images 50000 + 15% captures (light, hollow, lowres)"
     assert training_data({**cnn, "captures": 0.0, "train_subset": 30000}) == "train images 30000"

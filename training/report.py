@@ -18,7 +18,7 @@ def training_data(hp: dict) -> str:
     """'train images 50000 + 15% captures (light, hollow)': what a config trains on, for logs and reports."""
     text = f"train images {hp['train_subset'] or 50000}"
     if hp.get("captures", 0) > 0:  # training.captures mixed in on top of the MNIST images
-        text += f" + {hp['captures']:.0%} captures ({', '.join(hp['capture_kinds'].split(','))})"
+        text += f" + {100 * hp['captures']:g}% captures ({', '.join(hp['capture_kinds'].split(','))})"
     return text
 
 

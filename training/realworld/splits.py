@@ -82,6 +82,11 @@ CHOICES: dict[str, str] = {
         "dev and MNIST validation digits photographed faintly or drawn as bubble outlines (benchmarks.generalisation "
         "--photos: shadowed_digits' seeds 7 and 11; training seeds 0 and 1; reports/generalisation/cpu-alexnet-epochs)"
     ),
+    "the CNN's cpu profile mixing in low-resolution captures beside its light and outline ones, 7.5% of the "
+    "training images each (training/models/cnn.py)": (
+        "dev and MNIST validation digits photographed faintly, drawn as bubble outlines or reduced to UCI's 8x8 grid "
+        "(benchmarks.generalisation --photos; training seeds 0 and 1; reports/generalisation/cpu-cnn-lowres)"
+    ),
     "stop 42's band-test bars for handwriting's bubble outlines, tried and not taken (serving/regions.py)": (
         "dev and MNIST validation digits photographed as bubble outlines, in their own solid strokes and faintly "
         "chose them (benchmarks.shadowed_digits --style hollow|solid|faint --variant: seeds 7 and 11; "
