@@ -1,5 +1,5 @@
 #!/bin/bash
-cd /work/train45
+cd /work/train46
 echo "== start $(date -u +%H:%M:%S)"
-MNISTSERVE_CACHE=/work/train45-cache make train
+MNISTSERVE_CACHE=/work/train46-cache make train
 echo "== rc $? end $(date -u +%H:%M:%S)"
