@@ -124,7 +124,7 @@ class Settings(_Group):
     adaptive_batching: bool = Field(
         False,
         description="1: /predict and /predict_all go through the batchable /classify, where BentoML merges "
-        "concurrent requests (worth it with a GPU); 0: they run the model directly, 2.9x the requests/s at "
+        "concurrent requests (worth it with a GPU); 0: they run the model directly, 2.7x the requests/s at "
         "concurrency 64 on one CPU core (reports/serving/serving.md)",
     )
     max_batch_size: int = Field(
@@ -136,7 +136,7 @@ class Settings(_Group):
     timeout_s: PositiveInt = Field(30, description="request timeout, seconds")
     workers: PositiveInt = Field(
         2,
-        description="BentoML worker processes, each with every model loaded; 2 measured 1.13-1.18x the requests/s "
+        description="BentoML worker processes, each with every model loaded; 2 measured 1.44-1.45x the requests/s "
         "of 1 on 2 cores at concurrency 8 and 64, unpinned, three rounds "
         "(reports/serving/serving-workers-1.md and -2.md); set 1 per CPU you give it",
     )
