@@ -27,15 +27,11 @@ POOLS = ["dev", "faint", "hollow", "lowres"]
 
 def pools() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each pool's frames, as the service makes them, and labels (a frame the service refused: blank, so a miss)."""
-    from benchmarks import real_digits as R
-    from benchmarks.generalisation import photo_sets
+    from benchmarks.generalisation import photo_sets  # the faint and outline photos, and the 8x8 digits (`lowres`)
 
     dev = robustness.load(robustness.PER_CONDITION["cpu"], settings.cache_dir(), "dev")
     made = {"dev": (dev.images, dev.labels)}
     made.update({style: (images, labels) for style, (images, labels, _) in photo_sets().items()})
-    digits, labels, _ = R.load_mnist_val()
-    renderings = [R.frames(digits, rendering)[0] for rendering in R.RENDERINGS]
-    made["lowres"] = (np.concatenate(renderings), np.tile(labels, len(renderings)))
     return made
 
 
