@@ -51,11 +51,11 @@ class CNN(nn.Module):
         # a step); six epochs, not four: the development split's choice (reports/generalisation/README.md).
         # Fade (strokes that come and go, as a light pen's) for this model alone: on dev it gains (97.36 -> 97.89%,
         # light photos 93.5 -> 96.0) where AlexNet, ViT and Faster R-CNN lost with it (reports/augment/fade/).
-        # Captures of light photos and bubble outlines, 15% of the training images (training.captures): with them
-        # the bubble-outline photos of MNIST validation digits read 80.7/76.8% (seeds 0/1) against 69.3/67.2%, dev
-        # 98.29/98.32% against 98.43/97.79%; captures of every kind cost dev (97.86%).
-        # Low-resolution captures too, at the same 7.5% each: MNIST validation digits on UCI's 8x8 grid read
-        # 96.46/96.63% against 95.19/95.57% (seeds 0/1), dev 98.50/98.00% against 98.32/98.54%.
+        # Captures (training.captures), 7.5% of the training images each kind. Light photos and bubble outlines:
+        # the outline photos of MNIST validation digits read 80.7/76.8% (seeds 0/1) against 69.3/67.2%, dev
+        # 98.29/98.32% against 98.43/97.79% (all four kinds in 15% cost dev: 97.86%). Low resolution: MNIST
+        # validation digits on UCI's 8x8 grid read 96.46/96.63% against 95.19/95.57%, dev 98.50/98.00% against
+        # 98.32/98.54%.
         # reports/generalisation/cpu-photos, cpu-cnn-lowres and their README.
         # The gpu profile keeps the default parts until it is measured on a GPU.
         "cpu": Hparams(
